@@ -1,0 +1,35 @@
+# `make demo` and `make test` each build .venv from pyproject.toml when it is missing or stale.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+SRC := reconciler tests bench
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/gitfirm demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
+	$(BIN)/lint-imports
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(BIN)/.installed
+	for b in bench/*_bench.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,580 @@
+"""The desired-state kinds of ``apiVersion: gitfirm.io/v1``.
+
+Every kind is a Kubernetes-style document: ``apiVersion``, ``kind``, ``metadata`` and
+``spec``. Models are strict (unknown fields are errors) and frozen. Defaults are the safe
+choice: one canary, one device at a time, halt on the first failure, rollback on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from reconciler.model.fields import (
+    Cron,
+    Duration,
+    HttpUrl,
+    LabelSelector,
+    Name,
+    SecretRef,
+    Sha256,
+    Strict,
+    TimeZone,
+    VersionConstraint,
+    VersionText,
+)
+
+__all__ = [
+    "API_VERSION",
+    "KINDS",
+    "AccessPolicy",
+    "AccessPolicySpec",
+    "AccessRule",
+    "Advisory",
+    "AdvisorySpec",
+    "AffectedRange",
+    "Arch",
+    "Channel",
+    "CommitSigner",
+    "CompliancePolicy",
+    "CompliancePolicySpec",
+    "Credentials",
+    "Device",
+    "DeviceSpec",
+    "Document",
+    "HealthCheck",
+    "Image",
+    "ImageSignature",
+    "ImageSource",
+    "ImageSpec",
+    "Metadata",
+    "MinisignKey",
+    "MinisignSignature",
+    "Platform",
+    "RollbackSpec",
+    "RolloutPolicy",
+    "RolloutPolicySpec",
+    "RolloutStrategy",
+    "RolloutTarget",
+    "Severity",
+    "SigstoreIdentity",
+    "SigstoreSignature",
+    "SigstoreTrust",
+    "Tls",
+    "TrustPolicy",
+    "TrustPolicySpec",
+    "Window",
+]
+
+API_VERSION = "gitfirm.io/v1"
+
+Arch = Literal["amd64", "arm64"]
+Channel = Literal["production", "testing", "development"]
+Severity = Literal["none", "low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+class Metadata(Strict):
+    """Name, labels and free-form annotations of a document."""
+
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Document(Strict):
+    """Fields shared by every kind."""
+
+    apiVersion: Literal["gitfirm.io/v1"]
+    metadata: Metadata
+
+    @property
+    def name(self) -> str:
+        """The document's ``metadata.name``."""
+        return self.metadata.name
+
+
+# --- Device -------------------------------------------------------------------------------
+
+
+class Platform(Strict):
+    """What hardware and build an image or device is: architecture and release flavor."""
+
+    arch: Arch = "amd64"
+    flavor: str = Field(default="generic", pattern=r"^[a-z0-9-]+$")
+
+
+class Credentials(Strict):
+    """How gitfirm authenticates to the device's API; a reference, never the key."""
+
+    apiKey: SecretRef
+
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Tls(Strict):
+    """How the device's certificate is verified. Verification is on by default."""
+
+    caBundle: str | None = None
+    fingerprint: str | None = Field(
+        default=None, description="SHA-256 of the leaf certificate (hex, colons allowed)"
+    )
+    insecureSkipVerify: bool = Field(
+        default=False, description="Explicit opt-out; status shows it for every such device"
+    )
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        hexed = value.replace(":", "").lower()
+        if not _FINGERPRINT.match(hexed):
+            raise ValueError("a fingerprint is 64 hex digits of SHA-256, colons allowed")
+        return hexed
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Tls:
+        chosen = [self.caBundle is not None, self.fingerprint is not None, self.insecureSkipVerify]
+        if sum(chosen) > 1:
+            raise ValueError("choose one of caBundle, fingerprint or insecureSkipVerify")
+        return self
+
+
+class DeviceSpec(Strict):
+    """One VyOS router."""
+
+    address: HttpUrl = Field(description="Base URL of the API, e.g. https://10.0.0.1:443")
+    platform: Platform = Field(default_factory=Platform)
+    credentials: Credentials
+    tls: Tls = Field(default_factory=Tls)
+    site: Name
+    redundancyGroup: Name | None = None
+
+
+class Device(Document):
+    """``kind: Device``."""
+
+    kind: Literal["Device"]
+    spec: DeviceSpec
+
+    @property
+    def selector_labels(self) -> dict[str, str]:
+        """Labels a selector matches against, with the implicit ``gitfirm.io/*`` ones."""
+        return {
+            **self.metadata.labels,
+            "gitfirm.io/site": self.spec.site,
+            "gitfirm.io/arch": self.spec.platform.arch,
+            "gitfirm.io/name": self.metadata.name,
+        }
+
+
+# --- Image --------------------------------------------------------------------------------
+
+_URL_SCHEMES = ("http", "https", "file")
+
+
+def _check_fetch_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in _URL_SCHEMES or not parts.path:
+        raise ValueError(f"{value!r} is not an http, https or file URL")
+    if parts.scheme != "file" and not parts.netloc:
+        raise ValueError(f"{value!r} has no host")
+    return value
+
+
+FetchUrl = Annotated[str, Field(description="http, https or file URL")]
+
+
+class ImageSource(Strict):
+    """Where the ISO is fetched from: ``url``, then each mirror in order."""
+
+    url: FetchUrl
+    mirrors: list[FetchUrl] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_fetch_url(value)
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, value: list[str]) -> list[str]:
+        return [_check_fetch_url(v) for v in value]
+
+    @property
+    def file_name(self) -> str:
+        """The ISO's file name, the last path segment of ``url``."""
+        return urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+
+class MinisignSignature(Strict):
+    """A minisign signature (``.minisig``), checked against a key pinned in a TrustPolicy."""
+
+    url: FetchUrl | None = Field(default=None, description="Defaults to the ISO URL + .minisig")
+    key: Name = Field(description="Name of a minisign key in a TrustPolicy")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_fetch_url(value)
+
+
+class SigstoreSignature(Strict):
+    """A sigstore bundle, checked offline against a TrustPolicy's root and identities."""
+
+    bundleUrl: FetchUrl
+
+    @field_validator("bundleUrl")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_fetch_url(value)
+
+
+class ImageSignature(Strict):
+    """Exactly one of ``minisign`` or ``sigstore``."""
+
+    minisign: MinisignSignature | None = None
+    sigstore: SigstoreSignature | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageSignature:
+        if (self.minisign is None) == (self.sigstore is None):
+            raise ValueError("give exactly one of 'minisign' or 'sigstore'")
+        return self
+
+
+class ImageSpec(Strict):
+    """A signed VyOS image approved for a channel."""
+
+    version: VersionText
+    channel: Channel
+    platforms: list[Platform] = Field(min_length=1)
+    source: ImageSource
+    sha256: Sha256
+    size: int = Field(gt=0, description="Exact size in bytes; a longer download is refused")
+    signature: ImageSignature
+    upgradeFrom: VersionConstraint | None = Field(
+        default=None,
+        description="Versions that may upgrade straight to this one. Naming another train's "
+        "versions is how an image allows a change of train.",
+    )
+    revoked: bool = False
+    revokedReason: str | None = None
+
+    def supports(self, platform: Platform) -> bool:
+        """Whether the image runs on that platform."""
+        return platform in self.platforms
+
+
+class Image(Document):
+    """``kind: Image``."""
+
+    kind: Literal["Image"]
+    spec: ImageSpec
+
+
+# --- RolloutPolicy ------------------------------------------------------------------------
+
+
+class RolloutTarget(Strict):
+    """Either a fixed ``version`` or the latest non-revoked image of a ``channel``."""
+
+    version: VersionText | None = None
+    channel: Channel | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RolloutTarget:
+        if (self.version is None) == (self.channel is None):
+            raise ValueError("give exactly one of 'version' or 'channel'")
+        return self
+
+
+_PERCENT_OR_COUNT = re.compile(r"^(\d+)%?$")
+
+
+def _count_or_percent(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a count such as 2 or a percentage such as '10%'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return str(value)
+    if isinstance(value, str) and (m := _PERCENT_OR_COUNT.match(value.strip())):
+        if value.strip().endswith("%") and int(m.group(1)) > 100:
+            raise ValueError("a percentage must be at most 100%")
+        return value.strip()
+    raise ValueError("expected a count such as 2 or a percentage such as '10%'")
+
+
+class RolloutStrategy(Strict):
+    """How the rollout proceeds. Every default is the cautious choice."""
+
+    canary: int = Field(default=1, ge=0, description="Devices upgraded alone, first")
+    waves: list[Annotated[int, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: [10, 50, 100],
+        description="Cumulative percentages of the remaining devices, one per wave",
+    )
+    maxParallel: int = Field(default=1, ge=1, description="Devices in flight at once")
+    maxUnavailable: Annotated[str, Field(json_schema_extra={"type": ["string", "integer"]})] = (
+        Field(default="1", description="Count or percentage; unreachable devices count")
+    )
+    failureThreshold: int = Field(default=1, ge=1, description="Failures that halt the rollout")
+    pause: Duration = Field(default=timedelta(minutes=10), description="Wait between waves")
+    allowDowngrade: bool = False
+    stageEarly: bool = Field(
+        default=True, description="On 1.5+, add the image before the window opens"
+    )
+
+    @field_validator("maxUnavailable", mode="before")
+    @classmethod
+    def _max_unavailable(cls, value: Any) -> Any:
+        return _count_or_percent(value)
+
+    @field_validator("waves")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("wave percentages must increase")
+        if value and value[-1] != 100:
+            raise ValueError("the last wave must be 100 so every device is reached")
+        return value
+
+
+class Window(Strict):
+    """A recurring window: opens at each ``schedule`` time and lasts ``duration``."""
+
+    type: Literal["allow", "deny"] = "allow"
+    schedule: Cron
+    duration: Duration
+    timeZone: TimeZone = "UTC"
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a window must last longer than 0s")
+        return value
+
+
+class HealthCheck(Strict):
+    """A ``show`` command whose output must match ``expect`` (and not ``reject``)."""
+
+    name: Name
+    show: list[str] = Field(min_length=1, description="Path for /show, e.g. [ip, bgp, summary]")
+    expect: str | None = Field(default=None, description="Regex the output must match")
+    reject: str | None = Field(default=None, description="Regex the output must not match")
+    initialDelay: Duration = timedelta(seconds=30)
+    interval: Duration = timedelta(seconds=10)
+    timeout: Duration = timedelta(minutes=5)
+    retries: int = Field(default=3, ge=0)
+    successThreshold: int = Field(default=1, ge=1)
+    failureThreshold: int = Field(default=3, ge=1)
+
+    @field_validator("expect", "reject")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> HealthCheck:
+        if self.expect is None and self.reject is None:
+            raise ValueError("give 'expect', 'reject' or both")
+        return self
+
+
+class RollbackSpec(Strict):
+    """Automatic rollback to the previous image when an upgrade fails."""
+
+    automatic: bool = True
+
+
+class RolloutPolicy(Document):
+    """``kind: RolloutPolicy``."""
+
+    kind: Literal["RolloutPolicy"]
+    spec: RolloutPolicySpec
+
+
+class RolloutPolicySpec(Strict):
+    """Which devices go to which target, and how."""
+
+    selector: LabelSelector
+    target: RolloutTarget
+    strategy: RolloutStrategy = Field(default_factory=RolloutStrategy)
+    windows: list[Window] = Field(
+        default_factory=list,
+        description="With no allow window, nothing is ever activated",
+    )
+    healthChecks: list[HealthCheck] = Field(default_factory=list)
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    suspend: bool = False
+    retryToken: str | None = None
+
+
+# --- CompliancePolicy ---------------------------------------------------------------------
+
+
+class CompliancePolicySpec(Strict):
+    """What a compliant device runs."""
+
+    selector: LabelSelector = Field(default_factory=LabelSelector)
+    allowedChannels: list[Channel] = Field(default_factory=lambda: ["production"])
+    minimumVersion: list[VersionText] = Field(
+        default_factory=list, description="Lowest acceptable version, one per train"
+    )
+    forbiddenVersions: list[VersionText] = Field(default_factory=list)
+    maxCveSeverity: Severity = "medium"
+
+
+class CompliancePolicy(Document):
+    """``kind: CompliancePolicy``."""
+
+    kind: Literal["CompliancePolicy"]
+    spec: CompliancePolicySpec
+
+
+# --- TrustPolicy --------------------------------------------------------------------------
+
+_MINISIGN_PUB = re.compile(r"^RW[A-Za-z0-9+/]{54}$")
+
+
+class MinisignKey(Strict):
+    """A pinned minisign public key (the base64 line of a ``.pub`` file)."""
+
+    name: Name
+    publicKey: str
+
+    @field_validator("publicKey")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _MINISIGN_PUB.match(value.strip()):
+            raise ValueError("a minisign public key is 56 base64 characters starting with RW")
+        return value.strip()
+
+
+class SigstoreIdentity(Strict):
+    """A certificate identity (SAN) and OIDC issuer that may sign images."""
+
+    identity: str = Field(min_length=1)
+    issuer: str = Field(min_length=1)
+
+
+class SigstoreTrust(Strict):
+    """A pinned trusted root and the identities allowed under it."""
+
+    trustedRoot: str = Field(description="Path, relative to the config repo, of the root JSON")
+    identities: list[SigstoreIdentity] = Field(min_length=1)
+
+
+class TrustPolicySpec(Strict):
+    """Keys and identities trusted for the images of some channels."""
+
+    channels: list[Channel] = Field(min_length=1)
+    minisign: list[MinisignKey] = Field(default_factory=list)
+    sigstore: SigstoreTrust | None = None
+
+
+class TrustPolicy(Document):
+    """``kind: TrustPolicy``."""
+
+    kind: Literal["TrustPolicy"]
+    spec: TrustPolicySpec
+
+
+# --- AccessPolicy -------------------------------------------------------------------------
+
+
+class CommitSigner(Strict):
+    """Someone who may sign commits, with a public key and roles."""
+
+    name: Name
+    sshKey: str | None = Field(default=None, description="e.g. 'ssh-ed25519 AAAA... alice'")
+    pgpFingerprint: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{40}$")
+    roles: list[Name] = Field(min_length=1)
+
+    @field_validator("sshKey")
+    @classmethod
+    def _ssh(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) \S+", value):
+            raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA...'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> CommitSigner:
+        if (self.sshKey is None) == (self.pgpFingerprint is None):
+            raise ValueError("give exactly one of 'sshKey' or 'pgpFingerprint'")
+        return self
+
+
+class AccessRule(Strict):
+    """Paths (git-style globs) that only the listed roles may change."""
+
+    paths: list[str] = Field(min_length=1)
+    roles: list[Name] = Field(min_length=1)
+
+
+class AccessPolicySpec(Strict):
+    """Who may change what. With ``mode: strict`` every commit is checked."""
+
+    mode: Literal["none", "head", "strict"] = "strict"
+    adminRole: Name = "admin"
+    signers: list[CommitSigner] = Field(default_factory=list)
+    rules: list[AccessRule] = Field(default_factory=list)
+
+
+class AccessPolicy(Document):
+    """``kind: AccessPolicy``."""
+
+    kind: Literal["AccessPolicy"]
+    spec: AccessPolicySpec
+
+
+# --- Advisory -----------------------------------------------------------------------------
+
+
+class AffectedRange(Strict):
+    """Versions from ``introduced`` (inclusive) up to ``fixed`` (exclusive), on one train."""
+
+    introduced: VersionText
+    fixed: VersionText | None = None
+
+
+class AdvisorySpec(Strict):
+    """A vulnerability affecting some VyOS versions (the YAML twin of an OSV record)."""
+
+    summary: str = ""
+    severity: Severity
+    aliases: list[str] = Field(default_factory=list)
+    versions: list[VersionText] = Field(default_factory=list)
+    ranges: list[AffectedRange] = Field(default_factory=list)
+
+
+class Advisory(Document):
+    """``kind: Advisory``."""
+
+    kind: Literal["Advisory"]
+    spec: AdvisorySpec
+
+
+RolloutPolicy.model_rebuild()
+
+KINDS: dict[str, type[Document]] = {
+    "Device": Device,
+    "Image": Image,
+    "RolloutPolicy": RolloutPolicy,
+    "CompliancePolicy": CompliancePolicy,
+    "TrustPolicy": TrustPolicy,
+    "AccessPolicy": AccessPolicy,
+    "Advisory": Advisory,
+}
