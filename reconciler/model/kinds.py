@@ -7,6 +7,7 @@ choice: one canary, one device at a time, halt on the first failure, rollback on
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -339,7 +340,7 @@ class RolloutStrategy(Strict):
     @field_validator("waves")
     @classmethod
     def _increasing(cls, value: list[int]) -> list[int]:
-        if any(b <= a for a, b in zip(value, value[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("wave percentages must increase")
         if value and value[-1] != 100:
             raise ValueError("the last wave must be 100 so every device is reached")
@@ -506,7 +507,9 @@ class CommitSigner(Strict):
     @field_validator("sshKey")
     @classmethod
     def _ssh(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) \S+", value):
+        if value is not None and not re.match(
+            r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) \S+", value
+        ):
             raise ValueError("expected an OpenSSH public key line such as 'ssh-ed25519 AAAA...'")
         return value
 
