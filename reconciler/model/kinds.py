@@ -426,11 +426,15 @@ class RolloutPolicySpec(Strict):
 # --- CompliancePolicy ---------------------------------------------------------------------
 
 
+def _production_only() -> list[Channel]:
+    return ["production"]
+
+
 class CompliancePolicySpec(Strict):
     """What a compliant device runs."""
 
     selector: LabelSelector = Field(default_factory=LabelSelector)
-    allowedChannels: list[Channel] = Field(default_factory=lambda: ["production"])
+    allowedChannels: list[Channel] = Field(default_factory=_production_only)
     minimumVersion: list[VersionText] = Field(
         default_factory=list, description="Lowest acceptable version, one per train"
     )
