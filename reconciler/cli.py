@@ -40,5 +40,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="validate a config repository")
+    p.add_argument("dir", nargs="?", default=".", help="config repository (default: .)")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from reconciler.model.loader import load_repository
+
+    result = load_repository(Path(args.dir))
+    errors = list(result.errors)
+    warnings = list(result.warnings)
+    if args.strict:
+        errors, warnings = errors + warnings, []
+    counts = result.state.counts() if result.state else {}
+    if args.format == "json":
+        out = {
+            "valid": not errors,
+            "errors": [e.as_dict() for e in errors],
+            "warnings": [w.as_dict() for w in warnings],
+            "counts": counts,
+            "files": result.files,
+        }
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        for e in errors:
+            print(f"error: {e}", file=sys.stderr)
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        if errors:
+            print(
+                f"invalid: {len(errors)} error(s), {len(warnings)} warning(s) in {result.files} file(s)"
+            )
+        else:
+            summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+            print(f"valid: {summary or 'no documents'}; {len(warnings)} warning(s)")
+    return 1 if errors else 0
+
+
+_COMMANDS.append(_register_validate)
+
+
+def _register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("schema", help="JSON Schemas of the document kinds")
+    actions = p.add_subparsers(dest="schema_command", required=True)
+    export = actions.add_parser("export", help="write one JSON Schema per kind, plus an index")
+    export.add_argument(
+        "dir", nargs="?", default="schema", help="output directory (default: schema)"
+    )
+    export.set_defaults(handler=_cmd_schema_export)
+
+
+def _cmd_schema_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reconciler.model.schema import render_schemas
+
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = render_schemas()
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(files)} schema files to {out}")
+    return 0
+
+
+_COMMANDS.append(_register_schema)
+
+
 if __name__ == "__main__":
     sys.exit(main())
