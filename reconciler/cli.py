@@ -76,7 +76,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
         if errors:
             print(
-                f"invalid: {len(errors)} error(s), {len(warnings)} warning(s) in {result.files} file(s)"
+                f"invalid: {len(errors)} error(s), {len(warnings)} warning(s) "
+                f"in {result.files} file(s)"
             )
         else:
             summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
