@@ -18,7 +18,8 @@ turn any failure into a log line, a status entry or a notification::
     ├── ImageRefused                  an image failed verification; .reason is a stable code
     ├── ImageError                    fetch or store failed for a reason other than trust
     ├── RolloutError                  the engine could not carry on (halt)
-    └── PushRejected                  the status push lost a race (retry)
+    └── ReportError                   writing status to Git failed (retry)
+        └── PushRejected              the status push lost every race (retry)
 
 Messages pass through :func:`reconciler.sanitize.redact` before they leave the process.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "ImageRefused",
     "Location",
     "PushRejected",
+    "ReportError",
     "RolloutError",
     "SourceError",
     "Unreachable",
@@ -216,7 +218,14 @@ class RolloutError(GitfirmError):
     reason = "rollout-error"
 
 
-class PushRejected(GitfirmError):
+class ReportError(GitfirmError):
+    """Writing the status branch or notes failed (git failed, remote unreachable)."""
+
+    action = Action.RETRY
+    reason = "report-failed"
+
+
+class PushRejected(ReportError):
     """The status branch moved under us; regenerate and push again."""
 
     action = Action.RETRY
