@@ -40,9 +40,10 @@ class Positions:
 
     def nearest(self, path: Path_) -> tuple[int, int]:
         """The position of ``path``, or of its closest ancestor that has one."""
+        # A field points at its key ("maxParallel:"), as editors and linters do.
         for end in range(len(path), -1, -1):
             prefix = path[:end]
-            if prefix in self.keys and end == len(path):
+            if prefix in self.keys:
                 return self.keys[prefix]
             if prefix in self.values:
                 return self.values[prefix]

@@ -1,0 +1,181 @@
+"""Every kind: a valid document loads, safe defaults hold, and invalid ones are refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from reconciler.model.fields import LabelSelector, format_duration, parse_duration
+from reconciler.model.kinds import KINDS, Device, RolloutPolicy
+
+META = {"apiVersion": "gitfirm.io/v1", "metadata": {"name": "x1"}}
+KEY = "RWTR1ty93Oyontk6caB9WqmiQC4fgeyd/ejgRxCRGd2MQej7nqebHneP"
+SSH = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b"
+SHA = "ab" * 32
+
+VALID: dict[str, dict[str, Any]] = {
+    "Device": {
+        "address": "https://10.0.0.1/api",
+        "credentials": {"apiKey": {"file": "/run/secrets/k"}},
+        "tls": {"fingerprint": ":".join(["AB"] * 32)},
+        "site": "dc1",
+        "redundancyGroup": "pair-1",
+    },
+    "Image": {
+        "version": "2025.01.10-0020-rolling",
+        "channel": "testing",
+        "platforms": [{"arch": "arm64"}],
+        "source": {"url": "https://h/x.iso", "mirrors": ["file:///srv/x.iso"]},
+        "sha256": SHA.upper(),
+        "size": 10,
+        "signature": {"sigstore": {"bundleUrl": "https://h/x.iso.sigstore"}},
+        "upgradeFrom": ">=1.4.0 || rolling",
+    },
+    "RolloutPolicy": {
+        "selector": {"matchExpressions": [{"key": "site", "operator": "Exists"}]},
+        "target": {"channel": "production"},
+        "windows": [{"type": "deny", "schedule": "0 0 * * *", "duration": "1h30m"}],
+        "healthChecks": [{"name": "bgp", "show": ["ip", "bgp", "summary"], "expect": "Estab"}],
+    },
+    "CompliancePolicy": {"minimumVersion": ["1.4.0"], "maxCveSeverity": "high"},
+    "TrustPolicy": {
+        "channels": ["production"],
+        "minisign": [{"name": "release", "publicKey": KEY}],
+        "sigstore": {"trustedRoot": "root.json", "identities": [{"identity": "a", "issuer": "b"}]},
+    },
+    "AccessPolicy": {
+        "signers": [{"name": "alice", "sshKey": SSH, "roles": ["admin"]}],
+        "rules": [{"paths": ["policies/**"], "roles": ["admin"]}],
+    },
+    "Advisory": {"severity": "high", "ranges": [{"introduced": "1.4.0", "fixed": "1.4.3"}]},
+}
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("Device", {"address": "ftp://h"}, "URL scheme"),
+    ("Device", {"tls": {"fingerprint": "abc"}}, "64 hex digits"),
+    ("Device", {"tls": {"caBundle": "/ca.pem", "insecureSkipVerify": True}}, "choose one"),
+    ("Device", {"credentials": {"apiKey": {"env": "A", "file": "/f"}}}, "exactly one"),
+    ("Device", {"platform": {"arch": "mips"}}, "amd64"),
+    ("Image", {"size": 0}, "greater than 0"),
+    ("Image", {"platforms": []}, "at least 1"),
+    ("Image", {"upgradeFrom": ">>1.4"}, "not a VyOS version"),
+    ("Image", {"source": {"url": "gopher://h/x.iso"}}, "not an http, https or file URL"),
+    ("Image", {"signature": {}}, "exactly one"),
+    ("Image", {"channel": "beta"}, "production"),
+    ("RolloutPolicy", {"target": {"version": "1.4.3", "channel": "testing"}}, "exactly one"),
+    ("RolloutPolicy", {"strategy": {"maxUnavailable": "150%"}}, "at most 100%"),
+    ("RolloutPolicy", {"strategy": {"waves": [10, 50]}}, "last wave must be 100"),
+    ("RolloutPolicy", {"healthChecks": [{"name": "h", "show": ["x"]}]}, "expect"),
+    ("RolloutPolicy", {"healthChecks": [{"name": "h", "show": ["x"], "expect": "("}]}, "regular"),
+    ("RolloutPolicy", {"windows": [{"schedule": "@daily", "duration": "1h"}]}, "5-field cron"),
+    ("RolloutPolicy", {"windows": [{"schedule": "0 0 * * *", "duration": "0s"}]}, "longer than"),
+    ("CompliancePolicy", {"maxCveSeverity": "severe"}, "critical"),
+    ("TrustPolicy", {"minisign": [{"name": "k", "publicKey": "RWxyz"}]}, "56 base64"),
+    ("TrustPolicy", {"channels": []}, "at least 1"),
+    ("AccessPolicy", {"mode": "paranoid"}, "strict"),
+    ("AccessPolicy", {"signers": [{"name": "a", "sshKey": "bogus", "roles": ["x"]}]}, "OpenSSH"),
+    ("Advisory", {"ranges": [{"fixed": "1.4.3"}]}, "introduced"),
+]
+
+
+def _doc(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {**META, "kind": kind, "spec": spec}
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_valid_document_of_every_kind(kind: str) -> None:
+    obj = KINDS[kind].model_validate(_doc(kind, VALID[kind]))
+    assert obj.name == "x1"
+    dumped = obj.model_dump(mode="json")
+    assert KINDS[kind].model_validate(dumped) == obj
+
+
+@pytest.mark.parametrize(("kind", "change", "message"), INVALID)
+def test_invalid_document(kind: str, change: dict[str, Any], message: str) -> None:
+    spec = {**VALID[kind], **change}
+    with pytest.raises(ValidationError) as info:
+        KINDS[kind].model_validate(_doc(kind, spec))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_unknown_field_is_an_error_in_every_kind(kind: str) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        KINDS[kind].model_validate(_doc(kind, {**VALID[kind], "bogus": 1}))
+
+
+def test_rollout_defaults_are_safe() -> None:
+    policy = RolloutPolicy.model_validate(_doc("RolloutPolicy", VALID["RolloutPolicy"]))
+    strategy = policy.spec.strategy
+    assert strategy.canary == 1
+    assert strategy.maxParallel == 1
+    assert strategy.failureThreshold == 1
+    assert strategy.maxUnavailable == "1"
+    assert strategy.allowDowngrade is False
+    assert policy.spec.rollback.automatic is True
+    assert policy.spec.suspend is False
+
+
+def test_device_fingerprint_is_normalised_and_labels_include_site() -> None:
+    device = Device.model_validate(_doc("Device", VALID["Device"]))
+    assert device.spec.tls.fingerprint == "ab" * 32
+    labels = device.selector_labels
+    assert labels["gitfirm.io/site"] == "dc1"
+    assert labels["gitfirm.io/arch"] == "amd64"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90s", 90), ("10m", 600), ("4h", 14400), ("1h30m", 5400), ("250ms", 0.25), (5, 5)],
+)
+def test_durations(text: str | int, expected: float) -> None:
+    parsed = parse_duration(text)
+    assert parsed.total_seconds() == expected
+    assert parse_duration(format_duration(parsed)) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "10", "4 hours", "m", "1d", "-5s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_format_duration() -> None:
+    assert format_duration(timedelta(hours=1, seconds=5)) == "1h5s"
+    assert format_duration(timedelta(0)) == "0s"
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ({}, {}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]},
+            {"a": "2"},
+            True,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1"]}]}, {}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {"a": "1"},
+            False,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": ""}, False),
+    ],
+)
+def test_selectors(selector: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
+    assert LabelSelector.model_validate(selector).matches(labels) is matches
+
+
+def test_selector_operator_values_must_fit() -> None:
+    with pytest.raises(ValidationError, match="takes no values"):
+        LabelSelector.model_validate(
+            {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}
+        )
