@@ -115,5 +115,69 @@ def _cmd_schema_export(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_schema)
 
 
+def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="serve a fleet of simulated VyOS devices on loopback")
+    p.add_argument("--devices", type=int, default=10, help="how many devices (default 10)")
+    p.add_argument("--listen", default="127.0.0.1:8443", help="HOST:PORT (port 0: any free)")
+    p.add_argument("--api-key", required=True, help="the API key every device accepts")
+    p.add_argument("--per-device-ports", action="store_true", help="device i on PORT+i")
+    p.add_argument("--write-fleet", help="write matching Device documents to this YAML file")
+    p.add_argument("--key-env", default="GITFIRM_SIM_API_KEY", help="env var the documents name")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    p.add_argument("--latency", type=float, default=150.0, help="ms per API call (default 150)")
+    p.add_argument("--bandwidth", type=float, default=12.5, help="image download MB/s (0: no cap)")
+    p.add_argument("--boot-seconds", type=float, default=60.0, help="reboot duration")
+    p.add_argument("--upstream-timeout", type=float, default=600.0, help="504 after this many s")
+    p.add_argument(
+        "--release", action="append", default=[], help="1.3, 1.4, rolling-old or rolling (mix)"
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="DEVICE:FAULT[=VALUE]",
+        help="inject a fault, e.g. r0003:unreachable or '*:slow_seconds=2' (repeatable)",
+    )
+    p.set_defaults(handler=_cmd_sim)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from reconciler.simulator.run import SimOptions, parse_fault, serve
+    from reconciler.simulator.server import SimSettings
+
+    host, _, port = args.listen.rpartition(":")
+    faults: dict[str, dict[str, object]] = {}
+    for text in args.fault:
+        device, change = parse_fault(text)
+        faults.setdefault(device, {}).update(change)
+    settings = SimSettings(
+        api_key=args.api_key,
+        latency=args.latency / 1000,
+        bandwidth=args.bandwidth * 1_000_000,
+        boot_seconds=args.boot_seconds,
+        upstream_timeout=args.upstream_timeout,
+        seed=args.seed,
+    )
+    options = SimOptions(
+        devices=args.devices,
+        host=host or "127.0.0.1",
+        port=int(port),
+        settings=settings,
+        per_device_ports=args.per_device_ports,
+        write_fleet=Path(args.write_fleet) if args.write_fleet else None,
+        key_env=args.key_env,
+        releases=tuple(args.release),
+        faults=faults,
+    )
+    asyncio.run(serve(options))
+    return 0
+
+
+_COMMANDS.append(_register_sim)
+
+
 if __name__ == "__main__":
     sys.exit(main())
