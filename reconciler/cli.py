@@ -179,5 +179,56 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_sim)
 
 
+def _register_observe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("observe", help="observe every device of a config repository")
+    p.add_argument("dir", help="config repository directory")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--concurrency", type=int, default=256, help="devices at once (default 256)")
+    p.add_argument("--health", action="store_true", help="also read uptime, load and memory")
+    p.set_defaults(handler=_cmd_observe)
+
+
+def _cmd_observe(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    import os
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from reconciler.clock import SystemClock
+    from reconciler.devices.fleet import endpoints_for, facts_table
+    from reconciler.devices.observe import ObserveSettings, observation_document, observe
+    from reconciler.devices.transport import make_http_client
+    from reconciler.model.loader import load_repository
+
+    root = Path(args.dir)
+    loaded = load_repository(root)
+    if loaded.state is None:
+        for error in loaded.errors:
+            print(error, file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    started = clock.now()
+    endpoints, facts = endpoints_for(
+        loaded.state.devices.values(), environ=os.environ, base=root, now=started
+    )
+    settings = ObserveSettings(concurrency=args.concurrency, health=args.health)
+
+    async def run() -> None:
+        async with make_http_client(max_connections=args.concurrency) as http:
+            facts.update(await observe(endpoints, http, settings=settings, clock=clock))
+
+    asyncio.run(run())
+    if args.format == "json":
+        print(json.dumps(observation_document(facts, started), indent=2, sort_keys=True))
+    else:
+        Console().print(facts_table(facts))
+    return 0
+
+
+_COMMANDS.append(_register_observe)
+
+
 if __name__ == "__main__":
     sys.exit(main())

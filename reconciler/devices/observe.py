@@ -1,0 +1,135 @@
+"""Fleet observation: facts for every device, concurrently, with a bound and a deadline.
+
+An observation of one device is its version (``show version``: version, architecture,
+flavor) plus its image list (``show system image``); with ``health=True`` also uptime, load
+and memory. API features follow the observed release family, because probing ``GET /info``
+would cost a third call per device on every pass; the client still detects a missing
+endpoint at the point of use (404 -> :class:`~reconciler.errors.Unsupported`).
+
+One device's failure is a value: its facts say ``reachable: false`` with a sanitized
+``error`` (an observation that failed for any reason, a refused key included, counts as not
+reachable, since nothing about the device is known). :func:`observe` never raises for one
+device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from reconciler.clock import Clock, SystemClock
+from reconciler.devices.client import ClientSettings, VyOSClient
+from reconciler.devices.endpoint import Endpoint
+from reconciler.devices.parse import parse_health
+from reconciler.errors import summarize
+from reconciler.model.facts import ApiFeatures, DeviceFacts, Health
+from reconciler.model.versions import VersionError, parse_version
+
+__all__ = ["ObserveSettings", "features_for", "observation_document", "observe", "observe_device"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveSettings:
+    """How a fleet is observed."""
+
+    concurrency: int = 256
+    """Devices observed at once: enough to hide 0.1-1 s per call, few enough for one process."""
+    deadline: float = 60.0
+    """Seconds one device may take in total (its retries included) before it counts as
+    unreachable for this pass."""
+    health: bool = False
+    """Also read uptime, load and memory (two more calls per device)."""
+    client: ClientSettings = field(default_factory=ClientSettings)
+    """Settings of each device's client."""
+
+
+def features_for(version: str) -> ApiFeatures:
+    """The API features of a release family (VYOS-API.md, endpoints by release)."""
+    try:
+        family = parse_version(version).family
+    except VersionError:
+        return ApiFeatures()
+    rolling = family == "1.5"
+    return ApiFeatures(
+        info=rolling, set_default=rolling, image_show=rolling, reboot=family in ("1.4", "1.5")
+    )
+
+
+async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = False) -> DeviceFacts:
+    """Observe one device; raises the client's errors (see :func:`observe` for the fleet)."""
+    started = clock.monotonic()
+    version = await client.version()
+    rtt_ms = (clock.monotonic() - started) * 1000
+    images = await client.images()
+    found = Health()
+    if health:
+        found = parse_health(
+            await client.show(["system", "uptime"]), await client.show(["system", "memory"])
+        )
+    return DeviceFacts(
+        name=client.name,
+        reachable=True,
+        observed_at=clock.now(),
+        version=version.version,
+        architecture=version.architecture,
+        flavor=version.flavor,
+        images=images,
+        health=found,
+        features=features_for(version.version),
+        rtt_ms=round(rtt_ms, 1),
+    )
+
+
+async def _observe_one(
+    endpoint: Endpoint, http: httpx.AsyncClient, settings: ObserveSettings, clock: Clock
+) -> DeviceFacts:
+    client = VyOSClient(endpoint, http, settings=settings.client, clock=clock)
+    try:
+        async with asyncio.timeout(settings.deadline):
+            return await observe_device(client, clock, health=settings.health)
+    except TimeoutError:
+        error = f"unreachable: no observation within {settings.deadline:g}s"
+    except Exception as e:  # one device must never abort the pass
+        summary = summarize(e, (endpoint.api_key,))
+        error = f"{summary.reason}: {summary.message}"
+    return DeviceFacts(name=endpoint.name, reachable=False, observed_at=clock.now(), error=error)
+
+
+async def observe(
+    endpoints: Iterable[Endpoint],
+    http: httpx.AsyncClient,
+    *,
+    settings: ObserveSettings | None = None,
+    clock: Clock | None = None,
+) -> dict[str, DeviceFacts]:
+    """Facts for every endpoint, keyed by device name, unreachable ones included.
+
+    At most ``settings.concurrency`` devices are in flight; a fixed pool of workers pulls
+    from the list, so 10,000 devices cost 256 tasks, not 10,000.
+    """
+    settings = settings or ObserveSettings()
+    clock = clock or SystemClock()
+    pending = list(endpoints)
+    results: dict[str, DeviceFacts] = {}
+    todo = iter(pending)
+
+    async def worker() -> None:
+        for endpoint in todo:
+            results[endpoint.name] = await _observe_one(endpoint, http, settings, clock)
+
+    await asyncio.gather(*(worker() for _ in range(min(settings.concurrency, len(pending)))))
+    return results
+
+
+def observation_document(facts: Mapping[str, DeviceFacts], observed_at: datetime) -> dict[str, Any]:
+    """The JSON form ``gitfirm observe --format json`` prints and ``plan --observed`` reads:
+    ``{"observedAt": ..., "devices": [DeviceFacts, ...]}`` sorted by name."""
+    return {
+        "observedAt": observed_at.isoformat(),
+        "devices": [facts[name].model_dump(mode="json") for name in sorted(facts)],
+    }
