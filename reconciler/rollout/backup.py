@@ -1,0 +1,106 @@
+"""Config backups, encrypted at rest with AES-GCM.
+
+Each backup is one file ``<root>/<device>/<revision>-<n>.cfg.gcm`` holding a format tag, a
+random 96-bit nonce and the ciphertext. The associated data binds it to its device and
+revision, so a file copied to another name fails to decrypt. The key is 32 bytes, given as
+bytes or as base64 text (from an environment variable or a file, via
+:func:`reconciler.secrets.resolve_secret`); it never appears in repr, logs or errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from reconciler.errors import ConfigError, RolloutError
+
+__all__ = ["BackupKey", "BackupStore"]
+
+_TAG = b"GFBK1"
+_NONCE = 12
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class BackupKey:
+    """A 256-bit AES-GCM key. Its repr and str never show the key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ConfigError("a backup key must be 32 bytes (256 bits)")
+        self._key = key
+
+    @classmethod
+    def from_text(cls, text: str) -> BackupKey:
+        """Decode base64 text (e.g. the output of ``openssl rand -base64 32``)."""
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("the backup key is not valid base64") from None
+        return cls(raw)
+
+    def aead(self) -> AESGCM:
+        """The cipher for this key."""
+        return AESGCM(self._key)
+
+    def __repr__(self) -> str:
+        return "BackupKey(***)"
+
+    __str__ = __repr__
+
+
+class BackupStore:
+    """A directory of encrypted config backups."""
+
+    def __init__(self, root: Path, key: BackupKey) -> None:
+        self._root = root
+        self._key = key
+
+    def put(self, device: str, revision: str, config: str) -> Path:
+        """Encrypt and write one backup; returns its path. Never overwrites an older one."""
+        folder = self._root / _SAFE.sub("_", device)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = _SAFE.sub("_", revision) or "unknown"
+        n = 0
+        while (path := folder / f"{stem}-{n}.cfg.gcm").exists():
+            n += 1
+        nonce = os.urandom(_NONCE)
+        sealed = self._key.aead().encrypt(nonce, config.encode(), _aad(device, revision))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(_TAG + nonce + sealed)
+        os.replace(tmp, path)
+        return path
+
+    def latest(self, device: str, revision: str) -> Path | None:
+        """The newest backup of a device for a revision, if any."""
+        folder = self._root / _SAFE.sub("_", device)
+        stem = _SAFE.sub("_", revision) or "unknown"
+        found = sorted(
+            folder.glob(f"{stem}-*.cfg.gcm"), key=lambda p: int(p.name.rsplit("-", 1)[1][:-8])
+        )
+        return found[-1] if found else None
+
+    def read(self, path: Path, device: str, revision: str) -> str:
+        """Decrypt a backup written for ``device`` at ``revision``."""
+        blob = path.read_bytes()
+        if not blob.startswith(_TAG):
+            raise RolloutError(f"{path.name} is not a gitfirm backup")
+        nonce, sealed = blob[len(_TAG) : len(_TAG) + _NONCE], blob[len(_TAG) + _NONCE :]
+        try:
+            plain = self._key.aead().decrypt(nonce, sealed, _aad(device, revision))
+        except InvalidTag:
+            raise RolloutError(
+                f"backup {path.name} does not decrypt for {device} at {revision}"
+            ) from None
+        return plain.decode()
+
+
+def _aad(device: str, revision: str) -> bytes:
+    return f"gitfirm-backup\0{device}\0{revision}".encode()

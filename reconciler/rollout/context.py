@@ -1,0 +1,64 @@
+"""What one device run needs from its rollout: identity, policy, stores, clock and hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.clock import Clock
+from reconciler.model.kinds import RolloutPolicySpec
+from reconciler.rollout.backup import BackupStore
+from reconciler.rollout.journal import Journal
+from reconciler.rollout.model import EventSink, ImageUrl, RolloutSettings, Transition
+from reconciler.sanitize import redact
+
+__all__ = ["RunContext", "Work"]
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """One device to upgrade, as the plan gives it.
+
+    ``path`` lists the version of each hop (a device names an installed image after its
+    version); ``images`` the Image document of each hop, for the download URL. ``current``
+    is the version observed when the plan was made, which precheck insists on.
+    """
+
+    device: str
+    current: str
+    path: tuple[str, ...]
+    images: tuple[str, ...]
+    wave: int = 0
+    order: int = 0
+    group: str | None = None
+
+
+def _never_busy(work: Work) -> bool:
+    return False
+
+
+@dataclass
+class RunContext:
+    """Shared by every device run of one policy in one pass."""
+
+    policy: str
+    revision: str
+    retry_token: str
+    spec: RolloutPolicySpec
+    journal: Journal
+    backups: BackupStore
+    clock: Clock
+    settings: RolloutSettings
+    image_url: ImageUrl
+    events: EventSink | None = None
+    secrets: tuple[str, ...] = ()
+    peer_busy: Callable[[Work], bool] = field(default=_never_busy)
+
+    def emit(self, event: Transition) -> None:
+        """Hand a transition to the daemon's sink, if any."""
+        if self.events is not None:
+            self.events(event)
+
+    def redact(self, text: str) -> str:
+        """Sanitize text bound for the journal, events or status."""
+        return redact(text, self.secrets)

@@ -1,0 +1,402 @@
+"""Orchestration: canary and waves, windows, concurrency, redundancy, halts and pauses.
+
+One :meth:`RolloutEngine.run` drives one policy's work list for one desired revision:
+
+- waves run in order (the canary is wave 0 in the plan); a wave starts only after the
+  previous one passed (every device done, failed below the threshold, or skipped, and the
+  rollout neither halted nor paused) and the policy's ``pause`` has elapsed since then;
+- at most ``maxParallel`` devices in flight; devices in flight plus devices known to be
+  unreachable never exceed ``maxUnavailable`` (a count, or a percentage of the work list
+  rounded down, at least 1);
+- never two members of a redundancy group in flight, and none while a peer is unreachable;
+- windows: a device starts only while an allow window is open and no deny window is (deny
+  wins); a device that started finishes even if the window closes; while closed, 1.5+
+  devices of the current wave are staged early when the policy allows it;
+- ``suspend`` starts nothing; ``failureThreshold`` failures halt the rollout (in-flight
+  devices finish); an inconclusive health gate pauses it; both stay halted in the journal
+  until a new revision or a new ``retryToken``;
+- ``stop`` (a new desired revision arrived): no device starts, devices that have not yet
+  disrupted their router stop at the next step, the others finish; the next run re-plans.
+
+Devices whose journal says they are in a disruptive phase resume first, whatever the
+window, so a restart never leaves a router half-upgraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reconciler.clock import Clock
+from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
+from reconciler.model.versions import VersionError, parse_version
+from reconciler.planning.plan import Action, Plan
+from reconciler.planning.progress import Phase
+from reconciler.planning.windows import is_allowed, next_allowed
+from reconciler.rollout.backup import BackupStore
+from reconciler.rollout.context import RunContext, Work
+from reconciler.rollout.journal import Journal, RolloutRecord
+from reconciler.rollout.machine import DeviceRun
+from reconciler.rollout.model import (
+    DISRUPTIVE,
+    ClientFactory,
+    DeviceOutcome,
+    EventSink,
+    ImageUrl,
+    OutcomeStatus,
+    RolloutSettings,
+)
+
+__all__ = ["RolloutEngine", "RolloutResult", "max_unavailable", "work_from_plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutResult:
+    """What one run achieved: per-device outcomes as values, and the rollout's state."""
+
+    policy: str
+    revision: str
+    outcomes: dict[str, DeviceOutcome]
+    halted: bool = False
+    reason: str = ""
+    suspended: bool = False
+    wave: int = 0
+    complete: bool = False
+    waves_passed: tuple[int, ...] = field(default=())
+
+
+def max_unavailable(text: str, total: int) -> int:
+    """Resolve ``maxUnavailable`` ("3" or "25%") against ``total`` devices; at least 1."""
+    if text.endswith("%"):
+        return max(1, math.floor(total * int(text[:-1]) / 100))
+    return max(1, int(text))
+
+
+def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], set[str]]:
+    """The devices of ``policy`` that the plan moves (upgrade or waiting for a window),
+    and the names of those it found unreachable (they count toward maxUnavailable)."""
+    work: list[Work] = []
+    unreachable: set[str] = set()
+    for d in plan.devices:
+        if d.policy != policy:
+            continue
+        if d.action is Action.UNREACHABLE:
+            unreachable.add(d.name)
+        elif d.action in (Action.UPGRADE, Action.WAITING) and d.path and d.current_version:
+            work.append(
+                Work(
+                    d.name,
+                    d.current_version,
+                    tuple(h.version for h in d.path),
+                    tuple(h.image for h in d.path),
+                    d.wave or 0,
+                    d.order or 0,
+                    d.redundancy_group,
+                )
+            )
+    return work, unreachable
+
+
+def _family(version: str) -> str:
+    try:
+        return parse_version(version).family
+    except VersionError:
+        return ""
+
+
+class RolloutEngine:
+    """Runs rollouts; built once by the daemon with every dependency injected."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        backups: BackupStore,
+        clients: ClientFactory,
+        image_url: ImageUrl,
+        clock: Clock,
+        settings: RolloutSettings | None = None,
+        events: EventSink | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.journal = journal
+        self.backups = backups
+        self.clients = clients
+        self.image_url = image_url
+        self.clock = clock
+        self.settings = settings or RolloutSettings()
+        self.events = events
+        self.secrets = secrets
+
+    async def run(
+        self,
+        policy: RolloutPolicy,
+        plan: Plan,
+        *,
+        stop: asyncio.Event | None = None,
+        wait: bool = True,
+    ) -> RolloutResult:
+        """Drive the plan's devices of ``policy``. With ``wait`` False, return instead of
+        sleeping for a window or a pause; the next call carries on from the journal.
+
+        ``stop`` is set by the daemon when a new desired revision arrives.
+        """
+        work, unreachable = work_from_plan(plan, policy.name)
+        return await self.run_work(
+            policy.name,
+            policy.spec,
+            plan.revision,
+            work,
+            unreachable=unreachable,
+            stop=stop,
+            wait=wait,
+        )
+
+    async def run_work(
+        self,
+        policy: str,
+        spec: RolloutPolicySpec,
+        revision: str,
+        work: Sequence[Work],
+        *,
+        unreachable: Collection[str] = (),
+        stop: asyncio.Event | None = None,
+        wait: bool = True,
+    ) -> RolloutResult:
+        """:meth:`run` on an explicit work list (what :func:`work_from_plan` returns)."""
+        token = spec.retryToken or ""
+        roll = self.journal.rollout(policy) or RolloutRecord(policy, revision, token)
+        if roll.halted and roll.retry_token != token:
+            # Only a changed retryToken lifts a halt: resuming is an edit in Git.
+            roll = roll.but(halted=False, reason="")
+        if roll.revision != revision:
+            roll = roll.but(revision=revision, wave=0, wave_passed_at="")
+        if not roll.halted:
+            roll = roll.but(retry_token=token)
+        roll = roll.but(updated=self.clock.now().isoformat())
+        self.journal.write_rollout(roll)
+        run = _Run(
+            self, policy, spec, revision, token, work, roll, set(unreachable),
+            stop or asyncio.Event(), wait,
+        )  # fmt: skip
+        return await run.execute()
+
+
+class _Run:
+    """The state of one :meth:`RolloutEngine.run` call."""
+
+    def __init__(
+        self,
+        engine: RolloutEngine,
+        policy: str,
+        spec: RolloutPolicySpec,
+        revision: str,
+        token: str,
+        work: Sequence[Work],
+        roll: RolloutRecord,
+        unreachable: set[str],
+        stop: asyncio.Event,
+        wait: bool,
+    ) -> None:
+        self.e = engine
+        self.spec = spec
+        self.work = list(work)
+        self.roll = roll
+        self.unreachable = unreachable
+        self.stop = stop
+        self.wait = wait
+        self.budget = max_unavailable(spec.strategy.maxUnavailable, len(self.work))
+        self.inflight: dict[str, Work] = {}
+        self.outcomes: dict[str, DeviceOutcome] = {}
+        self.passed: list[int] = []
+        self.ctx = RunContext(
+            policy,
+            revision,
+            token,
+            spec,
+            engine.journal,
+            engine.backups,
+            engine.clock,
+            engine.settings,
+            engine.image_url,
+            engine.events,
+            engine.secrets,
+            peer_busy=self._peer_busy,
+        )
+        records = engine.journal.devices(policy)
+        self.failed = {
+            n
+            for n, r in records.items()
+            if r.phase is Phase.FAILED and r.revision == revision and r.retry_token == token
+        }
+        self.resuming = {n for n, r in records.items() if r.phase in DISRUPTIVE}
+        self.staged = {
+            n for n, r in records.items() if r.phase is Phase.STAGE and r.marker == "staged"
+        }
+
+    def _peer_busy(self, work: Work) -> bool:
+        if work.group is None:
+            return False
+        peers = {w.device for w in self.work if w.group == work.group and w.device != work.device}
+        return bool(peers & (set(self.inflight) | self.unreachable))
+
+    def _result(self, *, complete: bool = False) -> RolloutResult:
+        for w in self.work:
+            self.outcomes.setdefault(
+                w.device, DeviceOutcome(w.device, OutcomeStatus.WAITING, Phase.PENDING)
+            )
+        return RolloutResult(
+            self.ctx.policy,
+            self.ctx.revision,
+            dict(self.outcomes),
+            self.roll.halted,
+            self.roll.reason,
+            self.spec.suspend,
+            self.roll.wave,
+            complete,
+            tuple(self.passed),
+        )
+
+    def _save(self, **changes: object) -> None:
+        self.roll = self.roll.but(updated=self.e.clock.now().isoformat(), **changes)
+        self.e.journal.write_rollout(self.roll)
+
+    async def execute(self) -> RolloutResult:
+        if self.spec.suspend or self.roll.halted:
+            return self._result()
+        waves = sorted({w.wave for w in self.work})
+        for wave in waves:
+            items = sorted((w for w in self.work if w.wave == wave), key=lambda w: w.order)
+            if not await self._pause_before(wave, waves):
+                return self._result()
+            self._save(wave=wave)
+            if not await self._run_wave(items):
+                return self._result()
+            self.passed.append(wave)
+            self._save(wave_passed_at=self.e.clock.now().isoformat())
+        return self._result(complete=True)
+
+    async def _pause_before(self, wave: int, waves: list[int]) -> bool:
+        """Wait out the policy's pause after the previous wave passed."""
+        if wave == waves[0] or not self.roll.wave_passed_at or self.roll.wave >= wave:
+            return True
+        passed = datetime.fromisoformat(self.roll.wave_passed_at)
+        until = passed + self.spec.strategy.pause
+        while (now := self.e.clock.now()) < until:
+            if not self.wait or self.stop.is_set():
+                return False
+            await self._sleep_until(until, now)
+        return True
+
+    async def _sleep_until(self, when: datetime, now: datetime) -> None:
+        poll = self.e.settings.window_poll
+        await self.e.clock.sleep(min(poll, max(when - now, timedelta(0))).total_seconds())
+
+    def _may_start(self, w: Work, open_now: bool) -> bool:
+        if w.device in self.resuming:
+            return not self._peer_busy(w)
+        if not open_now or self.stop.is_set() or self.roll.halted:
+            return False
+        if len(self.inflight) + len(self.unreachable) >= self.budget:
+            return False
+        return not self._peer_busy(w)
+
+    def _may_stage_early(self, w: Work) -> bool:
+        return (
+            self.spec.strategy.stageEarly
+            and w.device not in self.staged
+            and _family(w.current) == "1.5"
+            and not self.stop.is_set()
+            and not self.roll.halted
+        )
+
+    async def _run_wave(self, items: list[Work]) -> bool:
+        """Run one wave to its end; False when the rollout cannot go on now."""
+        pending = sorted(items, key=lambda w: (w.device not in self.resuming, w.order))
+        tasks: dict[asyncio.Task[DeviceOutcome], Work] = {}
+        while pending or tasks:
+            open_now = is_allowed(self.spec.windows, self.e.clock.now())
+            for w in list(pending):
+                if len(tasks) >= self.spec.strategy.maxParallel:
+                    break
+                if w.device in self.unreachable and w.device not in self.resuming:
+                    pending.remove(w)
+                    self.outcomes[w.device] = DeviceOutcome(
+                        w.device, OutcomeStatus.SKIPPED, Phase.PENDING, error="unreachable"
+                    )
+                    continue
+                early = False
+                if not self._may_start(w, open_now):
+                    if open_now or not self._may_stage_early(w):
+                        continue
+                    early = True
+                pending.remove(w)
+                if not early:
+                    self.inflight[w.device] = w
+                tasks[asyncio.create_task(self._drive(w, early))] = w
+            if not tasks:
+                if not pending or self.roll.halted or self.stop.is_set() or not self.wait:
+                    break
+                if open_now:
+                    # Only the unavailability budget or a busy peer blocks: nothing will free it.
+                    self._save(
+                        halted=True,
+                        reason="paused: maxUnavailable is used up by unreachable devices",
+                    )
+                    break
+                nxt = next_allowed(self.spec.windows, self.e.clock.now())
+                if nxt is None:
+                    break
+                await self._sleep_until(nxt, self.e.clock.now())
+                continue
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                w = tasks.pop(task)
+                self.inflight.pop(w.device, None)
+                self.resuming.discard(w.device)
+                self._record(w, task.result(), pending)
+        finished = all(
+            self.outcomes.get(w.device) is not None
+            and self.outcomes[w.device].status
+            in (OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED)
+            for w in items
+        )
+        return finished and not self.roll.halted
+
+    async def _drive(self, w: Work, early: bool) -> DeviceOutcome:
+        try:
+            client = self.e.clients(w.device)
+            return await DeviceRun(
+                self.ctx, w, client, early=early, stopping=self.stop.is_set
+            ).drive()
+        except Exception as e:  # one device never aborts the fleet
+            return DeviceOutcome(
+                w.device,
+                OutcomeStatus.FAILED,
+                Phase.PENDING,
+                error=self.ctx.redact(f"internal: {type(e).__name__}: {e}"),
+            )
+
+    def _record(self, w: Work, outcome: DeviceOutcome, pending: list[Work]) -> None:
+        self.outcomes[w.device] = outcome
+        if outcome.status is OutcomeStatus.WAITING and (outcome.error or "").startswith("staged"):
+            self.staged.add(w.device)
+            pending.insert(0, w)
+        elif outcome.status is OutcomeStatus.WAITING and outcome.phase is not Phase.ACTIVATE:
+            pending.insert(0, w)  # stopped before disrupting; restarts when allowed
+        elif outcome.status is OutcomeStatus.SKIPPED and outcome.phase is Phase.SKIPPED:
+            if outcome.error and "unreachable" in outcome.error:
+                self.unreachable.add(w.device)
+        elif outcome.status is OutcomeStatus.FAILED:
+            self.failed.add(w.device)
+            if len(self.failed) >= self.spec.strategy.failureThreshold and not self.roll.halted:
+                self._save(
+                    halted=True,
+                    reason=f"failureThreshold reached: {len(self.failed)} "
+                    f"failed (last {w.device}: {outcome.error})",
+                )
+        elif outcome.status is OutcomeStatus.PAUSED and not self.roll.halted:
+            self._save(halted=True, reason=f"paused: {w.device}: {outcome.error}")
