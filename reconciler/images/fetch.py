@@ -195,11 +195,13 @@ class Fetcher:
                 )
             except ImageRefused:
                 # Refused bytes are worthless; keeping them would only resume a bad file.
-                for p in (partial, sig_temp):
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
+                _discard(partial)
                 raise
-            stored = self.store.add(verified, partial, (suffix, sig_temp))
+            else:
+                stored = self.store.add(verified, partial, (suffix, sig_temp))
+            finally:
+                # Published by add() on success; a signature is cheap to fetch again.
+                _discard(sig_temp)
             self._emit("done", image.name, verified.size, verified.size)
             return stored.verified
 
@@ -379,7 +381,8 @@ class Fetcher:
         raise _NextSource(f"HTTP {status}")
 
     async def _http_chunks(self, resp: httpx.Response) -> AsyncIterator[bytes]:
-        async for chunk in resp.aiter_raw(self.settings.chunk_size):
+        # Unbuffered: every byte that arrived is kept if the connection drops mid-chunk.
+        async for chunk in resp.aiter_raw():
             yield chunk
 
     async def _file_chunks(self, f: BinaryIO) -> AsyncIterator[bytes]:
