@@ -1,0 +1,225 @@
+"""Blocking git plumbing behind the status writer: one local clone of the status branch.
+
+Every call runs the ``git`` CLI with a timeout and only per-command ``-c`` settings (the
+user's global config is never written). Async callers run these methods in a thread.
+Error text passes through :func:`reconciler.sanitize.redact` (remote URLs may carry tokens).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+from reconciler.errors import ReportError
+from reconciler.report.render import is_owned
+from reconciler.sanitize import redact
+
+__all__ = ["GitIdentity", "GitStore", "PushOutcome"]
+
+# Variables a calling environment (a hook, a test) may set that would aim git elsewhere.
+_INHERITED_GIT_VARS = frozenset(
+    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GitIdentity:
+    """Who status commits and notes are from, and how they are signed."""
+
+    name: str = "gitfirm"
+    email: str = "gitfirm@localhost"
+    signing_key: Path | None = None
+    """Private SSH key file; when set, every status commit is SSH-signed (gpg.format=ssh)."""
+
+
+class PushOutcome(Enum):
+    """What a push did."""
+
+    PUSHED = "pushed"
+    REJECTED = "rejected"  # the ref moved under us (non-fast-forward): regenerate and retry
+
+
+class GitStore:
+    """A working clone of one branch of a remote, plus a notes ref."""
+
+    def __init__(
+        self,
+        root: Path,
+        remote: str,
+        branch: str,
+        identity: GitIdentity,
+        *,
+        notes_ref: str = "refs/notes/gitfirm",
+        timeout: float = 120.0,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.root = root
+        self._remote = remote
+        self.branch = branch
+        self._identity = identity
+        self.notes_ref = notes_ref
+        self._timeout = timeout
+        self._secrets = secrets
+
+    def __repr__(self) -> str:
+        return f"GitStore(root={str(self.root)!r}, branch={self.branch!r})"
+
+    # -- running git -------------------------------------------------------------------------
+
+    def _run(
+        self, *args: str, check: bool = True, when: datetime | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        ident = self._identity
+        config = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+        env = {k: v for k, v in os.environ.items() if k not in _INHERITED_GIT_VARS}
+        env |= {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        # The environment outranks config, so the bot identity is set there.
+        env |= {"GIT_AUTHOR_NAME": ident.name, "GIT_AUTHOR_EMAIL": ident.email}
+        env |= {"GIT_COMMITTER_NAME": ident.name, "GIT_COMMITTER_EMAIL": ident.email}
+        if when is not None:
+            stamp = f"@{int(when.timestamp())} +0000"
+            env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        try:
+            done = subprocess.run(
+                ["git", *config, *args],
+                cwd=self.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self._timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ReportError(f"git {args[0]} timed out after {self._timeout:.0f} s") from exc
+        if check and done.returncode != 0:
+            detail = redact((done.stderr or done.stdout).strip(), self._secrets)
+            raise ReportError(f"git {args[0]} failed: {detail}")
+        return done
+
+    def _rev(self, ref: str) -> str | None:
+        done = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        return done.stdout.strip() or None
+
+    @property
+    def _tracking(self) -> str:
+        return f"refs/remotes/origin/{self.branch}"
+
+    # -- the branch --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the clone if needed, point it at the remote and sync to the remote branch."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / ".git").exists():
+            self._run("init", "-q")
+        if self._run("remote", "get-url", "origin", check=False).returncode == 0:
+            self._run("remote", "set-url", "origin", self._remote)
+        else:
+            self._run("remote", "add", "origin", self._remote)
+        self.sync()
+
+    def sync(self) -> None:
+        """Fetch the remote branch and make the work tree exactly equal to it.
+
+        When the remote has no such branch yet, start an orphan branch (no shared history
+        with anything) unless a local one waits to be pushed.
+        """
+        ls = self._run("ls-remote", "--heads", "origin", f"refs/heads/{self.branch}")
+        self._run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        if ls.stdout.strip():
+            self._run("fetch", "-q", "origin", f"+refs/heads/{self.branch}:{self._tracking}")
+            self._run("reset", "-q", "--hard", self._tracking)
+        elif self._rev("HEAD") is not None:
+            self._run("reset", "-q", "--hard", "HEAD")
+        else:
+            self._run("read-tree", "--empty")
+        self._run("clean", "-q", "-f", "-d", "-x")
+
+    def head(self) -> str | None:
+        """The local branch's commit, or None on an unborn branch."""
+        return self._rev("HEAD")
+
+    def ahead(self) -> bool:
+        """True when the local branch has commits the remote branch lacks."""
+        head = self.head()
+        return head is not None and head != self._rev(self._tracking)
+
+    def read_owned(self) -> dict[str, bytes]:
+        """The generated files currently in the work tree."""
+        files: dict[str, bytes] = {}
+        for path in self.root.rglob("*"):
+            rel = path.relative_to(self.root).as_posix()
+            if path.is_file() and not rel.startswith(".git/") and is_owned(rel):
+                files[rel] = path.read_bytes()
+        return files
+
+    def write_files(self, files: Mapping[str, bytes]) -> None:
+        """Make the generated files exactly ``files``; files gitfirm does not own are kept."""
+        for rel in self.read_owned():
+            if rel not in files:
+                (self.root / rel).unlink()
+        for rel, data in files.items():
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != data:
+                target.write_bytes(data)
+
+    def commit_if_changed(self, message: str, when: datetime) -> str | None:
+        """Commit the work tree when it differs from HEAD; returns the new commit or None."""
+        self._run("add", "-A")
+        if self._run("diff", "--cached", "--quiet", check=False).returncode == 0:
+            return None
+        sign: list[str] = []
+        key = self._identity.signing_key
+        if key is not None:
+            sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"]
+        message_file = self.root / ".git" / "GITFIRM_MSG"
+        message_file.write_text(message, encoding="utf-8")
+        args = [*sign, "commit", "-q", "--no-verify", "-F", str(message_file)]
+        if key is not None:
+            args.append("-S")
+        self._run(*args, when=when)
+        return self.head()
+
+    def push(self) -> PushOutcome:
+        """Push the branch; a non-fast-forward answer is ``REJECTED``, other failures raise."""
+        return self._push(f"HEAD:refs/heads/{self.branch}")
+
+    def _push(self, refspec: str) -> PushOutcome:
+        done = self._run("push", "--porcelain", "origin", refspec, check=False)
+        if done.returncode == 0:
+            return PushOutcome.PUSHED
+        if "[rejected]" in done.stdout:
+            return PushOutcome.REJECTED
+        detail = redact((done.stdout + done.stderr).strip(), self._secrets)
+        raise ReportError(f"git push failed: {detail}")
+
+    # -- notes -------------------------------------------------------------------------------
+
+    def fetch_notes(self) -> None:
+        """Make the local notes ref exactly the remote one (absent when the remote has none)."""
+        ls = self._run("ls-remote", "origin", self.notes_ref)
+        if ls.stdout.strip():
+            self._run("fetch", "-q", "origin", f"+{self.notes_ref}:{self.notes_ref}")
+        else:
+            self._run("update-ref", "-d", self.notes_ref)
+
+    def append_note(self, commit: str, text: str, when: datetime) -> bool:
+        """Append ``text`` to the note on ``commit`` unless it is already there."""
+        shown = self._run("notes", f"--ref={self.notes_ref}", "show", commit, check=False)
+        if shown.returncode == 0 and text.strip() in shown.stdout:
+            return False
+        message_file = self.root / ".git" / "GITFIRM_NOTE"
+        message_file.write_text(text, encoding="utf-8")
+        self._run(
+            "notes", f"--ref={self.notes_ref}", "append", "-F", str(message_file), commit, when=when
+        )
+        return True
+
+    def push_notes(self) -> PushOutcome:
+        """Push the notes ref; ``REJECTED`` when the remote notes moved."""
+        return self._push(f"{self.notes_ref}:{self.notes_ref}")

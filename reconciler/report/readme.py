@@ -1,0 +1,108 @@
+"""The status branch's ``README.md``: a fleet summary in plain Markdown tables.
+
+It is built from the already sanitized documents of :mod:`reconciler.report.render`, so it
+shows exactly what the YAML files say, and it carries no wall-clock value of its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["render_readme"]
+
+
+def _cell(value: Any) -> str:
+    """One table cell: no pipes or newlines may break the row."""
+    if value is None or value == "":
+        return "-"
+    text = " ".join(str(value).split())
+    return text.replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _of(docs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    return [doc for path, doc in sorted(docs.items()) if path.startswith(prefix)]
+
+
+def _version(device: Mapping[str, Any]) -> str | None:
+    observed = device.get("observed") or {}
+    if not observed.get("reachable", False):
+        return None
+    version = observed.get("version")
+    return str(version) if version else None
+
+
+def _versions(devices: list[dict[str, Any]]) -> list[str]:
+    counts = Counter(_version(d) or "unknown/unreachable" for d in devices)
+    rows: list[list[Any]] = [[v, n] for v, n in sorted(counts.items())]
+    return ["## Versions", "", *_table(["Version", "Devices"], rows)]
+
+
+def _rollouts(rollouts: list[dict[str, Any]]) -> list[str]:
+    if not rollouts:
+        return ["## Rollouts", "", "No rollout policy in force.", ""]
+    rows: list[list[Any]] = []
+    for r in rollouts:
+        wave = r["wave"]
+        state = "halted" if r["halted"] else "suspended" if r["suspended"] else "active"
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))
+        position = f"{wave['current']}/{wave['total']}" if wave["current"] is not None else None
+        rows.append([r["policy"], r["target"]["version"], position, state, counts, r["haltReason"]])
+    header = ["Policy", "Target", "Wave", "State", "Devices per phase", "Halt reason"]
+    return ["## Rollouts", "", *_table(header, rows)]
+
+
+def _compliance(compliance: Mapping[str, Any] | None) -> list[str]:
+    lines = ["## Compliance", ""]
+    if not compliance or not compliance["devices"]:
+        return [*lines, "No compliance verdicts.", ""]
+    summary = compliance["summary"]
+    total = summary["compliant"] + summary["noncompliant"]
+    lines += [f"{summary['compliant']} of {total} devices compliant.", ""]
+    rows: list[list[Any]] = []
+    for name, verdict in sorted(compliance["devices"].items()):
+        if verdict["compliant"] and not verdict["exposures"]:
+            continue
+        cves = ", ".join(f"{x['id']} ({x['severity']})" for x in verdict["exposures"])
+        rows.append(
+            [name, "yes" if verdict["compliant"] else "no", "; ".join(verdict["reasons"]), cves]
+        )
+    if rows:
+        lines += _table(["Device", "Compliant", "Reasons", "CVE exposure"], rows)
+    return lines
+
+
+def _devices(devices: list[dict[str, Any]]) -> list[str]:
+    rows: list[list[Any]] = []
+    for d in devices:
+        tls = "off" if d["tls"]["insecure"] else "verified"
+        rows.append(
+            [d["name"], _version(d), d["desired"]["version"], d["phase"], tls, d["lastError"]]
+        )
+    header = ["Device", "Running", "Target", "Phase", "TLS", "Last error"]
+    return ["## Devices", "", *_table(header, rows)]
+
+
+def render_readme(desired_revision: str, docs: Mapping[str, Any]) -> str:
+    """The Markdown summary of the fleet for the given documents."""
+    devices = _of(docs, "devices/")
+    lines = [
+        "# gitfirm fleet status",
+        "",
+        "Written by gitfirm on every state change; never edit this branch by hand.",
+        "",
+        f"Desired revision: `{desired_revision}` · devices: {len(devices)}",
+        "",
+        *_versions(devices),
+        *_rollouts(_of(docs, "rollouts/")),
+        *_compliance(docs.get("compliance.yaml")),
+        *_devices(devices),
+    ]
+    return "\n".join(lines).rstrip("\n") + "\n"
