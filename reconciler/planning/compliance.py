@@ -1,0 +1,106 @@
+"""Compliance and CVE exposure of one version on one device (basic checks).
+
+Every CompliancePolicy whose selector matches the device applies; their violations add up.
+A policy is violated when the version:
+
+- is not approved by any non-revoked Image, or only by Images of channels outside
+  ``allowedChannels``;
+- is below the ``minimumVersion`` given for its train (trains without one pass);
+- is listed in ``forbiddenVersions``;
+- is affected by an Advisory more severe than ``maxCveSeverity``.
+
+An Advisory affects a version listed in its ``versions`` or inside one of its ``ranges``
+(``introduced`` inclusive, ``fixed`` exclusive, on ``introduced``'s train). Exposure to
+every affecting advisory is reported whatever the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.model.kinds import SEVERITY_RANK, Advisory, CompliancePolicy, Device
+from reconciler.model.state import DesiredState
+from reconciler.model.versions import Version, parse_version
+
+__all__ = ["Verdict", "affects", "evaluate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The compliance of one version: ``applies`` is False when no policy selects the
+    device; ``violations`` are readable reasons; ``advisories`` affect the version."""
+
+    applies: bool
+    violations: tuple[str, ...]
+    advisories: tuple[Advisory, ...]
+
+
+def _same(a: Version, b: Version) -> bool:
+    return a.train == b.train and a.key == b.key
+
+
+def affects(advisory: Advisory, version: Version) -> bool:
+    """Whether the advisory names the version or a range containing it."""
+    if any(_same(parse_version(v), version) for v in advisory.spec.versions):
+        return True
+    for affected in advisory.spec.ranges:
+        introduced = parse_version(affected.introduced)
+        if not introduced.comparable(version) or version < introduced:
+            continue
+        fixed = None if affected.fixed is None else parse_version(affected.fixed)
+        if fixed is None or not fixed.comparable(version) or version < fixed:
+            return True
+    return False
+
+
+def _policy_violations(
+    policy: CompliancePolicy,
+    version: Version,
+    channels: set[str],
+    advisories: Iterable[Advisory],
+) -> list[str]:
+    spec, found = policy.spec, []
+    where = f"(compliance policy {policy.name})"
+    if not channels:
+        found.append(f"{version} is not approved by any non-revoked Image {where}")
+    elif not channels & set(spec.allowedChannels):
+        found.append(
+            f"{version} comes from channel {', '.join(sorted(channels))}, not one of "
+            f"{', '.join(spec.allowedChannels)} {where}"
+        )
+    for minimum in (parse_version(m) for m in spec.minimumVersion):
+        if minimum.comparable(version) and version < minimum:
+            found.append(f"{version} is below the minimum {minimum} of train {minimum.train}")
+    if any(_same(parse_version(v), version) for v in spec.forbiddenVersions):
+        found.append(f"{version} is a forbidden version {where}")
+    limit = SEVERITY_RANK[spec.maxCveSeverity]
+    for advisory in advisories:
+        if SEVERITY_RANK[advisory.spec.severity] > limit:
+            found.append(
+                f"{advisory.name} ({advisory.spec.severity}) affects {version}; "
+                f"the limit is {spec.maxCveSeverity} {where}"
+            )
+    return found
+
+
+def evaluate(device: Device, version: Version, desired: DesiredState) -> Verdict:
+    """Evaluate every CompliancePolicy selecting ``device`` against ``version``."""
+    affecting = tuple(a for _, a in sorted(desired.advisories.items()) if affects(a, version))
+    policies = [
+        p
+        for _, p in sorted(desired.compliance_policies.items())
+        if p.spec.selector.matches(device.selector_labels)
+    ]
+    approving = [
+        i
+        for i in desired.images.values()
+        if _same(parse_version(i.spec.version), version) and not i.spec.revoked
+    ]
+    channels: set[str] = {i.spec.channel for i in approving}
+    violations: list[str] = []
+    for policy in policies:
+        for reason in _policy_violations(policy, version, channels, affecting):
+            if reason not in violations:
+                violations.append(reason)
+    return Verdict(bool(policies), tuple(violations), affecting)

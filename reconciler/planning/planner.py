@@ -1,0 +1,362 @@
+"""The planner: ``plan(desired, facts, progress, now) -> Plan``, a pure function.
+
+For every Device, in this order (the first rule that applies decides the action):
+
+1. Selected by more than one RolloutPolicy: ``blocked`` ("selected by several policies"),
+   and an error in ``Plan.errors``. No policy wins, so a merge cannot pick one silently.
+2. No facts, or not reachable: ``unreachable`` (without any observation source every
+   device is "not observed yet").
+3. Running version unknown or not a VyOS version: ``incompatible``.
+4. No RolloutPolicy: ``none`` (or ``non-compliant``, rule 9).
+5. Target (see :mod:`reconciler.planning.targets`): missing or revoked is ``blocked``;
+   no image for the platform, or no path (crossing a train needs an Image whose
+   ``upgradeFrom`` names the device's train) is ``incompatible``. A target older than the
+   running version is ``blocked`` unless ``strategy.allowDowngrade``.
+6. Already on target: ``none``, unless the engine is still in flight on it.
+7. An upgrade is needed. Gates, in order: in flight (``upgrade``, the engine finishes);
+   halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
+   already attempted under this revision and retryToken (``blocked``); outside every
+   allow window (``waiting-for-window``); otherwise ``upgrade``.
+8. Waves: devices with somewhere to go, or already touched by this revision's rollout,
+   get a wave and an order (:mod:`reconciler.planning.waves`).
+9. Compliance: violations are listed on every device a CompliancePolicy selects. A device
+   with nothing planned and violations is ``non-compliant``; an upgrade stays an upgrade
+   and a note says whether its target fixes the violations.
+
+No I/O and no clock: ``now`` is an argument. Texts from facts and progress (errors, halt
+reasons) are expected sanitized by the stages that produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import Device, Image, RolloutPolicy
+from reconciler.model.state import DesiredState
+from reconciler.model.versions import Version, VersionError, parse_version
+from reconciler.planning import compliance
+from reconciler.planning.paths import find_path, usable_images
+from reconciler.planning.plan import (
+    Action,
+    Advisory,
+    Hop,
+    Plan,
+    PlannedDevice,
+    PlannedPolicy,
+    PlannedWave,
+    WindowInfo,
+)
+from reconciler.planning.progress import Phase, RolloutProgress
+from reconciler.planning.targets import platform_text, resolve_target
+from reconciler.planning.waves import Assignment, Candidate, assign_waves
+from reconciler.planning.windows import WindowStatus, window_status
+
+__all__ = ["plan"]
+
+_SETTLED = frozenset({Phase.FAILED, Phase.DONE, Phase.SKIPPED})
+
+
+@dataclass
+class _Draft:
+    """A device's plan while it is being worked out."""
+
+    device: Device
+    policy: RolloutPolicy | None = None
+    current: Version | None = None
+    target_version: str | None = None
+    target_image: str | None = None
+    path: tuple[Image, ...] = ()
+    action: Action = Action.NONE
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    verdict: compliance.Verdict | None = None
+    in_waves: bool = False
+    conflict: bool = False
+
+
+@dataclass(frozen=True)
+class _Context:
+    desired: DesiredState
+    progress: RolloutProgress
+    windows: Mapping[str, WindowStatus]
+    images: tuple[Image, ...]
+
+
+def _current_version(facts: DeviceFacts) -> Version | None:
+    text = facts.version or facts.running_image
+    if text is None:
+        return None
+    try:
+        return parse_version(text)
+    except VersionError:
+        return None
+
+
+def _resolve(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
+    """Steps 5-6: target and path; leaves ``path`` empty when nothing is to be done."""
+    assert draft.current is not None
+    current, platform = draft.current, draft.device.spec.platform
+    hops = usable_images(ctx.images, platform)
+    choice = resolve_target(policy, ctx.images, hops, current, platform)
+    draft.target_version = choice.version
+    if choice.image is None:
+        draft.action = Action.BLOCKED if choice.kind == "blocked" else Action.INCOMPATIBLE
+        draft.reason = choice.problem
+        return
+    target = choice.image
+    draft.target_image, wanted = target.name, parse_version(target.spec.version)
+    if wanted.comparable(current) and wanted.key == current.key:
+        return
+    if wanted.comparable(current) and wanted < current:
+        if not policy.spec.strategy.allowDowngrade:
+            draft.action = Action.BLOCKED
+            draft.reason = f"downgrade from {current} to {wanted} needs strategy.allowDowngrade"
+            return
+        draft.path = (target,)
+        draft.notes.append(f"downgrade from {current} to {wanted} (allowDowngrade)")
+        return
+    path = find_path(current, target, hops)
+    if path is None:
+        draft.action = Action.INCOMPATIBLE
+        draft.reason = (
+            f"no approved path from {current} to {wanted}"
+            if wanted.comparable(current)
+            else f"no approved path from {current} to {wanted}: crossing from train "
+            f"{current.train} to {wanted.train} needs an Image whose upgradeFrom names "
+            f"{current.train} versions"
+        )
+        return
+    draft.path = path
+
+
+def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
+    """Step 7: decide the action of a device that has somewhere to go."""
+    revision, token = ctx.desired.revision, policy.spec.retryToken
+    state = ctx.progress.policy(policy.name)
+    mine = ctx.progress.device(policy.name, draft.device.name)
+    window = ctx.windows[policy.name]
+    if mine is not None and mine.in_flight:
+        draft.action = Action.UPGRADE
+        draft.notes.append(f"in flight: {mine.phase.value}, hop {mine.hop + 1}")
+    elif state is not None and state.halt_in_force(token):
+        draft.action = Action.BLOCKED
+        draft.reason = f"rollout halted: {state.halt_reason or 'no reason recorded'}"
+    elif policy.spec.suspend:
+        draft.action = Action.SUSPENDED
+    elif mine is not None and mine.phase in _SETTLED and mine.attempted(revision, token):
+        draft.action = Action.BLOCKED
+        error = f": {mine.last_error}" if mine.last_error else ""
+        draft.reason = (
+            f"already attempted at this revision (ended {mine.phase.value}{error}); "
+            "change retryToken to try again"
+        )
+    elif not window.allowed:
+        draft.action = Action.WAITING
+        opens = window.next_open.isoformat() if window.next_open else "never"
+        draft.notes.append(f"{window.reason}; next allow window opens {opens}")
+        assert draft.current is not None
+        if draft.current.family == "1.5" and policy.spec.strategy.stageEarly:
+            draft.notes.append("1.5+: the image is staged before the window opens")
+    else:
+        draft.action = Action.UPGRADE
+
+
+def _judge(draft: _Draft, ctx: _Context) -> None:
+    """Step 9: compliance of the running version, and whether the target fixes it."""
+    if draft.current is None:
+        return
+    draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired)
+    if not draft.verdict.violations:
+        return
+    if draft.action is Action.NONE:
+        draft.action = Action.NON_COMPLIANT
+    elif draft.path:
+        after = compliance.evaluate(
+            draft.device, parse_version(draft.path[-1].spec.version), ctx.desired
+        )
+        draft.notes.append(
+            "the upgrade fixes compliance"
+            if not after.violations
+            else f"target is also non-compliant: {'; '.join(after.violations)}"
+        )
+
+
+def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Context) -> _Draft:
+    draft = _Draft(device)
+    selecting = [
+        p
+        for _, p in sorted(ctx.desired.rollout_policies.items())
+        if p.spec.selector.matches(device.selector_labels)
+    ]
+    if len(selecting) > 1:
+        draft.conflict = True
+        draft.action = Action.BLOCKED
+        draft.reason = f"selected by several policies: {', '.join(p.name for p in selecting)}"
+        return draft
+    draft.policy = selecting[0] if selecting else None
+    if facts is None or not facts.reachable:
+        draft.action = Action.UNREACHABLE
+        draft.reason = (
+            (facts.error or "did not answer")
+            if facts is not None
+            else ("not observed yet" if observed else "no observation given")
+        )
+        return draft
+    draft.current = _current_version(facts)
+    if draft.current is None:
+        draft.action = Action.INCOMPATIBLE
+        draft.reason = f"running version {facts.version or facts.running_image!r} is unknown"
+        return draft
+    if draft.policy is not None:
+        _resolve(draft, draft.policy, ctx)
+        mine = ctx.progress.device(draft.policy.name, device.name)
+        if draft.path:
+            _gate(draft, draft.policy, ctx)
+        elif draft.action is Action.NONE and mine is not None and mine.in_flight:
+            draft.action = Action.UPGRADE
+            draft.notes.append(f"in flight: {mine.phase.value}")
+        touched = (
+            mine is not None
+            and mine.phase is not Phase.PENDING
+            and mine.revision == ctx.desired.revision
+        )
+        draft.in_waves = bool(draft.path) or touched
+    else:
+        draft.notes.append("no rollout policy selects it")
+    _judge(draft, ctx)
+    return draft
+
+
+def _target_text(policy: RolloutPolicy) -> str:
+    target = policy.spec.target
+    return f"version {target.version}" if target.version else f"latest of {target.channel}"
+
+
+def _candidate(draft: _Draft, facts: DeviceFacts | None) -> Candidate:
+    return Candidate(
+        draft.device.name,
+        draft.device.spec.redundancyGroup,
+        None if facts is None else facts.health.load1,
+        None if facts is None else facts.rtt_ms,
+    )
+
+
+def _planned_policy(
+    policy: RolloutPolicy, members: list[_Draft], assigned: Mapping[str, Assignment], ctx: _Context
+) -> PlannedPolicy:
+    state = ctx.progress.policy(policy.name)
+    halted = state is not None and state.halt_in_force(policy.spec.retryToken)
+    window = ctx.windows[policy.name]
+    by_wave: dict[int, list[tuple[int, str]]] = {}
+    for name, a in assigned.items():
+        by_wave.setdefault(a.wave, []).append((a.order, name))
+    waves = tuple(
+        PlannedWave(
+            index=index,
+            label="canary" if index == 0 else f"wave {index}",
+            devices=tuple(name for _, name in sorted(by_wave[index])),
+        )
+        for index in sorted(by_wave)
+    )
+    return PlannedPolicy(
+        name=policy.name,
+        target=_target_text(policy),
+        devices=len(members),
+        suspended=policy.spec.suspend,
+        halted=halted,
+        halt_reason=state.halt_reason if halted and state is not None else None,
+        window=WindowInfo(
+            allowed=window.allowed,
+            closes_at=window.closes_at,
+            next_open=window.next_open,
+            reason=window.reason,
+        ),
+        waves=waves,
+    )
+
+
+def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevice:
+    verdict = draft.verdict
+    notes = list(draft.notes) + (list(assignment.notes) if assignment else [])
+    return PlannedDevice(
+        name=draft.device.name,
+        site=draft.device.spec.site,
+        policy=draft.policy.name if draft.policy else None,
+        redundancy_group=draft.device.spec.redundancyGroup,
+        platform=platform_text(draft.device.spec.platform),
+        current_version=draft.current.text if draft.current else None,
+        target_version=draft.target_version,
+        target_image=draft.target_image,
+        path=tuple(
+            Hop(image=i.name, version=i.spec.version, channel=i.spec.channel) for i in draft.path
+        ),
+        action=draft.action,
+        reason=draft.reason,
+        wave=assignment.wave if assignment else None,
+        order=assignment.order if assignment else None,
+        notes=tuple(notes),
+        compliance_evaluated=verdict is not None and verdict.applies,
+        compliance=verdict.violations if verdict else (),
+        advisories=tuple(
+            Advisory(name=a.name, severity=a.spec.severity, aliases=tuple(a.spec.aliases))
+            for a in (verdict.advisories if verdict else ())
+        ),
+    )
+
+
+def plan(
+    desired: DesiredState,
+    facts: Mapping[str, DeviceFacts],
+    progress: RolloutProgress | None,
+    now: datetime,
+    *,
+    observed: bool = True,
+) -> Plan:
+    """Plan every device of ``desired`` (see the module docstring for the rules).
+
+    ``facts`` are keyed by device name; ``observed`` False says no observation source was
+    given at all (devices are then "unreachable: no observation given"). ``now`` must be
+    timezone-aware."""
+    progress = progress or RolloutProgress()
+    policies = sorted(desired.rollout_policies.values(), key=lambda p: p.name)
+    ctx = _Context(
+        desired,
+        progress,
+        {p.name: window_status(p.spec.windows, now) for p in policies},
+        tuple(sorted(desired.images.values(), key=lambda i: i.name)),
+    )
+    drafts = [
+        _draft(d, facts.get(name), observed, ctx) for name, d in sorted(desired.devices.items())
+    ]
+    errors = [f"device {d.device.name} is {d.reason}" for d in drafts if d.conflict]
+    warnings: list[str] = []
+    planned_policies: list[PlannedPolicy] = []
+    assignments: dict[str, Assignment] = {}
+    for policy in policies:
+        members = [d for d in drafts if d.policy is policy]
+        if not members:
+            warnings.append(f"rollout policy {policy.name} selects no device")
+        if not any(w.type == "allow" for w in policy.spec.windows):
+            warnings.append(
+                f"rollout policy {policy.name} has no allow window: nothing is ever activated"
+            )
+        assigned = assign_waves(
+            policy.name,
+            policy.spec.strategy,
+            [_candidate(d, facts.get(d.device.name)) for d in members if d.in_waves],
+        )
+        assignments.update(assigned)
+        planned_policies.append(_planned_policy(policy, members, assigned, ctx))
+    devices = tuple(_planned_device(d, assignments.get(d.device.name)) for d in drafts)
+    return Plan(
+        revision=desired.revision,
+        now=now,
+        observed=observed,
+        devices=devices,
+        policies=tuple(planned_policies),
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+    )
