@@ -190,7 +190,10 @@ class Simulator:
                 dev.booted_at = now - 86_400.0 - 3600.0 * (zlib.crc32(dev.name.encode()) % 24)
         app = web.Application(client_max_size=1 << 20)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Hanging calls must not hold up a stop.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.1
+        )
         await self._runner.setup()
         self.host, self.per_device_ports = host, per_device_ports
         if not per_device_ports:
