@@ -209,6 +209,10 @@ class Mirror:
         """The last fetched head of the branch."""
         return self.repo.resolve(self.ref)
 
+    def changed_files(self, old: str | None, new: str) -> list[str]:
+        """See :meth:`Repository.changed_files`."""
+        return self.repo.changed_files(old, new)
+
     def checkout(self, rev: str, *, keep: Iterable[str] = ()) -> Path:
         """Export ``rev`` to ``trees/<sha>`` (reused if present); drop trees not in ``keep``."""
         sha = self.repo.resolve(rev)
