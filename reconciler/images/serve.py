@@ -1,0 +1,204 @@
+"""The distribution server: an ASGI app that hands verified images to devices.
+
+``GET``/``HEAD /images/<token>/<file>`` serves the image the token names when ``<file>`` is
+its file name, and its ``.minisig`` (or ``.sigstore``) beside it, so VyOS's own check runs
+too. Only images in the store are served, and only verified images enter the store.
+Single byte ranges are honoured (206, or 416 when unsatisfiable). Bandwidth is capped
+globally and per connection, and every byte sent is counted for metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from reconciler.clock import Clock
+from reconciler.images.store import SIGNATURE_SUFFIXES, ImageStore
+from reconciler.images.throttle import Throttle
+from reconciler.images.tokens import TokenRefused, TokenSigner
+
+__all__ = ["DistributionServer", "ServeCounters", "ServeLimits"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeLimits:
+    """Bandwidth caps and read size of the distribution server."""
+
+    global_bps: int | None = None
+    """Bytes per second for all downloads together, so devices cannot starve the WAN."""
+    per_connection_bps: int | None = None
+    """Bytes per second for one download."""
+    chunk_size: int = 1 << 20
+    """Bytes per read and send: large, so the per-chunk Python overhead stays small."""
+
+
+@dataclass
+class ServeCounters:
+    """What the server has done since it started, for ``/metrics``."""
+
+    requests: int = 0
+    refused: int = 0
+    bytes_served: int = 0
+    bytes_by_image: dict[str, int] = field(default_factory=dict)
+
+
+class _FileBody(Response):
+    """Streams ``length`` bytes of a file from ``start``, paced and counted."""
+
+    def __init__(
+        self,
+        server: DistributionServer,
+        path: Path,
+        start: int,
+        length: int,
+        status: int,
+        headers: dict[str, str],
+        sha256: str,
+    ) -> None:
+        super().__init__(status_code=status, headers=headers)
+        self._server = server
+        self._path = path
+        self._start = start
+        self._length = length
+        self._sha = sha256
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        srv = self._server
+        limits = srv.limits
+        own = Throttle(limits.per_connection_bps, srv.clock) if limits.per_connection_bps else None
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            offset, left = self._start, self._length
+            while left > 0:
+                n = min(limits.chunk_size, left)
+                chunk = await anyio.to_thread.run_sync(os.pread, fd, n, offset)
+                if not chunk:
+                    break
+                for throttle in (srv.global_throttle, own):
+                    if throttle is not None:
+                        await throttle.consume(len(chunk))
+                left -= len(chunk)
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+                srv.counters.bytes_served += len(chunk)
+                by_image = srv.counters.bytes_by_image
+                by_image[self._sha] = by_image.get(self._sha, 0) + len(chunk)
+            if left > 0:  # the file shrank under us; end the response cleanly
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(fd)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive for one satisfiable range; None to serve it all.
+
+    Raises ValueError for an unsatisfiable range. Multiple ranges are answered whole,
+    which RFC 9110 allows.
+    """
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if m is None:
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise ValueError("range outside the file")
+    return start, end
+
+
+class DistributionServer:
+    """Serves verified images from ``store`` to holders of tokens from ``tokens``."""
+
+    def __init__(
+        self,
+        store: ImageStore,
+        tokens: TokenSigner,
+        *,
+        clock: Clock,
+        limits: ServeLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.clock = clock
+        self.limits = limits or ServeLimits()
+        self.counters = ServeCounters()
+        self.global_throttle = (
+            Throttle(self.limits.global_bps, clock) if self.limits.global_bps else None
+        )
+        self.app = Starlette(
+            routes=[Route("/images/{token}/{file}", self._serve, methods=["GET", "HEAD"])]
+        )
+
+    def url_for(self, base_url: str, device: str, sha256: str, ttl: timedelta) -> str:
+        """A one-device, expiring URL for a stored image (for ``/image add``)."""
+        stored = self.store.get(sha256)
+        if stored is None:
+            raise KeyError(f"image {sha256} is not in the store")
+        token = self.tokens.issue(device, sha256, ttl)
+        return f"{base_url.rstrip('/')}/images/{token}/{stored.verified.file_name}"
+
+    def _refuse(self, status: int, text: str) -> Response:
+        self.counters.refused += 1
+        return PlainTextResponse(text, status_code=status)
+
+    async def _serve(self, request: Request) -> Response:
+        self.counters.requests += 1
+        try:
+            grant = self.tokens.check(request.path_params["token"])
+        except TokenRefused as e:
+            return self._refuse(403, f"{e}\n")
+        stored = self.store.get(grant.sha256)
+        name = request.path_params["file"]
+        if stored is None:
+            return self._refuse(404, "no such image\n")
+        if name == stored.verified.file_name:
+            path, media = stored.path, "application/octet-stream"
+        elif (
+            stored.signature is not None
+            and name == stored.verified.file_name + stored.signature.suffix
+            and stored.signature.suffix in SIGNATURE_SUFFIXES
+        ):
+            path, media = stored.signature, "text/plain"
+        else:
+            return self._refuse(404, "no such file for this token\n")
+        size = path.stat().st_size
+        headers = {"accept-ranges": "bytes", "content-type": media, "cache-control": "no-store"}
+        try:
+            rng = _byte_range(request.headers.get("range"), size)
+        except ValueError:
+            headers["content-range"] = f"bytes */{size}"
+            self.counters.refused += 1
+            return Response(status_code=416, headers=headers)
+        start, end = rng if rng is not None else (0, size - 1)
+        length = end - start + 1 if size else 0
+        status = 206 if rng is not None else 200
+        if rng is not None:
+            headers["content-range"] = f"bytes {start}-{end}/{size}"
+        headers["content-length"] = str(length)
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        return _FileBody(self, path, start, length, status, headers, grant.sha256)

@@ -1,0 +1,150 @@
+"""Distribution server: tokens, ranges, HEAD, signatures, caps, counters and site mirrors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.clock import FakeClock
+from reconciler.images.fetch import Fetcher
+from reconciler.images.mirror import pull_from_peer
+from reconciler.images.serve import DistributionServer, ServeLimits
+from reconciler.images.store import ImageStore
+from reconciler.images.tokens import TokenSigner
+from tests.support.images import SignedImage, make_image
+
+BASE = "http://dist.test"
+
+
+@dataclass
+class Setup:
+    server: DistributionServer
+    client: httpx.AsyncClient
+    clock: FakeClock
+    si: SignedImage
+    url: str
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    clock = FakeClock(autojump=True)
+    store = ImageStore(tmp_path / "cache", clock)
+    si = make_image(tmp_path / "src")
+    async with httpx.AsyncClient() as plain:
+        await Fetcher(store, plain, clock=clock).fetch(si.image, [si.trust])
+    server = DistributionServer(
+        store,
+        TokenSigner(b"s" * 32, clock=clock),
+        clock=clock,
+        limits=ServeLimits(chunk_size=65_536),
+    )
+    url = server.url_for(BASE, "r1", si.image.spec.sha256, timedelta(minutes=10))
+    transport = httpx.ASGITransport(app=server.app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        yield Setup(server, client, clock, si, url)
+
+
+async def test_full_download_and_counters(setup: Setup) -> None:
+    resp = await setup.client.get(setup.url)
+    assert resp.status_code == 200
+    assert resp.content == setup.si.data
+    assert resp.headers["accept-ranges"] == "bytes"
+    counters = setup.server.counters
+    assert counters.bytes_served == len(setup.si.data)
+    assert counters.bytes_by_image == {setup.si.image.spec.sha256: len(setup.si.data)}
+
+
+async def test_signature_served_beside_the_image(setup: Setup) -> None:
+    resp = await setup.client.get(setup.url + ".minisig")
+    assert resp.status_code == 200 and resp.content == setup.si.minisig.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-", 1000, None),
+        ("bytes=-500", -500, None),
+        ("bytes=10-999999999", 10, None),
+    ],
+)
+async def test_ranges(setup: Setup, header: str, start: int, end: int | None) -> None:
+    data = setup.si.data
+    resp = await setup.client.get(setup.url, headers={"Range": header})
+    assert resp.status_code == 206
+    expected = data[start : None if end is None else end + 1]
+    assert resp.content == expected
+    first = start % len(data)
+    assert resp.headers["content-range"] == f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
+
+
+async def test_unsatisfiable_range_and_head(setup: Setup) -> None:
+    size = len(setup.si.data)
+    resp = await setup.client.get(setup.url, headers={"Range": f"bytes={size}-"})
+    assert resp.status_code == 416 and resp.headers["content-range"] == f"bytes */{size}"
+    head = await setup.client.head(setup.url)
+    assert head.status_code == 200 and head.headers["content-length"] == str(size)
+    assert head.content == b""
+    head = await setup.client.head(setup.url, headers={"Range": "bytes=0-9"})
+    assert head.status_code == 206 and head.headers["content-length"] == "10"
+
+
+async def test_expired_foreign_and_wrong_file_tokens(setup: Setup, tmp_path: Path) -> None:
+    token_url = setup.url
+    setup.clock.advance(601)
+    assert (await setup.client.get(token_url)).status_code == 403
+    foreign = TokenSigner(b"x" * 32, clock=setup.clock).issue(
+        "r1", setup.si.image.spec.sha256, timedelta(hours=1)
+    )
+    resp = await setup.client.get(f"/images/{foreign}/{setup.si.file.name}")
+    assert resp.status_code == 403 and "invalid" in resp.text
+    fresh = setup.server.url_for(BASE, "r1", setup.si.image.spec.sha256, timedelta(hours=1))
+    token = fresh.split("/")[-2]
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert (await setup.client.get(f"/images/{tampered}/{setup.si.file.name}")).status_code == 403
+    assert (await setup.client.get(f"/images/{token}/other.iso")).status_code == 404
+    unknown = setup.server.tokens.issue(
+        "r1", hashlib.sha256(b"nothing").hexdigest(), timedelta(hours=1)
+    )
+    assert (await setup.client.get(f"/images/{unknown}/{setup.si.file.name}")).status_code == 404
+    assert setup.server.counters.refused == 5
+    assert "sss" not in repr(setup.server.tokens)
+
+
+async def test_bandwidth_caps_pace_on_the_clock(setup: Setup) -> None:
+    server = setup.server
+    capped = DistributionServer(
+        server.store,
+        server.tokens,
+        clock=setup.clock,
+        limits=ServeLimits(global_bps=1_000_000, per_connection_bps=100_000, chunk_size=50_000),
+    )
+    before = setup.clock.monotonic()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=capped.app), base_url=BASE) as c:
+        resp = await c.get(setup.url)
+    assert resp.content == setup.si.data
+    # 300 kB at 100 kB/s per connection, less the quarter-second burst allowance.
+    assert setup.clock.monotonic() - before == pytest.approx(2.75, abs=0.6)
+
+
+async def test_site_mirror_pulls_and_verifies_again(setup: Setup, tmp_path: Path) -> None:
+    other_store = ImageStore(tmp_path / "site-b", setup.clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=setup.server.app)) as client:
+        fetcher = Fetcher(other_store, client, clock=setup.clock)
+        verified = await pull_from_peer(
+            fetcher,
+            setup.si.image,
+            [setup.si.trust],
+            peers=[BASE],
+            tokens=setup.server.tokens,
+            site="b",
+        )
+    stored = other_store.get(verified.sha256)
+    assert stored is not None and stored.path.read_bytes() == setup.si.data
+    assert stored.signature is not None
