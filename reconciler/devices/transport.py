@@ -83,7 +83,8 @@ class FleetTransport(httpx.AsyncBaseTransport):
         with _mapped_errors():
             async with self._client().request(
                 request.method,
-                str(request.url),
+                # httpx already moved URL credentials into the Authorization header.
+                str(request.url.copy_with(userinfo=b"")),
                 headers=request.headers,
                 data=request.content or None,
                 allow_redirects=False,
