@@ -6,8 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import __version__
+
+if TYPE_CHECKING:
+    from reconciler.model.facts import DeviceFacts
+    from reconciler.model.state import DesiredState
 
 __all__ = ["main"]
 
@@ -228,6 +234,346 @@ def _cmd_observe(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_observe)
+
+
+def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plan", help="show what desired state would do to every device")
+    p.add_argument("dir", help="config repository directory")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--observed", metavar="FILE", help="output of `observe --format json`")
+    source.add_argument("--status-dir", metavar="DIR", help="checkout of the status branch")
+    source.add_argument("--live", action="store_true", help="observe the devices now")
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 without changes, 2 with changes, 1 on error",
+    )
+    p.add_argument("--now", metavar="ISO", help="plan as of this time (default: now, UTC)")
+    p.set_defaults(handler=_cmd_plan)
+
+
+def _plan_facts(
+    args: argparse.Namespace, state: DesiredState, root: Path
+) -> dict[str, DeviceFacts] | None:
+    """Facts for ``plan`` from the chosen source; None when no source was given."""
+    import json
+
+    import yaml
+
+    from reconciler.planning.inputs import facts_from_observation, facts_from_status
+
+    if args.observed:
+        return facts_from_observation(json.loads(Path(args.observed).read_text("utf-8")))
+    if args.status_dir:
+        docs = {
+            f.stem: yaml.safe_load(f.read_text("utf-8"))
+            for f in sorted((Path(args.status_dir) / "devices").glob("*.yaml"))
+        }
+        return facts_from_status(docs)
+    if args.live:
+        return _live_facts(state, root)
+    return None
+
+
+def _live_facts(state: DesiredState, root: Path) -> dict[str, DeviceFacts]:
+    import asyncio
+    import os
+
+    from reconciler.clock import SystemClock
+    from reconciler.devices.fleet import endpoints_for
+    from reconciler.devices.observe import ObserveSettings, observe
+    from reconciler.devices.transport import make_http_client
+
+    clock = SystemClock()
+    endpoints, facts = endpoints_for(
+        state.devices.values(), environ=os.environ, base=root, now=clock.now()
+    )
+    settings = ObserveSettings(health=True)
+
+    async def run() -> None:
+        async with make_http_client(max_connections=settings.concurrency) as http:
+            facts.update(await observe(endpoints, http, settings=settings, clock=clock))
+
+    asyncio.run(run())
+    return dict(facts)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from reconciler.model.loader import load_repository
+    from reconciler.planning.planner import plan
+    from reconciler.planning.render import render
+
+    root = Path(args.dir)
+    loaded = load_repository(root)
+    if loaded.state is None or loaded.errors:
+        for error in loaded.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        facts = _plan_facts(args, loaded.state, root)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    result = plan(loaded.state, facts or {}, None, now, observed=facts is not None)
+    sys.stdout.write(render(result, args.format))
+    for problem in result.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    if result.errors:
+        return 1
+    return 2 if args.detailed_exitcode and result.has_changes else 0
+
+
+_COMMANDS.append(_register_plan)
+
+
+def _register_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="print the fleet state from the status branch")
+    p.add_argument("--repo", required=True, help="config repository URL or path")
+    p.add_argument("--branch", default="status", help="status branch (default: status)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(handler=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from reconciler.errors import ReportError
+    from reconciler.report.view import fetch_view, print_view, view_document
+
+    try:
+        view = fetch_view(args.repo, args.branch)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(view_document(view), indent=2, sort_keys=True))
+    else:
+        print_view(view, Console())
+    return 0
+
+
+_COMMANDS.append(_register_status)
+
+
+def _register_image(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import os
+
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument(
+        "--cache-dir",
+        default=os.environ.get("GITFIRM_CACHE") or str(Path.home() / ".cache" / "gitfirm"),
+        help="image store (default: $GITFIRM_CACHE or ~/.cache/gitfirm)",
+    )
+    p = sub.add_parser("image", help="fetch, verify, list, collect and bundle images")
+    actions = p.add_subparsers(dest="image_command", required=True)
+    fetch = actions.add_parser("fetch", parents=[cache], help="fetch and verify images")
+    fetch.add_argument("dir", help="config repository")
+    fetch.add_argument("names", nargs="*", help="Image names (default: all)")
+    fetch.add_argument("--bandwidth", type=int, default=None, help="bytes per second")
+    fetch.set_defaults(handler=_cmd_image_fetch)
+    verify = actions.add_parser("verify", help="verify a file; exit 0 verified, 1 refused")
+    verify.add_argument("file", type=Path)
+    verify.add_argument("--minisig", type=Path)
+    verify.add_argument("--public-key", type=Path, help="a minisign .pub file")
+    verify.add_argument("--bundle", type=Path, help="a sigstore bundle")
+    verify.add_argument("--identity")
+    verify.add_argument("--issuer")
+    verify.add_argument("--trusted-root", type=Path)
+    verify.set_defaults(handler=_cmd_image_verify)
+    ls = actions.add_parser("ls", parents=[cache], help="list stored images and capacity")
+    ls.set_defaults(handler=_cmd_image_ls)
+    gc = actions.add_parser("gc", parents=[cache], help="remove images no Image references")
+    gc.add_argument("--repo", default=".", help="config repository (default: .)")
+    gc.add_argument("--retention-days", type=float, default=7.0)
+    gc.set_defaults(handler=_cmd_image_gc)
+    export = actions.add_parser("export", parents=[cache], help="write an offline bundle")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--repo", default=".", help="config repository (default: .)")
+    export.add_argument("names", nargs="+")
+    export.set_defaults(handler=_cmd_image_export)
+    imp = actions.add_parser("import", parents=[cache], help="verify and store a bundle")
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--repo", help="config repository whose TrustPolicies to use (default: the bundle's)"
+    )
+    imp.set_defaults(handler=_cmd_image_import)
+
+
+def _image_state(repo: str) -> DesiredState | None:
+    from reconciler.model.loader import load_repository
+
+    loaded = load_repository(Path(repo))
+    for error in loaded.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return None if loaded.errors else loaded.state
+
+
+def _image_store(args: argparse.Namespace) -> ImageStore:
+    from reconciler.clock import SystemClock
+    from reconciler.images.store import ImageStore
+
+    return ImageStore(Path(args.cache_dir).expanduser(), SystemClock())
+
+
+def _cmd_image_fetch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from reconciler.clock import SystemClock
+    from reconciler.images.fetch import FetchProgress, FetchSettings
+    from reconciler.images.ops import fetch_images
+
+    state = _image_state(args.dir)
+    if state is None:
+        return 1
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn()) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def show(event: FetchProgress) -> None:
+            task = tasks.get(event.name)
+            if task is None:
+                task = tasks[event.name] = bar.add_task(event.name, total=event.total)
+            bar.update(task, completed=event.received)
+
+        results = asyncio.run(
+            fetch_images(
+                state,
+                _image_store(args),
+                args.names,
+                clock=SystemClock(),
+                settings=FetchSettings(bandwidth=args.bandwidth),
+                progress=show,
+            )
+        )
+    failed = 0
+    for name, outcome in results.items():
+        if isinstance(outcome, Exception):
+            failed += 1
+            print(f"{name}: refused: {outcome}" if hasattr(outcome, "detail") else f"{name}: error: {outcome}")
+        else:
+            print(f"{name}: verified sha256={getattr(outcome, 'sha256', '')}")
+    return 1 if failed else 0
+
+
+def _cmd_image_verify(args: argparse.Namespace) -> int:
+    from reconciler.errors import ImageRefused
+    from reconciler.images.ops import verify_file_minisign, verify_file_sigstore
+
+    try:
+        if args.minisig and args.public_key:
+            verdict = verify_file_minisign(args.file, args.minisig, args.public_key)
+        elif args.bundle and args.identity and args.issuer and args.trusted_root:
+            verdict = verify_file_sigstore(
+                args.file, args.bundle, args.trusted_root, args.identity, args.issuer
+            )
+        else:
+            print(
+                "error: give --minisig and --public-key, or --bundle, --identity, --issuer "
+                "and --trusted-root",
+                file=sys.stderr,
+            )
+            return 2
+    except ImageRefused as e:
+        print(f"refused: {e.reason}: {e.detail}")
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    stamp = f" timestamp={verdict.signed_timestamp}" if verdict.signed_timestamp else ""
+    print(f"verified sha256={verdict.sha256} size={verdict.size} signer={verdict.signer}{stamp}")
+    return 0
+
+
+def _cmd_image_ls(args: argparse.Namespace) -> int:
+    store = _image_store(args)
+    for item in store.list():
+        v = item.verified
+        print(f"{v.channel:<12} {v.version:<28} {v.size:>12} {v.sha256[:16]} {v.file_name}")
+    cap = store.capacity()
+    channels = " ".join(f"{k}={n}" for k, n in cap.per_channel.items())
+    print(f"used={cap.used} free={cap.free} {channels}".rstrip())
+    return 0
+
+
+def _cmd_image_gc(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from reconciler.images.ops import referenced_digests
+
+    state = _image_state(args.repo)
+    if state is None:
+        return 1
+    report = _image_store(args).gc(
+        referenced_digests(state), timedelta(days=args.retention_days)
+    )
+    print(f"removed={len(report.removed)} marked={len(report.marked)} freed={report.freed}")
+    return 0
+
+
+def _cmd_image_export(args: argparse.Namespace) -> int:
+    from reconciler.errors import ImageError
+    from reconciler.images.bundle import export_bundle
+
+    state = _image_state(args.repo)
+    if state is None:
+        return 1
+    missing = [n for n in args.names if n not in state.images]
+    if missing:
+        print(f"error: no Image named {', '.join(missing)}", file=sys.stderr)
+        return 1
+    images = [state.images[n] for n in args.names]
+    try:
+        names = export_bundle(
+            args.out,
+            images,
+            list(state.trust_policies.values()),
+            _image_store(args),
+            root_dir=Path(state.root or args.repo),
+        )
+    except (ImageError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({len(names)} members)")
+    return 0
+
+
+def _cmd_image_import(args: argparse.Namespace) -> int:
+    from reconciler.errors import ImageError, ImageRefused
+    from reconciler.images.bundle import import_bundle
+    from reconciler.images.rollback import RollbackGuard
+
+    store = _image_store(args)
+    trust = None
+    root_dir = None
+    if args.repo:
+        state = _image_state(args.repo)
+        if state is None:
+            return 1
+        trust, root_dir = list(state.trust_policies.values()), Path(state.root or args.repo)
+    try:
+        verified = import_bundle(
+            args.file, store, trust=trust, root_dir=root_dir, guard=RollbackGuard(store.state_dir)
+        )
+    except ImageRefused as e:
+        print(f"refused: {e.reason}: {e.detail}")
+        return 1
+    except (ImageError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for v in verified:
+        print(f"{v.name}: verified sha256={v.sha256}")
+    return 0
+
+
+_COMMANDS.append(_register_image)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,9 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
         draft.reason = f"selected by several policies: {', '.join(p.name for p in selecting)}"
         return draft
     draft.policy = selecting[0] if selecting else None
+    if draft.policy is not None:
+        # Known without facts; a channel's latest depends on the device's version.
+        draft.target_version = draft.policy.spec.target.version
     if facts is None or not facts.reachable:
         draft.action = Action.UNREACHABLE
         draft.reason = (
