@@ -1,0 +1,115 @@
+"""Benchmark: observe a simulated fleet with gitfirm's observer.
+
+Starts ``gitfirm sim`` in a separate process (100 ms per API call), then measures:
+
+- gitfirm's observer (``reconciler.devices.observe``, concurrency 256) on 1,000 and then
+  10,000 devices; one observation is ``show version`` plus ``show system image``;
+- the ceiling: a bare aiohttp loop making the same requests with the same concurrency and
+  no parsing;
+- the floor: one device at a time with gitfirm's client, as a naive script does, measured
+  on 200 devices and scaled linearly to the fleet size.
+
+Prints one JSON object per measurement; the last line is the 10,000-device result with
+``ceiling_ratio`` (gitfirm's throughput / the bare loop's), ``sequential_ratio`` (gitfirm's
+speed-up over the scaled floor) and ``rss_mb`` (this process's peak RSS after gitfirm's
+run; the simulator runs elsewhere). Run: ``.venv/bin/python -m bench.observe_bench``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+from reconciler.devices.endpoint import Endpoint
+from reconciler.devices.observe import ObserveSettings, observe
+from reconciler.devices.transport import make_http_client
+from tests.support.simulator import simulator_process
+
+__all__ = ["main"]
+
+CONCURRENCY = 256
+LATENCY = 0.1
+FLOOR_DEVICES = 200
+SIZES = (1_000, 10_000)
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+async def _gitfirm(endpoints: list[Endpoint], concurrency: int) -> tuple[float, int]:
+    settings = ObserveSettings(concurrency=concurrency, deadline=120.0)
+    async with make_http_client(max_connections=concurrency) as http:
+        started = time.perf_counter()
+        facts = await observe(endpoints, http, settings=settings)
+        elapsed = time.perf_counter() - started
+    return elapsed, sum(f.reachable for f in facts.values())
+
+
+async def _bare(endpoints: list[Endpoint]) -> float:
+    """The same two requests per device through plain aiohttp, no parsing."""
+    bodies = [
+        {"op": "show", "path": ["version"]},
+        {"op": "show", "path": ["system", "image"]},
+    ]
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        todo = iter(endpoints)
+
+        async def worker() -> None:
+            for ep in todo:
+                for body in bodies:
+                    async with session.post(ep.url("/show"), json={"key": ep.api_key, **body}) as r:
+                        await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+async def main() -> None:
+    """Run every measurement against one simulator process."""
+    async with simulator_process(max(SIZES), latency=LATENCY, start_timeout=120) as sim:
+        endpoints = sim.endpoints()
+        floor_s, _ = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
+        per_device = floor_s / FLOOR_DEVICES
+        _emit(
+            {
+                "bench": "observe-sequential",
+                "devices": FLOOR_DEVICES,
+                "seconds": round(floor_s, 2),
+                "note": "one device at a time; scaled linearly for sequential_ratio",
+            }
+        )
+        for size in SIZES:
+            fleet = endpoints[:size]
+            seconds, reachable = await _gitfirm(fleet, CONCURRENCY)
+            rss = _rss_mb()
+            ceiling = await _bare(fleet)
+            _emit({"bench": "observe-bare-aiohttp", "devices": size, "seconds": round(ceiling, 2)})
+            _emit(
+                {
+                    "bench": "observe",
+                    "devices": size,
+                    "reachable": reachable,
+                    "seconds": round(seconds, 2),
+                    "ceiling_ratio": round(ceiling / seconds, 3),
+                    "sequential_ratio": round(per_device * size / seconds, 1),
+                    "sequential_scaled_seconds": round(per_device * size, 1),
+                    "rss_mb": rss,
+                }
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
