@@ -143,6 +143,13 @@ class GitStore:
         """The local branch's commit, or None on an unborn branch."""
         return self._rev("HEAD")
 
+    def head_trailer(self, key: str) -> list[str]:
+        """Values of trailer ``key`` on the local branch's commit (empty on an unborn one)."""
+        if self.head() is None:
+            return []
+        done = self._run("log", "-1", f"--format=%(trailers:key={key},valueonly)", "HEAD")
+        return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
     def ahead(self) -> bool:
         """True when the local branch has commits the remote branch lacks."""
         head = self.head()

@@ -1,0 +1,113 @@
+"""The read side of the status branch, behind ``gitfirm status``.
+
+It fetches only the status branch into a scratch directory, reads gitfirm's own files and
+prints them as tables or JSON. It never writes to the remote.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.errors import ReportError
+from reconciler.report.gitstore import GitIdentity, GitStore
+from reconciler.report.render import load_documents
+from reconciler.sanitize import redact
+
+__all__ = ["FleetView", "fetch_view", "print_view", "view_document"]
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """What the newest status commit says about the fleet."""
+
+    branch: str
+    commit: str
+    desired_revision: str | None
+    devices: dict[str, Any] = field(default_factory=dict)
+    rollouts: dict[str, Any] = field(default_factory=dict)
+    compliance: dict[str, Any] = field(default_factory=dict)
+
+
+def fetch_view(repo: str, branch: str = "status", *, timeout: float = 120.0) -> FleetView:
+    """Fetch ``branch`` of ``repo`` into a temporary clone and read the fleet state from it."""
+    with tempfile.TemporaryDirectory(prefix="gitfirm-status-") as scratch:
+        store = GitStore(Path(scratch), repo, branch, GitIdentity(), timeout=timeout)
+        store.open()
+        commit = store.head()
+        if commit is None:
+            raise ReportError(f"{redact(repo)} has no {branch!r} branch yet")
+        docs = load_documents(store.read_owned())
+        revisions = store.head_trailer("Desired-Revision")
+    prefix = len("devices/")
+    return FleetView(
+        branch=branch,
+        commit=commit,
+        desired_revision=revisions[0] if revisions else None,
+        devices={p[prefix:-5]: d for p, d in sorted(docs.items()) if p.startswith("devices/")},
+        rollouts={p[9:-5]: d for p, d in sorted(docs.items()) if p.startswith("rollouts/")},
+        compliance=docs.get("compliance.yaml") or {},
+    )
+
+
+def view_document(view: FleetView) -> dict[str, Any]:
+    """The view as plain JSON-ready data."""
+    return {
+        "branch": view.branch,
+        "commit": view.commit,
+        "desiredRevision": view.desired_revision,
+        "devices": view.devices,
+        "rollouts": view.rollouts,
+        "compliance": view.compliance,
+    }
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def _running(doc: dict[str, Any]) -> str:
+    observed = doc.get("observed") or {}
+    if not observed:
+        return "never observed"
+    if not observed.get("reachable"):
+        return "unreachable"
+    return _text(observed.get("version"))
+
+
+def print_view(view: FleetView, console: Console) -> None:
+    """Print the fleet and its rollouts as tables."""
+    revision = (view.desired_revision or "unknown")[:12]
+    console.print(f"status {view.commit[:12]} on {view.branch!r} · desired revision {revision}")
+    devices = Table(title="Devices")
+    for column in ("Device", "Version", "Target", "Phase", "Last error"):
+        devices.add_column(column)
+    for name, doc in view.devices.items():
+        desired = doc.get("desired") or {}
+        devices.add_row(
+            name, _running(doc), _text(desired.get("version")), _text(doc.get("phase")),
+            _text(doc.get("lastError")),
+        )  # fmt: skip
+    console.print(devices)
+    rollouts = Table(title="Rollouts")
+    for column in ("Policy", "Target", "Wave", "State", "Devices per phase"):
+        rollouts.add_column(column)
+    for name, doc in view.rollouts.items():
+        wave = doc.get("wave") or {}
+        state = "halted" if doc.get("halted") else "suspended" if doc.get("suspended") else "active"
+        if doc.get("haltReason"):
+            state += f": {doc['haltReason']}"
+        counts = ", ".join(f"{k}={v}" for k, v in sorted((doc.get("counts") or {}).items()))
+        position = f"{_text(wave.get('current'))}/{_text(wave.get('total'))}"
+        target = _text((doc.get("target") or {}).get("version"))
+        rollouts.add_row(name, target, position, state, counts)
+    console.print(rollouts)
+    summary = view.compliance.get("summary")
+    if summary:
+        total = summary["compliant"] + summary["noncompliant"]
+        console.print(f"compliance: {summary['compliant']} of {total} devices compliant")
