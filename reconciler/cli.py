@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 from reconciler import __version__
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.state import DesiredState
 
@@ -428,8 +431,10 @@ def _cmd_image_fetch(args: argparse.Namespace) -> int:
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
     from reconciler.clock import SystemClock
+    from reconciler.errors import ImageRefused
     from reconciler.images.fetch import FetchProgress, FetchSettings
     from reconciler.images.ops import fetch_images
+    from reconciler.images.verify import Verified
 
     state = _image_state(args.dir)
     if state is None:
@@ -455,11 +460,12 @@ def _cmd_image_fetch(args: argparse.Namespace) -> int:
         )
     failed = 0
     for name, outcome in results.items():
-        if isinstance(outcome, Exception):
-            failed += 1
-            print(f"{name}: refused: {outcome}" if hasattr(outcome, "detail") else f"{name}: error: {outcome}")
+        if isinstance(outcome, Verified):
+            print(f"{name}: verified sha256={outcome.sha256}")
         else:
-            print(f"{name}: verified sha256={getattr(outcome, 'sha256', '')}")
+            failed += 1
+            kind = "refused" if isinstance(outcome, ImageRefused) else "error"
+            print(f"{name}: {kind}: {outcome}")
     return 1 if failed else 0
 
 
@@ -511,9 +517,7 @@ def _cmd_image_gc(args: argparse.Namespace) -> int:
     state = _image_state(args.repo)
     if state is None:
         return 1
-    report = _image_store(args).gc(
-        referenced_digests(state), timedelta(days=args.retention_days)
-    )
+    report = _image_store(args).gc(referenced_digests(state), timedelta(days=args.retention_days))
     print(f"removed={len(report.removed)} marked={len(report.marked)} freed={report.freed}")
     return 0
 
