@@ -158,12 +158,13 @@ class Verifier:
             log = self._commits(current, since, head, logs)
             for sha in group:
                 info = log[sha]
+                base = info.parents[0] if info.parents else None
+                change, after, paths = self._policy_change(info, current, base)
                 if current.policy is not None and current.policy.spec.mode != "none":
-                    after = self._snapshot_if_touched(info)
-                    self._check(info, current, after)
+                    self._check(info, current.policy, change, paths)
                     checked += 1
-                if sha == commit and self._changes_policy(info, current):
-                    current = self._read(sha)
+                if sha == commit and change:
+                    current = after
         final = self._read(head)
         if final.fingerprint != current.fingerprint:
             raise _refuse(
@@ -184,10 +185,10 @@ class Verifier:
     def _verify_head(self, trusted: PolicySnapshot, since: str | None, head: str) -> Verdict:
         files = tuple(self.repo.changed_files(since, head))
         info = replace(self._commits(trusted, None, head, {}, single=True)[head], files=files)
-        after = self._snapshot_if_touched(info)
-        self._check(info, trusted, after)
-        current = after if after is not None else trusted
-        return Verdict(True, head, "verified", policy=current, checked=1)
+        change, after, paths = self._policy_change(info, trusted, since)
+        assert trusted.policy is not None
+        self._check(info, trusted.policy, change, paths)
+        return Verdict(True, head, "verified", policy=after, checked=1)
 
     def _bootstrap(self, head: str) -> Verdict:
         at_head = self._read(head)
@@ -234,29 +235,33 @@ class Verifier:
 
     # --- one commit -----------------------------------------------------------------------
 
-    def _snapshot_if_touched(self, info: CommitInfo) -> PolicySnapshot | None:
-        if any(f.endswith(_DOC_SUFFIXES) for f in info.files):
-            return self._read(info.sha)
-        return None
+    def _policy_change(
+        self, info: CommitInfo, current: PolicySnapshot, base: str | None
+    ) -> tuple[bool, PolicySnapshot, frozenset[str]]:
+        """Whether ``info`` changes the AccessPolicy relative to ``base``, the policy after
+        it, and the files that declare a policy (at ``base``, in force, or after).
 
-    def _changes_policy(self, info: CommitInfo, current: PolicySnapshot) -> bool:
-        after = self._snapshot_if_touched(info)
-        paths = {current.path, after.path if after else None} - {None}
-        return any(f in paths for f in info.files) or (
-            after is not None and after.fingerprint != current.fingerprint
-        )
+        Any change to a file that declares the policy (in force, at ``base`` or after the
+        commit) counts, as does any change of the policy's fingerprint. A commit touching no
+        YAML or JSON file cannot change it, which spares reading the tree.
+        """
+        if not any(f.endswith(_DOC_SUFFIXES) for f in info.files):
+            return False, current, frozenset()
+        after = self._read(info.sha)
+        before = self._read(base) if base else PolicySnapshot()
+        paths = frozenset(p for p in (current.path, before.path, after.path) if p)
+        changed = any(f in paths for f in info.files) or after.fingerprint != before.fingerprint
+        return changed, after, paths
 
     def _check(
-        self, info: CommitInfo, current: PolicySnapshot, after: PolicySnapshot | None
+        self,
+        info: CommitInfo,
+        policy: AccessPolicy,
+        changes_policy: bool,
+        policy_paths: frozenset[str],
     ) -> None:
-        policy = current.policy
-        assert policy is not None
         signer = self._signer(info, policy)
         roles = set(signer.roles)
-        policy_paths = {current.path, after.path if after else None} - {None}
-        changes_policy = any(f in policy_paths for f in info.files) or (
-            after is not None and after.fingerprint != current.fingerprint
-        )
         if changes_policy and policy.spec.adminRole not in roles:
             raise _refuse(
                 "policy-change-not-admin",

@@ -228,11 +228,7 @@ def test_merged_side_branch_commits_are_checked(world: World) -> None:
     side = commit_files(world.work, {"fleet/r7.yaml": "kind: y\n"}, "unsigned side")
     git(world.work, "checkout", "--quiet", "main")
     commit_files(world.work, {"fleet/r8.yaml": "kind: y\n"}, "main", key=world.ops)
-    git(
-        world.work,
-        "-c", "gpg.format=ssh", "-c", f"user.signingkey={world.ops.private}",
-        "merge", "--quiet", "--no-ff", "-S", "-m", "merge feature", "feature",
-    )  # fmt: skip
+    _merge_signed(world, "feature", world.ops)
     push(world.work)
     verdict = verifier.verify(world.mirror.sync(), since=base.revision)
     assert (verdict.reason, verdict.commit) == ("unsigned", side)
@@ -253,3 +249,35 @@ def test_openpgp_signer_by_fingerprint(tmp_path: Path, keys: dict[str, SshKey]) 
     verdict = verifier.verify(signed)
     assert verdict.ok, verdict
     assert verdict.checked == 2
+
+
+def _merge_signed(world: World, branch: str, key: SshKey) -> None:
+    git(
+        world.work,
+        "-c", "gpg.format=ssh", "-c", f"user.signingkey={key.private}",
+        "merge", "--quiet", "--no-ff", "-S", "-m", f"merge {branch}", branch,
+    )  # fmt: skip
+
+
+def test_side_branch_from_before_a_policy_change_meets_the_new_policy(world: World) -> None:
+    verifier = world.verifier()
+    base = verifier.verify(world.mirror.head())
+    git(world.work, "branch", "old-base")
+    # The admin removes dev on main; branches forked earlier still carry the old policy.
+    commit_files(world.work, {POLICY: _policy(world.admin, world.ops, world.stranger)}, "x",
+                 key=world.admin)  # fmt: skip
+    git(world.work, "checkout", "--quiet", "old-base")
+    by_ops = commit_files(world.work, {"fleet/r7.yaml": "a: 1\n"}, "ops work", key=world.ops)
+    git(world.work, "checkout", "--quiet", "main")
+    _merge_signed(world, "old-base", world.ops)
+    push(world.work)
+    merged = verifier.verify(world.mirror.sync(), since=base.revision)
+    assert merged.ok, merged  # not mistaken for a policy change
+    git(world.work, "checkout", "--quiet", "old-base")
+    by_dev = commit_files(world.work, {"fleet/r8.yaml": "a: 1\n"}, "dev work", key=world.dev)
+    git(world.work, "checkout", "--quiet", "main")
+    _merge_signed(world, "old-base", world.ops)
+    push(world.work)
+    verdict = verifier.verify(world.mirror.sync(), since=merged.revision)
+    assert (verdict.reason, verdict.commit) == ("unknown-key", by_dev)
+    assert by_ops != by_dev
