@@ -101,6 +101,7 @@ class StatusWriter:
         self._latest: StatusSnapshot | None = None
         self._not_before = float("-inf")
         self._notes: list[tuple[str, str]] = []
+        self._opened = False
 
     def __repr__(self) -> str:
         return f"StatusWriter(branch={self.settings.branch!r}, workdir={self.store.root!s})"
@@ -108,7 +109,11 @@ class StatusWriter:
     async def open(self) -> None:
         """Clone or refresh the status branch (created as an orphan when absent)."""
         async with self._lock:
-            await asyncio.to_thread(self.store.open)
+            await self._open()
+
+    async def _open(self) -> None:
+        await asyncio.to_thread(self.store.open)
+        self._opened = True
 
     # -- coalesced writes ---------------------------------------------------------------------
 
@@ -172,6 +177,8 @@ class StatusWriter:
         Raises :class:`~reconciler.errors.PushRejected` when every attempt lost the race.
         """
         async with self._lock:
+            if not self._opened:
+                await self._open()
             self._latest = snapshot
             commit = await asyncio.to_thread(self._commit, snapshot)
             attempts = self.settings.push_attempts
@@ -179,8 +186,7 @@ class StatusWriter:
                 if not await asyncio.to_thread(self.store.ahead):
                     break
                 if await asyncio.to_thread(self.store.push) is PushOutcome.PUSHED:
-                    if commit is not None:
-                        self._not_before = self._clock.monotonic() + self.settings.coalesce_seconds
+                    self._not_before = self._clock.monotonic() + self.settings.coalesce_seconds
                     return WriteResult(commit, True, attempt)
                 if attempt == attempts:
                     raise PushRejected(f"status push rejected {attempts} times; will retry later")
@@ -204,6 +210,8 @@ class StatusWriter:
         """
         self._notes.append((rollout.revision, render_note(rollout, self._secrets)))
         async with self._lock:
+            if not self._opened:
+                await self._open()
             attempts = self.settings.push_attempts
             for attempt in range(1, attempts + 1):
                 if not await asyncio.to_thread(self._append_notes):

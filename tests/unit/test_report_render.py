@@ -13,9 +13,11 @@ import reconciler.report.message
 import reconciler.report.readme
 import reconciler.report.render
 import reconciler.report.snapshot
+import reconciler.report.view
 import reconciler.report.writer
 from reconciler.errors import ReportError
 from reconciler.model.facts import DeviceFacts
+from reconciler.planning.inputs import facts_from_status
 from reconciler.report.message import commit_message
 from reconciler.report.render import load_documents, render_files, render_note
 from reconciler.report.snapshot import EVENT_CAP, RolloutEvent, RolloutStatus
@@ -49,6 +51,9 @@ def test_observed_round_trips_as_device_facts_without_live_numbers() -> None:
     assert "health" not in doc["observed"] and "rtt_ms" not in doc["observed"]
     assert doc["lastTransition"] == {"from": "pending", "to": "stage", "at": "2026-01-01T00:00:00Z"}
     assert doc["tls"] == {"insecure": False}
+    # The planner's --status-dir reader gets the same facts back (live numbers aside).
+    stems = {"r1": doc}
+    assert facts_from_status(stems)["r1"] == parsed
 
 
 def test_new_observation_time_alone_changes_no_byte() -> None:
@@ -142,6 +147,7 @@ def test_public_names_are_declared() -> None:
         reconciler.report.readme,
         reconciler.report.render,
         reconciler.report.snapshot,
+        reconciler.report.view,
         reconciler.report.writer,
     ):
         public = {
