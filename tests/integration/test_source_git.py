@@ -9,16 +9,18 @@ import pytest
 import reconciler.source as source_pkg
 from reconciler.errors import SourceError
 from reconciler.source.git import Mirror, Repository, normalize_url
-from tests.support.gitrepo import clone, commit_files, git, make_remote, push, rev_parse
+from tests.support.gitrepo import (
+    commit_files,
+    git,
+    push,
+    rev_parse,
+    seeded_remote,
+)
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> tuple[Path, Path]:
-    bare = make_remote(tmp_path / "remote.git")
-    work = clone(bare, tmp_path / "work")
-    commit_files(work, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"}, "one")
-    push(work)
-    return bare, work
+    return seeded_remote(tmp_path, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"})
 
 
 @pytest.mark.parametrize("scheme", ["path", "file"])

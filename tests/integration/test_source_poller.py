@@ -14,7 +14,7 @@ from reconciler.clock import FakeClock
 from reconciler.source.git import Mirror
 from reconciler.source.paths import PathFilter
 from reconciler.source.poller import Poller, PollSettings, Revision
-from tests.support.gitrepo import clone, commit_files, make_remote, push
+from tests.support.gitrepo import commit_files, push, seeded_remote
 
 INTERVAL = 60.0
 
@@ -50,11 +50,7 @@ async def _until(predicate: object, timeout: float = 10.0) -> None:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> tuple[Path, Path]:
-    bare = make_remote(tmp_path / "remote.git")
-    work = clone(bare, tmp_path / "work")
-    commit_files(work, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"}, "initial")
-    push(work)
-    return bare, work
+    return seeded_remote(tmp_path, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"})
 
 
 async def test_first_poll_then_only_desired_state_changes_trigger(

@@ -42,6 +42,7 @@ __all__ = [
     "make_remote",
     "push",
     "rev_parse",
+    "seeded_remote",
     "ssh_key",
 ]
 
@@ -152,6 +153,16 @@ def commit_files(
     sign = ["-S"] if key else ["--no-gpg-sign"]
     git(work, *signing, "commit", "--quiet", "--allow-empty", *sign, "-m", message, env=env)
     return rev_parse(work, "HEAD")
+
+
+def seeded_remote(base: Path, files: Mapping[str, str], branch: str = "main") -> tuple[Path, Path]:
+    """A bare remote ``base/remote.git`` with one unsigned commit of ``files`` pushed from
+    the clone ``base/work``; returns (remote, clone)."""
+    remote = make_remote(base / "remote.git", branch)
+    work = clone(remote, base / "work", branch)
+    commit_files(work, files, "initial")
+    push(work, branch)
+    return remote, work
 
 
 def push(work: Path, branch: str = "main", *, force: bool = False) -> None:
