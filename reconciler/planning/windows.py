@@ -19,7 +19,6 @@ Nothing here reads a clock; ``now`` is always an argument and must be timezone-a
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -127,36 +126,69 @@ def is_allowed(windows: Sequence[Window], at: datetime) -> bool:
     return _allowed(windows, _require_aware(at))
 
 
-def _events(windows: Sequence[Window], after: datetime, until: datetime) -> list[datetime]:
-    """Every instant in ``(after, until]`` at which some window opens or closes, sorted."""
-    found: set[datetime] = set()
-    for window in windows:
-        last = _last_start(window, after)
-        if last is not None and after < last + window.duration <= until:
-            found.add(last + window.duration)
-        for start in _starts_after(window, after, until):
-            found.add(start)
-            if start + window.duration <= until:
-                found.add(start + window.duration)
-    return sorted(found)
+_Interval = tuple[datetime, datetime]
+
+
+def _intervals(window: Window, lo: datetime, hi: datetime) -> list[_Interval]:
+    """The open spans of ``window`` that are open after ``lo`` and start by ``hi``."""
+    spans: list[_Interval] = []
+    last = _last_start(window, lo)
+    if last is not None and last + window.duration > lo:
+        spans.append((last, last + window.duration))
+    spans += [(s, s + window.duration) for s in _starts_after(window, lo, hi)]
+    return spans
+
+
+def _merge(spans: list[_Interval]) -> list[_Interval]:
+    """Sorted, disjoint and non-touching spans covering the same instants."""
+    merged: list[_Interval] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _subtract(allow: list[_Interval], deny: list[_Interval]) -> list[_Interval]:
+    """The parts of ``allow`` outside every ``deny`` span (both merged)."""
+    out: list[_Interval] = []
+    for a, b in allow:
+        for d0, d1 in deny:
+            if d1 <= a or d0 >= b:
+                continue
+            if d0 > a:
+                out.append((a, d0))
+            a = max(a, d1)
+            if a >= b:
+                break
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _allowed_spans(windows: Sequence[Window], lo: datetime, hi: datetime) -> list[_Interval]:
+    """Where activation is allowed, as seen from the windows starting by ``hi``. Every
+    transition at or before ``hi`` is exact; later ones may still move."""
+    allow = [x for w in windows if w.type == "allow" for x in _intervals(w, lo, hi)]
+    deny = [x for w in windows if w.type == "deny" for x in _intervals(w, lo, hi)]
+    return _subtract(_merge(allow), _merge(deny))
 
 
 def _first_change(windows: Sequence[Window], after: datetime, to_allowed: bool) -> datetime | None:
     """The first instant after ``after`` at which the allowed state becomes ``to_allowed``.
 
-    The state only changes when a window opens or closes, so only those instants are
-    checked. The search walks the horizon in month-long slices to stay cheap for dense
-    schedules."""
-    step = timedelta(days=31)
-    for k in itertools.count():
-        lo = after + step * k
-        if lo >= after + HORIZON:
-            return None
-        hi = min(lo + step, after + HORIZON)
-        for event in _events(windows, lo, hi):
-            if _allowed(windows, event) == to_allowed:
-                return event
-    return None  # unreachable: the loop returns once past the horizon
+    The horizon is searched in slices that double from one day, so a change in the next
+    hours costs little and a year of dense schedules stays bounded."""
+    lo, step, end = after, timedelta(days=1), after + HORIZON
+    while lo < end:
+        hi = min(lo + step, end)
+        for a, b in _allowed_spans(windows, lo, hi):
+            edge = a if to_allowed else b
+            if after < edge <= hi:
+                return edge
+        lo, step = hi, step * 2
+    return None
 
 
 def allowed_until(windows: Sequence[Window], at: datetime) -> datetime | None:
