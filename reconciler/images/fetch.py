@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -35,7 +36,7 @@ from reconciler.images.verify import Verified, precheck, verify_image
 from reconciler.model.kinds import Image, TrustPolicy
 from reconciler.sanitize import redact
 
-__all__ = ["FetchProgress", "FetchSettings", "Fetcher", "ProgressCallback"]
+__all__ = ["FetchProgress", "FetchSettings", "Fetcher", "ProgressCallback", "log_progress"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,27 @@ class FetchProgress:
 
 
 ProgressCallback = Callable[[FetchProgress], None]
+
+
+def log_progress(logger: logging.Logger) -> ProgressCallback:
+    """A progress callback for the daemon: one structured log event per state change.
+
+    Per-chunk ``progress`` events are dropped; ``start``, ``resume``, ``retry`` and ``done``
+    are logged with the image, byte counts and the (already redacted) URL as fields.
+    """
+
+    def log(event: FetchProgress) -> None:
+        if event.event != "progress":
+            fields = {
+                "event": f"image.fetch.{event.event}",
+                "image": event.name,
+                "received": event.received,
+                "total": event.total,
+                "url": event.url,
+            }
+            logger.info("image fetch %s: %s", event.event, event.name, extra=fields)
+
+    return log
 
 
 class _Retry(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 
 from reconciler.clock import FakeClock
 from reconciler.errors import ImageError, ImageRefused
-from reconciler.images.fetch import Fetcher, FetchProgress, FetchSettings
+from reconciler.images.fetch import Fetcher, FetchProgress, FetchSettings, log_progress
 from reconciler.images.reasons import Reason
 from reconciler.images.store import ImageStore
 from tests.support.images import FileServer, SignedImage, make_image, serve_files
@@ -219,3 +220,17 @@ def test_disk_full_is_clear_and_leaves_nothing(tmp_path: Path) -> None:
         p.is_dir() for p in (cache / "blobs").rglob("*")
     )
     assert not list((cache / "meta").glob("*"))
+
+
+async def test_daemon_progress_logs_structured_events(
+    tmp_path: Path, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    si = make_image(tmp_path / "src")
+    store = ImageStore(tmp_path / "cache", FakeClock())
+    logger = logging.getLogger("test.images")
+    fetcher = Fetcher(store, client, clock=FakeClock(autojump=True), progress=log_progress(logger))
+    with caplog.at_level(logging.INFO, logger="test.images"):
+        await fetcher.fetch(si.image, [si.trust])
+    events = [getattr(r, "event", None) for r in caplog.records]
+    assert events == ["image.fetch.start", "image.fetch.done"]
+    assert caplog.records[-1].__dict__["received"] == len(si.data)

@@ -17,6 +17,7 @@ from reconciler.images.mirror import pull_from_peer
 from reconciler.images.serve import DistributionServer, ServeLimits
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
+from reconciler.sanitize import redact
 from tests.support.images import SignedImage, make_image
 
 BASE = "http://dist.test"
@@ -148,3 +149,9 @@ async def test_site_mirror_pulls_and_verifies_again(setup: Setup, tmp_path: Path
     stored = other_store.get(verified.sha256)
     assert stored is not None and stored.path.read_bytes() == setup.si.data
     assert stored.signature is not None
+
+
+async def test_tokens_in_urls_are_redacted_by_the_sanitizer(setup: Setup) -> None:
+    token = setup.url.split("/")[-2]
+    assert len(token) >= 16
+    assert token not in redact(f"stage failed for {setup.url}")

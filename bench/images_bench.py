@@ -1,0 +1,269 @@
+"""Image supply-chain benchmarks. Prints one JSON line per measurement.
+
+- ``verify``: one-pass SHA-256 + BLAKE2b-512 of a 2 GiB file against ``sha256sum`` then
+  ``b2sum`` on the same (page-cached) file. Target ratio >= 0.8.
+- ``serve``: 50 concurrent loopback ``curl`` downloads of a 1 GiB verified image from the
+  distribution server (uvicorn, one process) against nginx serving the same file.
+  Target ratio >= 0.5. Without nginx the line says so and has no ratio.
+
+Every file lives in a temporary directory that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+GIB = 1 << 30
+CLIENTS = 50
+
+
+def _emit(record: dict[str, object]) -> None:
+    print(json.dumps(record, sort_keys=True), flush=True)
+
+
+def _write_file(path: Path, size: int) -> None:
+    block = os.urandom(8 << 20)
+    with path.open("wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - start
+
+
+def bench_verify(tmp: Path) -> None:
+    from reconciler.images.hashing import hash_file
+
+    path = tmp / "verify.bin"
+    size = 2 * GIB
+    _write_file(path, size)
+    _timed(["cat", str(path)])  # warm the page cache for both sides
+    reference = _timed(["sha256sum", str(path)]) + _timed(["b2sum", str(path)])
+    start = time.perf_counter()
+    hash_file(path)
+    ours = time.perf_counter() - start
+    mb = size / 1e6
+    _emit(
+        {
+            "bench": "verify",
+            "bytes": size,
+            "mb_per_s": round(mb / ours, 1),
+            "reference_mb_per_s": round(mb / reference, 1),
+            "ratio": round(reference / ours, 3),
+        }
+    )
+    path.unlink()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _download_all(url: str) -> float:
+    """Seconds for CLIENTS concurrent curl downloads of ``url`` to /dev/null."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            ["curl", "-sf", "--max-time", "600", "-o", "/dev/null", url],
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(CLIENTS)
+    ]
+    codes = [p.wait(timeout=660) for p in procs]
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise RuntimeError(f"curl failed: exit codes {sorted(set(codes))}")
+    return elapsed
+
+
+def _prepare_image(tmp: Path) -> tuple[Path, str, str]:
+    """A signed 1 GiB image, fetched and verified into a store; returns (cache, sha, file)."""
+    from reconciler.clock import SystemClock
+    from reconciler.images import minisign
+    from reconciler.images.hashing import hash_file
+    from reconciler.images.store import ImageStore
+    from reconciler.images.verify import verify_image
+    from reconciler.model.kinds import Image, TrustPolicy
+
+    name = "vyos-1.4.3-generic-amd64.iso"
+    src = tmp / "src"
+    src.mkdir()
+    path = src / name
+    _write_file(path, GIB)
+    key = minisign.generate_keypair()
+    digests = hash_file(path)
+    sig = minisign.sign_digest(digests.blake2b, key, minisign.trusted_comment_for(name, 0))
+    (src / f"{name}.minisig").write_text(minisign.format_signature(sig))
+    image = Image.model_validate(
+        {
+            "apiVersion": "gitfirm.io/v1",
+            "kind": "Image",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "version": "1.4.3",
+                "channel": "production",
+                "platforms": [{"arch": "amd64"}],
+                "source": {"url": path.as_uri()},
+                "sha256": digests.sha256,
+                "size": GIB,
+                "signature": {"minisign": {"key": "bench"}},
+            },
+        }
+    )
+    trust = TrustPolicy.model_validate(
+        {
+            "apiVersion": "gitfirm.io/v1",
+            "kind": "TrustPolicy",
+            "metadata": {"name": "bench"},
+            "spec": {
+                "channels": ["production"],
+                "minisign": [{"name": "bench", "publicKey": key.public.to_base64()}],
+            },
+        }
+    )
+    verified = verify_image(image, path, [trust], minisig=src / f"{name}.minisig", digests=digests)
+    store = ImageStore(tmp / "cache", SystemClock())
+    store.add(verified, path, (".minisig", src / f"{name}.minisig"))
+    return tmp / "cache", verified.sha256, name
+
+
+def _serve_child(cache: str, port: str, secret_hex: str) -> None:
+    import uvicorn
+
+    from reconciler.clock import SystemClock
+    from reconciler.images.serve import DistributionServer
+    from reconciler.images.store import ImageStore
+    from reconciler.images.tokens import TokenSigner
+
+    clock = SystemClock()
+    server = DistributionServer(
+        ImageStore(Path(cache), clock),
+        TokenSigner(bytes.fromhex(secret_hex), clock=clock),
+        clock=clock,
+    )
+    uvicorn.run(server.app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
+
+
+def _ours(cache: Path, sha: str, secret: bytes) -> float:
+    from reconciler.clock import SystemClock
+    from reconciler.images.serve import DistributionServer
+    from reconciler.images.store import ImageStore
+    from reconciler.images.tokens import TokenSigner
+
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-child", str(cache), str(port), secret.hex()]
+    )
+    try:
+        _wait_port(port)
+        clock = SystemClock()
+        server = DistributionServer(
+            ImageStore(cache, clock), TokenSigner(secret, clock=clock), clock=clock
+        )
+        url = server.url_for(f"http://127.0.0.1:{port}", "bench", sha, timedelta(hours=1))
+        return _download_all(url)
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def _nginx(root: Path, name: str, tmp: Path) -> float:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = _free_port()
+    prefix = tmp / "nginx"
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+  }}
+}}
+"""
+    )
+    child = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
+    try:
+        _wait_port(port)
+        return _download_all(f"http://127.0.0.1:{port}/{name}")
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def bench_serve(tmp: Path) -> None:
+    cache, sha, name = _prepare_image(tmp)
+    total_mb = CLIENTS * GIB / 1e6
+    ours = _ours(cache, sha, os.urandom(32))
+    record: dict[str, object] = {
+        "bench": "serve",
+        "clients": CLIENTS,
+        "bytes_each": GIB,
+        "mb_per_s": round(total_mb / ours, 1),
+    }
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        blob_dir = tmp / "www"
+        blob_dir.mkdir()
+        os.link(cache / "blobs" / "sha256" / sha, blob_dir / name)
+        theirs = _nginx(blob_dir, name, tmp)
+        record["nginx_mb_per_s"] = round(total_mb / theirs, 1)
+        record["ratio"] = round(theirs / ours, 3)
+    else:
+        record["nginx_mb_per_s"] = None
+        record["note"] = "nginx is not installed (apt-get install nginx); no ratio"
+    _emit(record)
+
+
+def main() -> None:
+    """Run both benchmarks in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="gitfirm-images-bench-") as tmp:
+        bench_verify(Path(tmp))
+        bench_serve(Path(tmp))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--serve-child":
+        _serve_child(*sys.argv[2:])
+    else:
+        main()
