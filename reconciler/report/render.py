@@ -52,6 +52,9 @@ __all__ = [
 VOLATILE_FACTS = frozenset({"health", "rtt_ms"})
 """DeviceFacts fields that change on every observation; they stay out of Git."""
 
+# libyaml when present: several times faster, and the same bytes as the pure-Python emitter.
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _OWNED = re.compile(r"^(README\.md|compliance\.yaml|(devices|rollouts)/[^/]+\.yaml)$")
 
@@ -176,7 +179,9 @@ def stabilize(docs: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str,
 
 def dump_yaml(data: Any) -> bytes:
     """Stable YAML bytes: sorted keys, block style, UTF-8."""
-    text = yaml.safe_dump(data, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    text = yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, allow_unicode=True
+    )
     return text.encode("utf-8")
 
 
@@ -187,7 +192,7 @@ def load_documents(files: Mapping[str, bytes]) -> dict[str, Any]:
         if not (is_owned(path) and path.endswith(".yaml")):
             continue
         try:
-            docs[path] = yaml.safe_load(data.decode("utf-8"))
+            docs[path] = yaml.load(data.decode("utf-8"), Loader=_LOADER)  # noqa: S506 (safe)
         except (yaml.YAMLError, UnicodeDecodeError):
             continue
     return docs

@@ -19,6 +19,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.clock import Clock
 from reconciler.errors import ErrorSummary, PushRejected, ReportError, summarize
@@ -102,6 +103,7 @@ class StatusWriter:
         self._not_before = float("-inf")
         self._notes: list[tuple[str, str]] = []
         self._opened = False
+        self._parsed: dict[str, tuple[bytes, Any]] = {}
 
     def __repr__(self) -> str:
         return f"StatusWriter(branch={self.settings.branch!r}, workdir={self.store.root!s})"
@@ -158,14 +160,29 @@ class StatusWriter:
     # -- one write ------------------------------------------------------------------------------
 
     def _commit(self, snapshot: StatusSnapshot) -> str | None:
-        """Render ``snapshot`` over the work tree and commit when anything changed."""
-        previous = load_documents(self.store.read_owned())
+        """Render ``snapshot`` over the work tree and commit when any generated file changed."""
+        old = self.store.read_owned()
+        previous = self._documents(old)
         files = render_files(snapshot, self._secrets, previous)
-        message = commit_message(
-            snapshot.desired_revision, previous, load_documents(files), self._secrets
-        )
+        changed = sorted(p for p in old.keys() | files.keys() if old.get(p) != files.get(p))
+        if not changed:
+            return None
+        before = {p: previous[p] for p in changed if p in previous}
+        after = load_documents({p: files[p] for p in changed if p in files})
+        message = commit_message(snapshot.desired_revision, before, after, self._secrets)
         self.store.write_files(files)
         return self.store.commit_if_changed(message, self._clock.now())
+
+    def _documents(self, files: dict[str, bytes]) -> dict[str, Any]:
+        """Parse the checked-out files, reusing the parse of any file whose bytes are known."""
+        misses = {p: b for p, b in files.items() if self._parsed.get(p, (None,))[0] != b}
+        parsed = load_documents(misses)
+        self._parsed = {
+            p: (b, parsed[p] if p in misses else self._parsed[p][1])
+            for p, b in files.items()
+            if p in parsed or p not in misses
+        }
+        return {p: doc for p, (_, doc) in self._parsed.items()}
 
     def _delay(self, attempt: int) -> float:
         cap = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2**attempt)
