@@ -165,6 +165,8 @@ class Fetcher:
         sha = image.spec.sha256
         stored = self.store.get(sha)
         if stored is not None:
+            # Stored bytes were verified, but the image may have been revoked since.
+            precheck(image, guard=guard, allow_downgrade=allow_downgrade)
             return stored.verified
         task = self._inflight.get(sha)
         if task is None:

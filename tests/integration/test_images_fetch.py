@@ -143,6 +143,12 @@ async def test_concurrent_fetches_download_once(tmp_path: Path, client: httpx.As
         again = await fetcher.fetch(si.image, [si.trust])
     assert len({r.sha256 for r in (*results, again)}) == 1
     assert [p for p, _ in server.requests].count(f"/{si.file.name}") == 1
+    revoked = si.image.model_copy(
+        update={"spec": si.image.spec.model_copy(update={"revoked": True})}
+    )
+    with pytest.raises(ImageRefused) as info:
+        await fetcher.fetch(revoked, [si.trust])
+    assert info.value.reason == Reason.REVOKED
 
 
 async def test_unreachable_sources_give_image_error_with_redacted_url(
