@@ -116,6 +116,7 @@ class Verifier:
         self.anchor_limit = anchor_limit
         self._reader = read
         self._policies: dict[str, PolicySnapshot] = {}
+        self._may_declare: frozenset[str] = frozenset()
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -149,13 +150,15 @@ class Verifier:
         if trusted.policy is not None and trusted.policy.spec.mode == "head":
             return self._verify_head(trusted, since, head)
         mainline = self._rev_list("--first-parent", head, since)
+        self._may_declare = self._declaring(head, *([f"^{since}"] if since else []))
         current = trusted
         logs: dict[str | None, dict[str, CommitInfo]] = {}
         checked = 0
         for commit in mainline:
             # A merge's side commits are checked against the policy in force at the merge.
-            group = self._rev_list("--topo-order", commit, since, first=True)
             log = self._commits(current, since, head, logs)
+            merge = len(log[commit].parents) > 1
+            group = self._rev_list("--topo-order", commit, since, first=True) if merge else [commit]
             for sha in group:
                 info = log[sha]
                 base = info.parents[0] if info.parents else None
@@ -184,6 +187,7 @@ class Verifier:
 
     def _verify_head(self, trusted: PolicySnapshot, since: str | None, head: str) -> Verdict:
         files = tuple(self.repo.changed_files(since, head))
+        self._may_declare = frozenset({head})  # the whole range counts as one change
         info = replace(self._commits(trusted, None, head, {}, single=True)[head], files=files)
         change, after, paths = self._policy_change(info, trusted, since)
         assert trusted.policy is not None
@@ -216,12 +220,15 @@ class Verifier:
             "--no-renames", "--diff-merges=first-parent", "--format=%x1e%H", head, "--",
         )  # fmt: skip
         chain = [_split_entry(chunk) for chunk in out.split("\x1e") if chunk.strip("\0\n")]
-        fingerprint = at_head.fingerprint
+        declaring = self._declaring("--first-parent", f"-n{self.anchor_limit}", head)
+        fingerprint, path = at_head.fingerprint, at_head.path
         anchor: str | None = None
         for index, (sha, _) in enumerate(chain):
-            if index and any(f.endswith(_DOC_SUFFIXES) for f in chain[index - 1][1]):
+            child, files = chain[index - 1] if index else ("", [])
+            if child in declaring or (path is not None and path in files):
                 try:
-                    fingerprint = self._read(sha).fingerprint
+                    snapshot = self._read(sha)
+                    fingerprint, path = snapshot.fingerprint, snapshot.path
                 except CommitRefused:
                     fingerprint = None  # an old invalid policy is simply not the pinned one
             if fingerprint == self.pinned:
@@ -245,11 +252,20 @@ class Verifier:
         commit) counts, as does any change of the policy's fingerprint. A commit touching no
         YAML or JSON file cannot change it, which spares reading the tree.
         """
+        before = self._policies.get(base, current) if base else PolicySnapshot()
         if not any(f.endswith(_DOC_SUFFIXES) for f in info.files):
+            if base in self._policies:
+                self._policies[info.sha] = before  # same tree of documents as its base
             return False, current, frozenset()
+        if base and base not in self._policies:
+            before = self._read(base)
+        paths = frozenset(p for p in (current.path, before.path) if p)
+        if info.sha not in self._may_declare and not any(f in paths for f in info.files):
+            # No policy file touched and no AccessPolicy line added or removed: unchanged.
+            self._policies[info.sha] = before
+            return False, before, paths
         after = self._read(info.sha)
-        before = self._read(base) if base else PolicySnapshot()
-        paths = frozenset(p for p in (current.path, before.path, after.path) if p)
+        paths |= {after.path} if after.path else set()
         changed = any(f in paths for f in info.files) or after.fingerprint != before.fingerprint
         return changed, after, paths
 
@@ -299,6 +315,14 @@ class Verifier:
         raise _refuse(
             "unknown-key", info.sha, f"signed by a key the AccessPolicy does not list ({info.key})"
         )
+
+    def _declaring(self, *args: str) -> frozenset[str]:
+        """Commits whose diff to their first parent adds or removes an AccessPolicy line."""
+        out = self.repo.text(
+            "log", "--no-patch", "--format=%H", "-G", "AccessPolicy",
+            "--diff-merges=first-parent", *args, "--",
+        )  # fmt: skip
+        return frozenset(out.split())
 
     # --- git ------------------------------------------------------------------------------
 

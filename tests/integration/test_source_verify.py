@@ -281,3 +281,12 @@ def test_side_branch_from_before_a_policy_change_meets_the_new_policy(world: Wor
     verdict = verifier.verify(world.mirror.sync(), since=merged.revision)
     assert (verdict.reason, verdict.commit) == ("unknown-key", by_dev)
     assert by_ops != by_dev
+
+
+def test_second_access_policy_file_is_refused(world: World) -> None:
+    verifier = world.verifier()
+    base = verifier.verify(world.mirror.head())
+    rogue = access_policy([(world.stranger, ["admin"])], name="rogue")
+    bad = world.commit({"fleet/extra.yaml": rogue}, world.ops, "sneak a policy in")
+    verdict = verifier.verify(bad, since=base.revision)
+    assert (verdict.ok, verdict.reason, verdict.commit) == (False, "policy-invalid", bad)
