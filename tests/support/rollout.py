@@ -1,4 +1,5 @@
-"""Test helpers for the rollout engine on the simulator.
+"""Test helpers for the rollout engine on the simulator, and a rollout process for the
+crash-safety harness (``python -m tests.support.rollout JOB.json``).
 
 The simulator runs on the event loop's real time (its boot time is 50 ms), so these tests
 use :class:`ScaledClock`: real time, scaled. One real second is ``scale`` engine seconds,
@@ -14,7 +15,10 @@ engine with a journal and backup store in a temporary directory.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.clock import SystemClock
 from reconciler.devices.client import ClientSettings, VyOSClient
 from reconciler.devices.endpoint import Endpoint
 from reconciler.model.kinds import RolloutPolicy
@@ -53,6 +58,7 @@ __all__ = [
     "make_plan",
     "make_policy",
     "rig",
+    "run_job",
 ]
 
 OLDER = "1.5-rolling-202410230007"
@@ -219,3 +225,56 @@ async def rig(
             yield Rig(fleet, engine, clk, journal, backups, events)
         finally:
             journal.close()
+
+
+def run_job(path: Path) -> int:
+    """Run one rollout described by a job file against a simulator in another process.
+
+    The job (JSON) names the simulator, API key, ISO server, device architectures, journal
+    and backup paths, the policy, the plan and compressed engine settings. Prints one JSON
+    line with the result; exits 0 when the rollout completed.
+    """
+    job = json.loads(path.read_text())
+
+    async def main() -> RolloutResult:
+        clock = SystemClock()
+        policy = RolloutPolicy.model_validate(job["policy"])
+        plan = Plan.model_validate(job["plan"])
+        settings = RolloutSettings.model_validate(job["settings"])
+
+        def image_url(device: str, image: str) -> str:
+            version = image.removeprefix("img-")
+            return f"{job['iso']}/{iso_file_name(version, job['arch'][device])}"
+
+        async with httpx.AsyncClient() as http:
+            client_settings = ClientSettings(timeout=5.0, read_attempts=1)
+            clients = {
+                name: VyOSClient(Endpoint(name, f"{job['sim']}/{name}", job["key"]), http,
+                                 settings=client_settings, clock=clock)
+                for name in job["arch"]
+            }  # fmt: skip
+            journal = Journal(Path(job["journal"]))
+            key = BackupKey(base64.b64decode(job["backup_key"]))
+            engine = RolloutEngine(
+                journal=journal, backups=BackupStore(Path(job["backups"]), key),
+                clients=clients.__getitem__, image_url=image_url, clock=clock,
+                settings=settings, secrets=(job["key"],),
+            )  # fmt: skip
+            try:
+                return await engine.run(policy, plan)
+            finally:
+                journal.close()
+
+    result = asyncio.run(main())
+    summary = {
+        "complete": result.complete,
+        "halted": result.halted,
+        "reason": result.reason,
+        "outcomes": {n: o.status.value for n, o in sorted(result.outcomes.items())},
+    }
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0 if result.complete else 3
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(Path(sys.argv[1])))
