@@ -19,7 +19,7 @@ import base64
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -123,9 +123,9 @@ def make_plan(
     policy: str,
     devices: Sequence[VirtualDevice],
     *,
-    waves: dict[str, int],
-    paths: dict[str, Sequence[str]] | None = None,
-    groups: dict[str, str] | None = None,
+    waves: Mapping[str, int],
+    paths: Mapping[str, Sequence[str]] | None = None,
+    groups: Mapping[str, str] | None = None,
     unreachable: Sequence[str] = (),
 ) -> Plan:
     """A Plan moving each device along its path (default: straight to TARGET)."""
