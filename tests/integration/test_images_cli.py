@@ -24,6 +24,12 @@ def _repo(root: Path, images: list[SignedImage]) -> Path:
     return root
 
 
+def _export(bundle: Path, repo: Path, cache: str, *names: str) -> int:
+    return main(
+        ["image", "export", "--out", str(bundle), "--repo", str(repo), "--cache-dir", cache, *names]
+    )
+
+
 @pytest.fixture
 def two(tmp_path: Path) -> list[SignedImage]:
     key = minisign.generate_keypair()
@@ -46,22 +52,7 @@ def test_fetch_ls_export_import_gc(
     assert "vyos-1.4.3-generic-amd64.iso" in listing and "production=" in listing
 
     bundle = tmp_path / "offline.tar"
-    assert (
-        main(
-            [
-                "image",
-                "export",
-                "--out",
-                str(bundle),
-                "--repo",
-                str(repo),
-                "--cache-dir",
-                cache,
-                "vyos-1-4-3",
-            ]
-        )
-        == 0
-    )
+    assert _export(bundle, repo, cache, "vyos-1-4-3") == 0
     with tarfile.open(bundle) as tar:
         names = set(tar.getnames())
     assert {
@@ -95,23 +86,7 @@ def test_import_of_a_tampered_bundle_stores_nothing(
     cache = str(tmp_path / "cache")
     assert main(["image", "fetch", str(repo), "--cache-dir", cache]) == 0
     bundle = tmp_path / "b.tar"
-    assert (
-        main(
-            [
-                "image",
-                "export",
-                "--out",
-                str(bundle),
-                "--repo",
-                str(repo),
-                "--cache-dir",
-                cache,
-                "vyos-1-4-3",
-                "vyos-1-4-2",
-            ]
-        )
-        == 0
-    )
+    assert _export(bundle, repo, cache, "vyos-1-4-3", "vyos-1-4-2") == 0
     raw = bytearray(bundle.read_bytes())
     at = raw.find(b"GITFIRM-SIMULATED-ISO/1\nversion: 1.4.2")
     raw[at + 2000] ^= 0xFF  # one byte inside the second image
