@@ -189,7 +189,9 @@ def _ours(cache: Path, sha: str, secret: bytes) -> float:
             ImageStore(cache, clock), TokenSigner(secret, clock=clock), clock=clock
         )
         url = server.url_for(f"http://127.0.0.1:{port}", "bench", sha, timedelta(hours=1))
-        return _download_all(url)
+        elapsed = _download_all(url)
+        print(f"gitfirm: {elapsed:.1f} s", file=sys.stderr)
+        return elapsed
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -201,8 +203,11 @@ def _nginx(root: Path, name: str, tmp: Path) -> float:
     prefix = tmp / "nginx"
     prefix.mkdir()
     conf = prefix / "nginx.conf"
+    # Workers of a root master run as "nobody", who cannot read a private temp dir.
+    user = "user root;" if os.geteuid() == 0 else ""
     conf.write_text(
         f"""
+{user}
 worker_processes auto;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
