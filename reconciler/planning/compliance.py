@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from reconciler.model.kinds import SEVERITY_RANK, Advisory, CompliancePolicy, Device
 from reconciler.model.state import DesiredState
-from reconciler.model.versions import Version, parse_version
+from reconciler.model.versions import Version
+from reconciler.planning.paths import version_of
 
 __all__ = ["Verdict", "affects", "evaluate"]
 
@@ -42,13 +43,13 @@ def _same(a: Version, b: Version) -> bool:
 
 def affects(advisory: Advisory, version: Version) -> bool:
     """Whether the advisory names the version or a range containing it."""
-    if any(_same(parse_version(v), version) for v in advisory.spec.versions):
+    if any(_same(version_of(v), version) for v in advisory.spec.versions):
         return True
     for affected in advisory.spec.ranges:
-        introduced = parse_version(affected.introduced)
+        introduced = version_of(affected.introduced)
         if not introduced.comparable(version) or version < introduced:
             continue
-        fixed = None if affected.fixed is None else parse_version(affected.fixed)
+        fixed = None if affected.fixed is None else version_of(affected.fixed)
         if fixed is None or not fixed.comparable(version) or version < fixed:
             return True
     return False
@@ -69,10 +70,10 @@ def _policy_violations(
             f"{version} comes from channel {', '.join(sorted(channels))}, not one of "
             f"{', '.join(spec.allowedChannels)} {where}"
         )
-    for minimum in (parse_version(m) for m in spec.minimumVersion):
+    for minimum in (version_of(m) for m in spec.minimumVersion):
         if minimum.comparable(version) and version < minimum:
             found.append(f"{version} is below the minimum {minimum} of train {minimum.train}")
-    if any(_same(parse_version(v), version) for v in spec.forbiddenVersions):
+    if any(_same(version_of(v), version) for v in spec.forbiddenVersions):
         found.append(f"{version} is a forbidden version {where}")
     limit = SEVERITY_RANK[spec.maxCveSeverity]
     for advisory in advisories:
@@ -95,7 +96,7 @@ def evaluate(device: Device, version: Version, desired: DesiredState) -> Verdict
     approving = [
         i
         for i in desired.images.values()
-        if _same(parse_version(i.spec.version), version) and not i.spec.revoked
+        if _same(version_of(i.spec.version), version) and not i.spec.revoked
     ]
     channels: set[str] = {i.spec.channel for i in approving}
     violations: list[str] = []

@@ -21,18 +21,25 @@ generation: numbered LTS trains by number, then ``rolling``, then ``integration`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 
 from reconciler.model.kinds import Image, Platform
-from reconciler.model.versions import Version, parse_constraint, parse_version
+from reconciler.model.versions import Constraint, Version, parse_constraint, parse_version
 
 __all__ = [
     "accepts",
+    "constraint_of",
     "find_path",
     "newness",
     "reachable",
     "usable_images",
+    "version_of",
 ]
+
+# Parsing is pure and fleets share few versions: memoize (bounded) for 10,000-device plans.
+version_of: Callable[[str], Version] = lru_cache(maxsize=4096)(parse_version)
+constraint_of: Callable[[str], Constraint] = lru_cache(maxsize=1024)(parse_constraint)
 
 # Trains after every numbered LTS, in generation order.
 _LATE_TRAINS = {"rolling": 0, "integration": 1}
@@ -53,10 +60,10 @@ def newness(version: Version) -> tuple[int, ...]:
 
 def accepts(image: Image, current: Version) -> bool:
     """Whether ``image`` may be installed straight over ``current`` (its ``upgradeFrom``)."""
-    target = parse_version(image.spec.version)
+    target = version_of(image.spec.version)
     if image.spec.upgradeFrom is None:
         return current.comparable(target) and current < target
-    if not parse_constraint(image.spec.upgradeFrom).matches(current):
+    if not constraint_of(image.spec.upgradeFrom).matches(current):
         return False
     return not current.comparable(target) or current < target
 
@@ -71,7 +78,7 @@ def usable_images(images: Iterable[Image], platform: Platform) -> list[Image]:
         by_version.setdefault(image.spec.version, image)
     # by_version keeps name order; the stable sort keeps it among equally new versions.
     return sorted(
-        by_version.values(), key=lambda i: newness(parse_version(i.spec.version)), reverse=True
+        by_version.values(), key=lambda i: newness(version_of(i.spec.version)), reverse=True
     )
 
 
@@ -85,7 +92,7 @@ def reachable(current: Version, hops: Sequence[Image]) -> dict[str, int]:
         for image in hops:
             if image.name not in distance and accepts(image, version):
                 distance[image.name] = d + 1
-                queue.append((parse_version(image.spec.version), d + 1))
+                queue.append((version_of(image.spec.version), d + 1))
     return distance
 
 
@@ -93,7 +100,7 @@ def find_path(current: Version, target: Image, hops: Sequence[Image]) -> tuple[I
     """The shortest path of images from ``current`` to ``target`` (target last), preferring
     the newest intermediate at each step; ``()`` when already there; None when no path
     exists. ``hops`` come from :func:`usable_images` and must contain ``target``."""
-    if parse_version(target.spec.version).text == current.text:
+    if version_of(target.spec.version).text == current.text:
         return ()
     # Distances to the target, walking edges backwards from it.
     to_target: dict[str, int] = {target.name: 0}
@@ -101,7 +108,7 @@ def find_path(current: Version, target: Image, hops: Sequence[Image]) -> tuple[I
     while queue:
         image = queue.popleft()
         for before in hops:
-            if before.name not in to_target and accepts(image, parse_version(before.spec.version)):
+            if before.name not in to_target and accepts(image, version_of(before.spec.version)):
                 to_target[before.name] = to_target[image.name] + 1
                 queue.append(before)
     # Walk forward: from each version take the newest next hop that is one step closer.
@@ -119,6 +126,6 @@ def find_path(current: Version, target: Image, hops: Sequence[Image]) -> tuple[I
             i for i in hops if to_target.get(i.name) == remaining - 1 and accepts(i, version)
         )
         path.append(step)
-        version = parse_version(step.spec.version)
+        version = version_of(step.spec.version)
         remaining -= 1
     return tuple(path)

@@ -30,15 +30,15 @@ reasons) are expected sanitized by the stages that produced them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reconciler.model.facts import DeviceFacts
-from reconciler.model.kinds import Device, Image, RolloutPolicy
+from reconciler.model.kinds import Device, Image, Platform, RolloutPolicy
 from reconciler.model.state import DesiredState
-from reconciler.model.versions import Version, VersionError, parse_version
+from reconciler.model.versions import Version, VersionError
 from reconciler.planning import compliance
-from reconciler.planning.paths import find_path, usable_images
+from reconciler.planning.paths import find_path, usable_images, version_of
 from reconciler.planning.plan import (
     Action,
     Advisory,
@@ -83,6 +83,8 @@ class _Context:
     progress: RolloutProgress
     windows: Mapping[str, WindowStatus]
     images: tuple[Image, ...]
+    # Routes depend only on policy, version and platform: computed once per plan.
+    routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
 
 
 def _current_version(facts: DeviceFacts) -> Version | None:
@@ -90,46 +92,65 @@ def _current_version(facts: DeviceFacts) -> Version | None:
     if text is None:
         return None
     try:
-        return parse_version(text)
+        return version_of(text)
     except VersionError:
         return None
 
 
-def _resolve(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
-    """Steps 5-6: target and path; leaves ``path`` empty when nothing is to be done."""
-    assert draft.current is not None
-    current, platform = draft.current, draft.device.spec.platform
+@dataclass(frozen=True)
+class _Route:
+    """Where a device on one version and platform goes under one policy."""
+
+    target_version: str | None
+    target_image: str | None = None
+    path: tuple[Image, ...] = ()
+    action: Action = Action.NONE
+    reason: str | None = None
+    note: str | None = None
+
+
+def _route(policy: RolloutPolicy, current: Version, platform: Platform, ctx: _Context) -> _Route:
+    """Steps 5-6: target and path; an empty path when nothing is to be done."""
     hops = usable_images(ctx.images, platform)
     choice = resolve_target(policy, ctx.images, hops, current, platform)
-    draft.target_version = choice.version
     if choice.image is None:
-        draft.action = Action.BLOCKED if choice.kind == "blocked" else Action.INCOMPATIBLE
-        draft.reason = choice.problem
-        return
+        kind = Action.BLOCKED if choice.kind == "blocked" else Action.INCOMPATIBLE
+        return _Route(choice.version, action=kind, reason=choice.problem)
     target = choice.image
-    draft.target_image, wanted = target.name, parse_version(target.spec.version)
+    wanted = version_of(target.spec.version)
+    route = _Route(choice.version, target.name)
     if wanted.comparable(current) and wanted.key == current.key:
-        return
+        return route
     if wanted.comparable(current) and wanted < current:
         if not policy.spec.strategy.allowDowngrade:
-            draft.action = Action.BLOCKED
-            draft.reason = f"downgrade from {current} to {wanted} needs strategy.allowDowngrade"
-            return
-        draft.path = (target,)
-        draft.notes.append(f"downgrade from {current} to {wanted} (allowDowngrade)")
-        return
+            why = f"downgrade from {current} to {wanted} needs strategy.allowDowngrade"
+            return replace(route, action=Action.BLOCKED, reason=why)
+        note = f"downgrade from {current} to {wanted} (allowDowngrade)"
+        return replace(route, path=(target,), note=note)
     path = find_path(current, target, hops)
     if path is None:
-        draft.action = Action.INCOMPATIBLE
-        draft.reason = (
-            f"no approved path from {current} to {wanted}"
-            if wanted.comparable(current)
-            else f"no approved path from {current} to {wanted}: crossing from train "
-            f"{current.train} to {wanted.train} needs an Image whose upgradeFrom names "
-            f"{current.train} versions"
-        )
-        return
-    draft.path = path
+        why = f"no approved path from {current} to {wanted}"
+        if not wanted.comparable(current):
+            why += (
+                f": crossing from train {current.train} to {wanted.train} needs an Image "
+                f"whose upgradeFrom names {current.train} versions"
+            )
+        return replace(route, action=Action.INCOMPATIBLE, reason=why)
+    return replace(route, path=path)
+
+
+def _resolve(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
+    """Apply the (memoized) route of the draft's version and platform."""
+    assert draft.current is not None
+    platform = draft.device.spec.platform
+    key = (policy.name, draft.current.text, platform.arch, platform.flavor)
+    if key not in ctx.routes:
+        ctx.routes[key] = _route(policy, draft.current, platform, ctx)
+    route = ctx.routes[key]
+    draft.target_version, draft.target_image = route.target_version, route.target_image
+    draft.path, draft.action, draft.reason = route.path, route.action, route.reason
+    if route.note:
+        draft.notes.append(route.note)
 
 
 def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
@@ -175,7 +196,7 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
         draft.action = Action.NON_COMPLIANT
     elif draft.path:
         after = compliance.evaluate(
-            draft.device, parse_version(draft.path[-1].spec.version), ctx.desired
+            draft.device, version_of(draft.path[-1].spec.version), ctx.desired
         )
         draft.notes.append(
             "the upgrade fixes compliance"

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from reconciler.planning.plan import (
     CHANGE_ACTIONS,
@@ -41,6 +42,7 @@ from reconciler.planning.plan import (
     Action,
     Plan,
     PlannedDevice,
+    PlannedPolicy,
 )
 
 __all__ = [
@@ -113,7 +115,7 @@ def render_text(plan: Plan, *, width: int = 160) -> str:
         table.add_column(column, no_wrap=column in ("device", "action"))
     table.add_column("reason / notes")
     for d in plan.devices:
-        table.add_row(
+        cells = (
             d.name,
             d.policy or "-",
             d.current_version or "-",
@@ -124,6 +126,8 @@ def render_text(plan: Plan, *, width: int = 160) -> str:
             "-" if d.order is None else str(d.order),
             _detail(d),
         )
+        # Text cells: no markup parsing (names and reasons are data, and it is faster).
+        table.add_row(*(Text(c) for c in cells))
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, force_terminal=False)
     console.print(table)
@@ -141,82 +145,144 @@ def _cell(value: str) -> str:
 
 
 class _Budget:
-    """Markdown lines under a character budget; rows past it are counted, not written."""
+    """Markdown lines under a character budget. Once a line does not fit, it and every
+    later droppable line are counted instead of written."""
 
     def __init__(self, limit: int) -> None:
         self.lines: list[str] = []
         self.size = 0
         self.limit = limit
-        self.dropped = 0
+        self.dropped = 0  # lines left out to stay under the limit
+        self.hidden = 0  # table rows and list items left out by the per-table caps
 
-    def add(self, line: str, *, droppable: bool = True) -> bool:
+    def add(self, line: str, *, droppable: bool = True) -> None:
         cost = len(line) + 1
         if droppable and (self.dropped or self.size + cost > self.limit - _RESERVE):
             self.dropped += 1
-            return False
+            return
         self.lines.append(line)
         self.size += cost
-        return True
 
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        if not rows or not self.add("") or not self.add("| " + " | ".join(header) + " |"):
-            self.dropped += len(rows)
-            return
-        self.add("|" + "---|" * len(header), droppable=False)
-        for row in rows:
+    def table(self, header: list[str], rows: list[list[str]], *, cap: int) -> None:
+        """A table of at most ``cap`` rows, then a line saying how many were left out."""
+        self.add("")
+        self.add("| " + " | ".join(header) + " |")
+        self.add("|" + "---|" * len(header))
+        for row in rows[:cap]:
             self.add("| " + " | ".join(_cell(c) for c in row) + " |")
+        if len(rows) > cap:
+            self.hidden += len(rows) - cap
+            self.add("")
+            self.add(f"_… and {len(rows) - cap} more (see `--format json`)_")
+
+    def bullets(self, title: str, items: tuple[str, ...], *, cap: int) -> None:
+        if items:
+            self.add("")
+            self.add(f"#### {title} ({len(items)})")
+            for item in items[:cap]:
+                self.add(f"- {_cell(item)}")
+            if len(items) > cap:
+                self.hidden += len(items) - cap
+                self.add(f"- _… and {len(items) - cap} more_")
+
+
+# Rows per table in the markdown comment: enough to review, small enough that every
+# section of a 10,000-device plan fits in one comment.
+_ROWS_ATTENTION = 200
+_ROWS_WAVE = 50
+_ROWS_LIST = 50
 
 
 def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
-    """The plan as a pull-request comment: summary, errors and warnings, one table per
-    wave of each policy, then devices outside the waves, kept under ``limit`` characters
-    with a truncation note when rows had to be left out."""
+    """The plan as a pull-request comment: summary counts, errors and warnings, devices
+    that need attention, each policy's window and one table per wave, then compliance.
+    Long tables are cut to a few rows with a count of the rest, and the whole comment
+    stays under ``limit`` characters, ending with a truncation note if anything had to go."""
     out = _Budget(limit)
     s = summary(plan)
-    out.add(f"### gitfirm plan for `{plan.revision or 'working tree'}`", droppable=False)
-    out.add("", droppable=False)
     counts = " · ".join(f"{n} {a}" for a, n in s["actions"].items() if n) or "nothing"
-    out.add(f"**{s['devices']} devices**: {counts}", droppable=False)
-    out.add("", droppable=False)
-    out.add(
+    for line in (
+        f"### gitfirm plan for `{plan.revision or 'working tree'}`",
+        "",
+        f"**{s['devices']} devices**: {counts}",
+        "",
         f"Changes: **{s['changes']}** · non-compliant: **{s['nonCompliant']}** · "
         f"CVE-exposed: **{s['cveExposed']}**"
         + ("" if plan.observed else " · _no observations given: devices not observed_"),
-        droppable=False,
-    )
-    for title, items in (("Errors", plan.errors), ("Warnings", plan.warnings)):
-        if items:
-            out.add("")
-            out.add(f"#### {title}")
-            for item in items:
-                out.add(f"- {_cell(item)}")
+    ):
+        out.add(line, droppable=False)
+    out.bullets("Errors", plan.errors, cap=_ROWS_LIST)
+    out.bullets("Warnings", plan.warnings, cap=_ROWS_LIST)
+    attention = [d for d in plan.devices if d.action in _ATTENTION]
+    if attention:
+        out.add("")
+        out.add(f"#### Needs attention ({len(attention)})")
+        out.table(
+            ["device", "policy", "current", "target", "action", "reason"],
+            [
+                [
+                    d.name,
+                    d.policy or "-",
+                    d.current_version or "-",
+                    d.target_version or "-",
+                    d.action.value,
+                    _detail(d),
+                ]
+                for d in attention
+            ],
+            cap=_ROWS_ATTENTION,
+        )
     by_name = {d.name: d for d in plan.devices}
     for policy in plan.policies:
+        _policy_section(out, policy, by_name)
+    flagged = [d for d in plan.devices if d.compliance]
+    if flagged:
         out.add("")
-        out.add(f"#### Policy `{policy.name}`: {policy.target}")
-        state = "halted: " + (policy.halt_reason or "") if policy.halted else ""
-        state = state or ("suspended" if policy.suspended else "")
-        window = policy.window
-        when = (
-            f"open until {window.closes_at.isoformat() if window.closes_at else 'further notice'}"
-            if window.allowed
-            else f"closed ({window.reason}), next opens "
-            f"{window.next_open.isoformat() if window.next_open else 'never'}"
+        out.add(f"#### Compliance ({len(flagged)} non-compliant)")
+        out.table(
+            ["device", "current", "action", "reasons"],
+            [
+                [d.name, d.current_version or "-", d.action.value, "; ".join(d.compliance)]
+                for d in flagged
+            ],
+            cap=_ROWS_LIST,
         )
-        out.add(f"{policy.devices} devices · window {when}" + (f" · **{state}**" if state else ""))
-        for wave in policy.waves:
-            out.add("")
-            out.add(f"##### {wave.label} ({len(wave.devices)})")
-            rows = [_wave_row(by_name[n]) for n in wave.devices]
-            out.table(["#", "device", "site", "group", "current", "path", "action", "notes"], rows)
-    _rest(out, plan)
-    if out.dropped:
+    if out.dropped or out.hidden:
         out.lines.append("")
         out.lines.append(
-            f"_Truncated: {out.dropped} more lines not shown to stay under {limit:,} "
-            "characters. Run `gitfirm plan --format json` for the full plan._"
+            f"_Truncated to stay under {limit:,} characters: {out.hidden} rows and "
+            f"{out.dropped} lines not shown. Run `gitfirm plan --format json` for the "
+            "full plan._"
         )
     return "\n".join(out.lines) + "\n"
+
+
+# Actions a reviewer must look at: nothing happens to these devices without a fix.
+_ATTENTION = frozenset({Action.BLOCKED, Action.INCOMPATIBLE, Action.UNREACHABLE, Action.SUSPENDED})
+
+
+def _policy_section(out: _Budget, policy: PlannedPolicy, by_name: dict[str, PlannedDevice]) -> None:
+    out.add("")
+    out.add(f"#### Policy `{policy.name}`: {policy.target}")
+    state = f"halted: {policy.halt_reason or 'no reason recorded'}" if policy.halted else ""
+    state = state or ("suspended" if policy.suspended else "")
+    window = policy.window
+    if window.allowed:
+        until = window.closes_at.isoformat() if window.closes_at else "further notice"
+        when = f"open until {until}"
+    else:
+        opens = window.next_open.isoformat() if window.next_open else "never"
+        when = f"closed ({window.reason}), next opens {opens}"
+    out.add("")
+    out.add(f"{policy.devices} devices · window {when}" + (f" · **{state}**" if state else ""))
+    for wave in policy.waves:
+        out.add("")
+        out.add(f"##### {wave.label} ({len(wave.devices)})")
+        out.table(
+            ["#", "device", "site", "group", "current", "path", "action", "notes"],
+            [_wave_row(by_name[n]) for n in wave.devices],
+            cap=_ROWS_WAVE,
+        )
 
 
 def _wave_row(d: PlannedDevice) -> list[str]:
@@ -230,40 +296,6 @@ def _wave_row(d: PlannedDevice) -> list[str]:
         d.action.value,
         _detail(d),
     ]
-
-
-def _rest(out: _Budget, plan: Plan) -> None:
-    """Devices outside every wave that need attention, then the non-compliant ones."""
-    quiet = (Action.NONE,)
-    others = [d for d in plan.devices if d.wave is None and d.action not in quiet]
-    if others:
-        out.add("")
-        out.add(f"#### Not in a wave ({len(others)})")
-        out.table(
-            ["device", "policy", "current", "target", "action", "reason"],
-            [
-                [
-                    d.name,
-                    d.policy or "-",
-                    d.current_version or "-",
-                    d.target_version or "-",
-                    d.action.value,
-                    _detail(d),
-                ]
-                for d in others
-            ],
-        )
-    flagged = [d for d in plan.devices if d.compliance]
-    if flagged:
-        out.add("")
-        out.add(f"#### Compliance ({len(flagged)} non-compliant)")
-        out.table(
-            ["device", "current", "action", "reasons"],
-            [
-                [d.name, d.current_version or "-", d.action.value, "; ".join(d.compliance)]
-                for d in flagged
-            ],
-        )
 
 
 _RENDERERS: dict[str, Callable[[Plan], str]] = {

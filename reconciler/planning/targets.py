@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.model.kinds import Image, Platform, RolloutPolicy
-from reconciler.model.versions import Version, parse_version
-from reconciler.planning.paths import newness, reachable
+from reconciler.model.versions import Version
+from reconciler.planning.paths import newness, reachable, version_of
 
 __all__ = ["TargetChoice", "platform_text", "resolve_target"]
 
@@ -39,7 +39,7 @@ def platform_text(platform: Platform) -> str:
 
 
 def _same(image: Image, version: Version) -> bool:
-    other = parse_version(image.spec.version)
+    other = version_of(image.spec.version)
     return other.train == version.train and other.key == version.key
 
 
@@ -54,7 +54,7 @@ def resolve_target(
     sorted by name; ``hops`` the usable ones (:func:`~reconciler.planning.paths.usable_images`)."""
     target = policy.spec.target
     if target.version is not None:
-        wanted = parse_version(target.version)
+        wanted = version_of(target.version)
         named = [i for i in images if _same(i, wanted)]
         if not named:
             return TargetChoice(target.version, problem="no Image declares it", kind="blocked")
@@ -83,12 +83,12 @@ def resolve_target(
     reach = reachable(current, hops)
     candidates = [i for i in in_channel if i.name in reach or _same(i, current)]
     if not candidates:
-        candidates = [i for i in in_channel if parse_version(i.spec.version).comparable(current)]
+        candidates = [i for i in in_channel if version_of(i.spec.version).comparable(current)]
     if not candidates:
         return TargetChoice(
             None,
             problem=f"no Image of channel {channel} can be reached from {current}",
             kind="incompatible",
         )
-    best = max(candidates, key=lambda i: newness(parse_version(i.spec.version)))
+    best = max(candidates, key=lambda i: newness(version_of(i.spec.version)))
     return TargetChoice(best.spec.version, image=best)
