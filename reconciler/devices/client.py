@@ -133,10 +133,18 @@ class VyOSClient:
                 device=self.name,
                 status=response.status_code,
             )
+        if response.status_code == 200:
+            # Fast path: parse the envelope once; anything odd goes to error_from_response.
+            try:
+                envelope = json.loads(response.content)
+            except ValueError:
+                envelope = None
+            if isinstance(envelope, dict) and envelope.get("success") is True:
+                return envelope.get("data")
         error = error_from_response(response.status_code, response.text, device=self.name)
-        if error is not None:
-            raise type(error)(self._redact(error.detail), device=self.name, status=error.status)
-        return json.loads(response.text).get("data")
+        if error is None:
+            raise CommandError("unreadable answer", device=self.name, status=response.status_code)
+        raise type(error)(self._redact(error.detail), device=self.name, status=error.status)
 
     async def _call(
         self,

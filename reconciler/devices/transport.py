@@ -59,6 +59,11 @@ def _mapped_errors() -> Iterator[None]:
         raise httpx.ReadError(f"{type(e).__name__}: {e}") from e
 
 
+def _plain_url(url: httpx.URL) -> str:
+    # httpx already moved URL credentials into the Authorization header; aiohttp refuses both.
+    return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
+
+
 class FleetTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one aiohttp session, for thousands of devices at once."""
 
@@ -83,9 +88,8 @@ class FleetTransport(httpx.AsyncBaseTransport):
         with _mapped_errors():
             async with self._client().request(
                 request.method,
-                # httpx already moved URL credentials into the Authorization header.
-                str(request.url.copy_with(userinfo=b"")),
-                headers=request.headers,
+                _plain_url(request.url),
+                headers=request.headers.multi_items(),
                 data=request.content or None,
                 allow_redirects=False,
                 ssl=tls,
