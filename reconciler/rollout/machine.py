@@ -106,6 +106,7 @@ class DeviceRun:
         self.client = client
         self.early = early
         self.stopping = stopping
+        self._looked: _Seen | None = None
         self.rec = self._initial_record()
 
     # --- bookkeeping ------------------------------------------------------------------
@@ -263,6 +264,7 @@ class DeviceRun:
         if self.ctx.peer_busy(self.work):
             self._enter(Phase.SKIPPED, "a redundancy peer is in flight")
             return
+        self._looked = seen
         self._enter(Phase.BACKUP, previous=seen.running)
 
     async def _backup(self) -> None:
@@ -273,20 +275,22 @@ class DeviceRun:
 
     async def _stage(self) -> None:
         target = self.rec.target
-        seen = await self._must_observe()
+        # Precheck's look, moments ago in this run, is still good (backup adds no image).
+        seen, self._looked = self._looked or await self._must_observe(), None
         if seen.running == target:
             self._enter(Phase.VERIFY, "already runs the target")
             return
         if target not in seen.names and self.rec.marker == _ADD_ISSUED:
             seen = await self._watch_add(target)
-        if target not in seen.names:
+        added = target not in seen.names
+        if added:
             self._mark(_ADD_ISSUED)
             await self._add(target)
-            seen = await self._must_observe()
         if self.early:
             if not supports_set_default(seen.running):
                 raise RolloutError("staging early needs set_default (1.5+)")
-            if seen.default != self.rec.previous:
+            # The add made the target the default boot; point it back at once.
+            if added or seen.default != self.rec.previous:
                 await self._set_default(self.rec.previous)
             self._mark(_STAGED)
             raise _Park(OutcomeStatus.WAITING, "staged; waiting for the window")
@@ -350,6 +354,8 @@ class DeviceRun:
         clock, settings = self.ctx.clock, self.ctx.settings
         deadline = clock.monotonic() + settings.boot_timeout.total_seconds()
         while True:
+            # Sleep first: a device that was just told to reboot is not back yet.
+            await clock.sleep(settings.boot_poll.total_seconds())
             seen = await self._observe()
             if seen is not None and seen.running == want:
                 return seen
@@ -357,7 +363,6 @@ class DeviceRun:
                 return seen
             if clock.monotonic() >= deadline:
                 return seen
-            await clock.sleep(settings.boot_poll.total_seconds())
 
     async def _await_boot(self) -> None:
         seen = await self._wait_boot(self.rec.target, self.rec.previous)
@@ -382,10 +387,12 @@ class DeviceRun:
             raise _Park(OutcomeStatus.PAUSED, detail)
         if result.verdict is Verdict.FAIL:
             raise _Failure(f"health check failed: {result.detail}")
-        # The built-in gate: reachable and running the target after the checks too.
-        seen = await self._must_observe()
-        if seen.running != self.rec.target:
-            raise _Failure(f"running {seen.running} after health checks")
+        # The built-in gate (reachable, running the target) held at verify; after checks
+        # that took time, look again.
+        if self.ctx.spec.healthChecks:
+            seen = await self._must_observe()
+            if seen.running != self.rec.target:
+                raise _Failure(f"running {seen.running} after health checks")
         if self.rec.hop + 1 < len(self.work.path):
             nxt = self.work.path[self.rec.hop + 1]
             self._enter(
