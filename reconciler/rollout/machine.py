@@ -48,6 +48,8 @@ _ADD_ISSUED = "add-issued"
 _REBOOT_ISSUED = "reboot-issued"
 _STAGED = "staged"
 _INCONCLUSIVE = "inconclusive"
+# Phases from which a run starts over at precheck on the plan's current path.
+_RESTART = frozenset({Phase.PENDING, Phase.SKIPPED, Phase.PRECHECK, Phase.BACKUP})
 _TRANSIENT = ("Unreachable", "DeviceServerError", "UpstreamTimeout")
 
 
@@ -112,6 +114,8 @@ class DeviceRun:
     # --- bookkeeping ------------------------------------------------------------------
 
     def _initial_record(self) -> DeviceRecord:
+        """Where to resume. The plan's path starts at the device's current version, so a
+        journalled hop is found again by its target, not by its index."""
         ctx, work = self.ctx, self.work
         old = ctx.journal.device(ctx.policy, work.device)
         fresh = DeviceRecord(
@@ -119,18 +123,20 @@ class DeviceRun:
         )
         if old is None:
             return fresh
-        if old.revision == ctx.revision and old.retry_token == ctx.retry_token:
-            return old
-        # A new revision or retry token: a device in the middle of a disruptive step
-        # towards a target still on its path finishes it; everyone else starts over.
-        if old.phase in DISRUPTIVE and old.target in work.path:
-            hop = work.path.index(old.target)
+        same = old.revision == ctx.revision and old.retry_token == ctx.retry_token
+        if same and old.phase in (Phase.FAILED, Phase.DONE):
+            return old  # this attempt key is used up (or finished)
+        # A device between precheck and health finishes its step towards a target still
+        # on its path; after a new revision or token only a disruptive step carries over.
+        carry = old.phase in DISRUPTIVE or (same and old.phase not in _RESTART)
+        if carry and old.target in work.path:
+            marker = "" if old.marker == _INCONCLUSIVE and not same else old.marker
             return old.but(
                 revision=ctx.revision,
                 retry_token=ctx.retry_token,
-                hop=hop,
-                attempts=0,
-                marker="" if old.marker == _INCONCLUSIVE else old.marker,
+                hop=work.path.index(old.target),
+                attempts=max(1, old.attempts) if old.phase in DISRUPTIVE else old.attempts,
+                marker=marker,
             )
         return fresh
 
@@ -194,10 +200,8 @@ class DeviceRun:
             return self._outcome(OutcomeStatus.DONE)
         if rec.phase is Phase.HEALTH and rec.marker == _INCONCLUSIVE:
             return self._outcome(OutcomeStatus.PAUSED, rec.last_error)
-        if rec.phase in (Phase.PENDING, Phase.SKIPPED):
-            # Only a start from pending is a new attempt; a skipped device never began.
-            attempts = rec.attempts + (rec.phase is Phase.PENDING)
-            self.rec = rec.but(target=self.work.path[rec.hop], marker="", attempts=attempts)
+        if rec.phase in _RESTART:
+            self.rec = rec.but(hop=0, target=self.work.path[0], marker="")
             self._enter(Phase.PRECHECK)
         try:
             return await self._loop()
@@ -265,7 +269,9 @@ class DeviceRun:
             self._enter(Phase.SKIPPED, "a redundancy peer is in flight")
             return
         self._looked = seen
-        self._enter(Phase.BACKUP, previous=seen.running)
+        # The attempt begins here, when the device is first changed; a skipped device
+        # never began, so it keeps its chance under this revision and token.
+        self._enter(Phase.BACKUP, previous=seen.running, attempts=max(1, self.rec.attempts))
 
     async def _backup(self) -> None:
         await self.client.config_file_save()
