@@ -302,6 +302,16 @@ def _live_facts(state: DesiredState, root: Path) -> dict[str, DeviceFacts]:
     return dict(facts)
 
 
+def _checkout_revision(root: Path) -> str:
+    """The commit SHA when ``root`` is the top of a Git checkout, else ""."""
+    import git
+
+    try:
+        return str(git.Repo(root).head.commit.hexsha)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return ""
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -310,7 +320,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from reconciler.planning.render import render
 
     root = Path(args.dir)
-    loaded = load_repository(root)
+    loaded = load_repository(root, revision=_checkout_revision(root))
     if loaded.state is None or loaded.errors:
         for error in loaded.errors:
             print(f"error: {error}", file=sys.stderr)

@@ -177,10 +177,10 @@ def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
     elif not window.allowed:
         draft.action = Action.WAITING
         opens = window.next_open.isoformat() if window.next_open else "never"
-        draft.notes.append(f"{window.reason}; next allow window opens {opens}")
+        draft.notes.append(f"window opens {opens}")
         assert draft.current is not None
         if draft.current.family == "1.5" and policy.spec.strategy.stageEarly:
-            draft.notes.append("1.5+: the image is staged before the window opens")
+            draft.notes.append("staged early (1.5+)")
     else:
         draft.action = Action.UPGRADE
 
