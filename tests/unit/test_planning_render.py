@@ -46,7 +46,11 @@ def _small() -> Plan:
             [compliance(forbiddenVersions=["1.3.8"])],
         ),
         observed,
-        RolloutProgress(policies={"other": PolicyProgress(policy="other")}),
+        RolloutProgress(
+            policies={
+                "other": PolicyProgress(policy="other", halted=True, halt_reason="canary failed")
+            }
+        ),
         NOW,
     )
 
@@ -108,6 +112,7 @@ def test_markdown_small_plan_lists_waves_and_attention() -> None:
     assert "#### Needs attention" in text
     assert "incompatible" in text  # the arm64 device
     assert "#### Compliance (1 non-compliant)" in text
+    assert "**halted: canary failed**" in text
     assert "Truncated" not in text
     assert render_markdown(_small()) == text
 
