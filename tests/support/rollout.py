@@ -36,7 +36,6 @@ from reconciler.planning.plan import Action, Hop, Plan, PlannedDevice
 from reconciler.rollout import (
     BackupKey,
     BackupStore,
-    DeviceClient,
     Journal,
     RolloutEngine,
     RolloutResult,
@@ -164,6 +163,7 @@ class Rig:
     clock: ScaledClock
     journal: Journal
     backups: BackupStore
+    clients: dict[str, VyOSClient]
     events: list[Transition] = field(default_factory=list)
 
     def device(self, name: str) -> VirtualDevice:
@@ -202,7 +202,7 @@ async def rig(
         httpx.AsyncClient() as http,
     ):
         client_settings = ClientSettings(timeout=5.0, read_attempts=1)
-        clients: dict[str, DeviceClient] = {
+        clients: dict[str, VyOSClient] = {
             d.name: VyOSClient(
                 Endpoint(d.name, fleet.url(d.name), fleet.api_key), http,
                 settings=client_settings, clock=clk,
@@ -222,7 +222,7 @@ async def rig(
             secrets=(fleet.api_key,),
         )  # fmt: skip
         try:
-            yield Rig(fleet, engine, clk, journal, backups, events)
+            yield Rig(fleet, engine, clk, journal, backups, clients, events)
         finally:
             journal.close()
 

@@ -1,0 +1,97 @@
+"""The engine on the planner's own Plan, and the gates a plan cannot show: an inconclusive
+health gate pauses the rollout, and unreachable devices use up maxUnavailable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.devices.observe import observe_device
+from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import Device
+from reconciler.model.state import DesiredState
+from reconciler.planning.plan import Action
+from reconciler.planning.planner import plan
+from reconciler.planning.progress import Phase
+from reconciler.rollout import OutcomeStatus, policy_progress, rollout_progress
+from tests.integration.test_rollout_engine import in_flight_sets
+from tests.support.images import image_doc
+from tests.support.rollout import TARGET, Rig, make_device, make_plan, make_policy, rig
+
+
+def _device_doc(r: Rig, name: str, group: str) -> Device:
+    return Device.model_validate({
+        "apiVersion": "gitfirm.io/v1", "kind": "Device", "metadata": {"name": name},
+        "spec": {"address": r.fleet.url(name), "credentials": {"apiKey": {"env": "SIM_KEY"}},
+                 "site": "ams", "redundancyGroup": group},
+    })  # fmt: skip
+
+
+async def _facts(r: Rig) -> dict[str, DeviceFacts]:
+    return {n: await observe_device(c, r.clock) for n, c in r.clients.items()}
+
+
+async def test_engine_runs_the_planners_plan(tmp_path: Path) -> None:
+    devices = [make_device(f"r{i}") for i in range(6)]
+    groups = {d.name: f"pair-{i // 2}" for i, d in enumerate(devices)}
+    policy = make_policy(strategy={"canary": 1, "waves": [50, 100], "maxParallel": 2,
+                                   "maxUnavailable": 2, "pause": "0s"})  # fmt: skip
+    image = image_doc(f"img-{TARGET}", version=TARGET, sha256="0" * 64, size=1024,
+                      url=f"https://images.example/{TARGET}.iso")  # fmt: skip
+    async with rig(tmp_path, devices) as r:
+        desired = DesiredState(
+            devices={d.name: _device_doc(r, d.name, groups[d.name]) for d in devices},
+            images={image.name: image},
+            rollout_policies={policy.name: policy},
+            revision="rev1",
+        )  # fmt: skip
+        before = plan(desired, await _facts(r), rollout_progress(r.journal, ["fleet"]),
+                      r.clock.now())  # fmt: skip
+        assert before.counts()["upgrade"] == 6, before.counts()
+        result = await r.run(policy, before)
+        assert result.complete and not result.halted, result.reason
+        assert all(r.device(d.name).running == TARGET for d in devices)
+        # No two members of a pair in flight together, whatever waves the planner chose.
+        for s in in_flight_sets(r.events):
+            assert len({groups[n] for n in s}) == len(s)
+        after = plan(desired, await _facts(r), rollout_progress(r.journal, ["fleet"]),
+                     r.clock.now())  # fmt: skip
+        assert {d.action for d in after.devices} == {Action.NONE}
+
+
+async def test_inconclusive_health_pauses_until_a_new_retry_token(tmp_path: Path) -> None:
+    devices = [make_device("r0"), make_device("r1")]
+    broken = {"name": "ospf", "show": ["ip", "ospf", "neighbor"], "expect": "Full",
+              "initialDelay": "1s", "interval": "1s", "retries": 1}  # fmt: skip
+    policy = make_policy(healthChecks=[broken])
+    plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1})
+    async with rig(tmp_path, devices) as r:
+        result = await r.run(policy, plan_)
+        out = result.outcomes["r0"]
+        assert out.status is OutcomeStatus.PAUSED and "inconclusive" in (out.error or "")
+        assert result.halted and result.reason.startswith("paused")
+        assert r.device("r0").running == TARGET  # not failed, not rolled back
+        assert r.device("r1").calls.total() == 0
+        assert policy_progress(r.journal, "fleet").devices["r0"].phase is Phase.HEALTH
+        # A human fixes the check and sets a new retryToken: the gate runs again.
+        fixed = make_policy(healthChecks=[broken | {"show": ["ip", "bgp", "summary"],
+                                                    "expect": "Neighbor"}],
+                            retryToken="checked")  # fmt: skip
+        result = await r.run(fixed, plan_)
+        assert result.complete, result.reason
+        assert r.device("r1").running == TARGET
+
+
+async def test_unreachable_devices_use_up_max_unavailable(tmp_path: Path) -> None:
+    devices = [make_device(f"r{i}") for i in range(8)]
+    down = ["r6", "r7"]
+    policy = make_policy(strategy={"canary": 0, "waves": [100], "maxParallel": 5,
+                                   "maxUnavailable": 3, "pause": "0s"})  # fmt: skip
+    plan_ = make_plan("rev1", "fleet", devices, waves={d.name: 1 for d in devices},
+                      unreachable=down)  # fmt: skip
+    async with rig(tmp_path, devices) as r:
+        result = await r.run(policy, plan_)
+        assert result.complete
+        assert max(len(s) for s in in_flight_sets(r.events)) == 1  # 3 - 2 unreachable
+        for n in down:
+            assert r.device(n).calls.total() == 0
+        assert all(r.device(f"r{i}").running == TARGET for i in range(6))
