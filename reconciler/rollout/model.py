@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.model.facts import InstalledImage
-from reconciler.planning.progress import Phase
+from reconciler.planning.progress import IN_FLIGHT, Phase
 
 __all__ = [
     "DISRUPTIVE",
@@ -30,16 +30,7 @@ __all__ = [
 # Phases in which the device may be disrupted (rebooting, or running an unproven image):
 # a restart or a new revision finishes these before anything else. Earlier phases can stop
 # at any step boundary and start over from observation.
-DISRUPTIVE = frozenset(
-    {
-        Phase.ACTIVATE,
-        Phase.AWAIT_BOOT,
-        Phase.VERIFY,
-        Phase.HEALTH,
-        Phase.ROLLBACK,
-        Phase.VERIFY_ROLLBACK,
-    }
-)
+DISRUPTIVE = IN_FLIGHT - {Phase.PRECHECK, Phase.BACKUP, Phase.STAGE}
 
 
 class DeviceClient(Protocol):
