@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,16 +75,17 @@ def max_unavailable(text: str, total: int) -> int:
     return max(1, int(text))
 
 
-def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], set[str]]:
+def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str | None]]:
     """The devices of ``policy`` that the plan moves (upgrade or waiting for a window),
-    and the names of those it found unreachable (they count toward maxUnavailable)."""
+    and those it found unreachable with their redundancy group (they count toward
+    maxUnavailable, and their peers wait)."""
     work: list[Work] = []
-    unreachable: set[str] = set()
+    unreachable: dict[str, str | None] = {}
     for d in plan.devices:
         if d.policy != policy:
             continue
         if d.action is Action.UNREACHABLE:
-            unreachable.add(d.name)
+            unreachable[d.name] = d.redundancy_group
         elif d.action in (Action.UPGRADE, Action.WAITING) and d.path and d.current_version:
             work.append(
                 Work(
@@ -162,7 +163,7 @@ class RolloutEngine:
         revision: str,
         work: Sequence[Work],
         *,
-        unreachable: Collection[str] = (),
+        unreachable: Mapping[str, str | None] | None = None,
         stop: asyncio.Event | None = None,
         wait: bool = True,
     ) -> RolloutResult:
@@ -179,7 +180,7 @@ class RolloutEngine:
         roll = roll.but(updated=self.clock.now().isoformat())
         self.journal.write_rollout(roll)
         run = _Run(
-            self, policy, spec, revision, token, work, roll, set(unreachable),
+            self, policy, spec, revision, token, work, roll, dict(unreachable or {}),
             stop or asyncio.Event(), wait,
         )  # fmt: skip
         return await run.execute()
@@ -197,7 +198,7 @@ class _Run:
         token: str,
         work: Sequence[Work],
         roll: RolloutRecord,
-        unreachable: set[str],
+        unreachable: dict[str, str | None],
         stop: asyncio.Event,
         wait: bool,
     ) -> None:
@@ -205,13 +206,15 @@ class _Run:
         self.spec = spec
         self.work = list(work)
         self.roll = roll
-        self.unreachable = unreachable
+        self.unreachable = set(unreachable)
+        self.groups = {w.device: w.group for w in self.work} | unreachable
         self.stop = stop
         self.wait = wait
         self.budget = max_unavailable(spec.strategy.maxUnavailable, len(self.work))
         self.inflight: dict[str, Work] = {}
         self.outcomes: dict[str, DeviceOutcome] = {}
         self.passed: list[int] = []
+        self.blocked = ""
         self.ctx = RunContext(
             policy,
             revision,
@@ -237,11 +240,14 @@ class _Run:
             n for n, r in records.items() if r.phase is Phase.STAGE and r.marker == "staged"
         }
 
-    def _peer_busy(self, work: Work) -> bool:
+    def _peers(self, work: Work) -> set[str]:
+        """The other members of the device's redundancy group."""
         if work.group is None:
-            return False
-        peers = {w.device for w in self.work if w.group == work.group and w.device != work.device}
-        return bool(peers & (set(self.inflight) | self.unreachable))
+            return set()
+        return {n for n, g in self.groups.items() if g == work.group} - {work.device}
+
+    def _peer_busy(self, work: Work) -> bool:
+        return bool(self._peers(work) & (set(self.inflight) | self.unreachable))
 
     def _result(self, *, complete: bool = False) -> RolloutResult:
         for w in self.work:
@@ -253,7 +259,7 @@ class _Run:
             self.ctx.revision,
             dict(self.outcomes),
             self.roll.halted,
-            self.roll.reason,
+            self.roll.reason or self.blocked,
             self.spec.suspend,
             self.roll.wave,
             complete,
@@ -268,20 +274,26 @@ class _Run:
         if self.spec.suspend or self.roll.halted:
             return self._result()
         waves = sorted({w.wave for w in self.work})
-        for wave in waves:
+        for i, wave in enumerate(waves):
             items = sorted((w for w in self.work if w.wave == wave), key=lambda w: w.order)
-            if not await self._pause_before(wave, waves):
+            # ``roll.wave`` is the wave being worked on or waited for; an earlier one
+            # passed before (a restart re-runs it to collect outcomes, touching nobody).
+            fresh = wave >= self.roll.wave
+            if fresh and not await self._pause_before(wave, waves):
                 return self._result()
-            self._save(wave=wave)
+            if wave > self.roll.wave:
+                self._save(wave=wave)
             if not await self._run_wave(items):
                 return self._result()
             self.passed.append(wave)
-            self._save(wave_passed_at=self.e.clock.now().isoformat())
+            if fresh:
+                nxt = waves[i + 1] if i + 1 < len(waves) else wave
+                self._save(wave=nxt, wave_passed_at=self.e.clock.now().isoformat())
         return self._result(complete=True)
 
     async def _pause_before(self, wave: int, waves: list[int]) -> bool:
         """Wait out the policy's pause after the previous wave passed."""
-        if wave == waves[0] or not self.roll.wave_passed_at or self.roll.wave >= wave:
+        if wave == waves[0] or not self.roll.wave_passed_at:
             return True
         passed = datetime.fromisoformat(self.roll.wave_passed_at)
         until = passed + self.spec.strategy.pause
@@ -297,12 +309,23 @@ class _Run:
 
     def _may_start(self, w: Work, open_now: bool) -> bool:
         if w.device in self.resuming:
-            return not self._peer_busy(w)
+            # Already disrupted: finish it even if a peer is down, never beside a busy one.
+            return not (self._peers(w) & set(self.inflight))
         if not open_now or self.stop.is_set() or self.roll.halted:
             return False
         if len(self.inflight) + len(self.unreachable) >= self.budget:
             return False
         return not self._peer_busy(w)
+
+    def _skip_reason(self, w: Work) -> str:
+        """Why a device is skipped without being touched (empty: it is not)."""
+        if w.device in self.resuming:
+            return ""
+        if w.device in self.unreachable:
+            return "unreachable"
+        if self._peers(w) & self.unreachable:
+            return "a redundancy peer is unreachable"
+        return ""
 
     def _may_stage_early(self, w: Work) -> bool:
         return (
@@ -322,10 +345,11 @@ class _Run:
             for w in list(pending):
                 if len(tasks) >= self.spec.strategy.maxParallel:
                     break
-                if w.device in self.unreachable and w.device not in self.resuming:
+                skip = self._skip_reason(w)
+                if skip:
                     pending.remove(w)
                     self.outcomes[w.device] = DeviceOutcome(
-                        w.device, OutcomeStatus.SKIPPED, Phase.PENDING, error="unreachable"
+                        w.device, OutcomeStatus.SKIPPED, Phase.PENDING, error=skip
                     )
                     continue
                 early = False
@@ -342,10 +366,8 @@ class _Run:
                     break
                 if open_now:
                     # Only the unavailability budget or a busy peer blocks: nothing will free it.
-                    self._save(
-                        halted=True,
-                        reason="paused: maxUnavailable is used up by unreachable devices",
-                    )
+                    # Not a halt: the next pass, with fresh observations, tries again.
+                    self.blocked = "waiting: maxUnavailable is used up by unreachable devices"
                     break
                 nxt = next_allowed(self.spec.windows, self.e.clock.now())
                 if nxt is None:

@@ -95,3 +95,30 @@ async def test_unreachable_devices_use_up_max_unavailable(tmp_path: Path) -> Non
         for n in down:
             assert r.device(n).calls.total() == 0
         assert all(r.device(f"r{i}").running == TARGET for i in range(6))
+
+
+async def test_pause_between_waves_survives_restarts(tmp_path: Path) -> None:
+    devices = [make_device("r0"), make_device("r1"), make_device("r2")]
+    groups = {"r1": "pair", "r2": "pair"}
+    policy = make_policy(strategy={"canary": 1, "waves": [100], "maxParallel": 2,
+                                   "maxUnavailable": 2, "pause": "1h"})  # fmt: skip
+    plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1, "r2": 1},
+                      groups=groups, unreachable=["r2"])  # fmt: skip
+    async with rig(tmp_path, devices) as r:
+        first = await r.run(policy, plan_, wait=False)
+        assert first.waves_passed == (0,) and not first.complete
+        record = r.journal.rollout("fleet")
+        assert record is not None and record.wave_passed_at
+        # A restart re-runs the passed canary wave without restarting the pause clock.
+        second = await r.run(policy, plan_, wait=False)
+        assert second.waves_passed == (0,)
+        again = r.journal.rollout("fleet")
+        assert again is not None and again.wave_passed_at == record.wave_passed_at
+        assert again.wave == 1  # waiting for wave 1
+        assert r.device("r1").calls.total() == 0
+        # After the pause, r1 is skipped: its redundancy peer r2 is unreachable.
+        third = await r.run(policy, plan_)
+        assert third.complete
+        assert third.outcomes["r1"].status is OutcomeStatus.SKIPPED
+        assert "peer" in (third.outcomes["r1"].error or "")
+        assert r.device("r1").calls.total() == 0 and r.device("r2").calls.total() == 0
