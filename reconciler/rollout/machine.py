@@ -27,7 +27,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from reconciler.errors import CommandError, DeviceError, RolloutError, Unsupported
+from reconciler.errors import (
+    CommandError,
+    DeviceError,
+    DeviceServerError,
+    RolloutError,
+    Unreachable,
+    Unsupported,
+    UpstreamTimeout,
+)
 from reconciler.model.facts import InstalledImage
 from reconciler.model.versions import VersionError, parse_version
 from reconciler.planning.progress import Phase
@@ -50,7 +58,8 @@ _STAGED = "staged"
 _INCONCLUSIVE = "inconclusive"
 # Phases from which a run starts over at precheck on the plan's current path.
 _RESTART = frozenset({Phase.PENDING, Phase.SKIPPED, Phase.PRECHECK, Phase.BACKUP})
-_TRANSIENT = ("Unreachable", "DeviceServerError", "UpstreamTimeout")
+# No answer, or not yet: the device may be rebooting, or the work may go on there.
+_TRANSIENT = (Unreachable, DeviceServerError, UpstreamTimeout)
 
 
 def supports_set_default(running: str | None) -> bool:
@@ -172,7 +181,7 @@ class DeviceRun:
         try:
             return _seen(await self.client.images())
         except DeviceError as e:
-            if type(e).__name__ in _TRANSIENT:
+            if isinstance(e, _TRANSIENT):
                 return None
             raise
 
@@ -311,7 +320,7 @@ class DeviceRun:
                 raise
         except DeviceError as e:
             # A 504 or a dropped answer: the install may go on; watch for it.
-            if type(e).__name__ not in _TRANSIENT:
+            if not isinstance(e, _TRANSIENT):
                 raise
             if target not in (await self._watch_add(target)).names:
                 raise RolloutError(f"image {target} did not appear after /image add") from None
@@ -352,7 +361,7 @@ class DeviceRun:
             self._mark("")
             raise _Park(OutcomeStatus.WAITING, "reboot-unsupported: reboot it by hand") from None
         except DeviceError as e:
-            if type(e).__name__ not in _TRANSIENT:
+            if not isinstance(e, _TRANSIENT):
                 raise
         self._enter(Phase.AWAIT_BOOT)
 
@@ -440,16 +449,19 @@ class DeviceRun:
             try:
                 await self.client.reboot()
             except DeviceError as e:
-                if type(e).__name__ not in _TRANSIENT:
+                if not isinstance(e, _TRANSIENT):
                     raise
             seen = await self._wait_boot(previous, None)
-        if (
-            seen is not None
-            and seen.running == previous
-            and seen.default != previous
-            and supports_set_default(seen.running)
-        ):
-            await self._set_default(previous)
+        if seen is not None and seen.running == previous and seen.default != previous:
+            if supports_set_default(seen.running):
+                await self._set_default(previous)
+            else:
+                # 1.3/1.4: the add made the target the default boot and the API cannot
+                # undo it; say so, or the next reboot would silently upgrade the router.
+                self.rec = self.rec.but(
+                    last_error=f"{self.rec.last_error}; default boot is still "
+                    f"{seen.default}: set it back to {previous} by hand"
+                )
         self._enter(Phase.VERIFY_ROLLBACK, marker="")
 
     async def _verify_rollback(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -143,7 +143,5 @@ class DeviceOutcome:
     status: OutcomeStatus
     phase: Phase
     hop: int = 0
-    running: str | None = None
     rolled_back: bool = False
     error: str | None = None
-    steps: tuple[str, ...] = field(default=())

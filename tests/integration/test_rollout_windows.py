@@ -158,3 +158,19 @@ async def test_deleted_journal_is_rederived_and_unreachable_is_skipped(tmp_path:
         for name in ("r0", "r1"):
             assert r.device(name).running == TARGET
             assert len(r.adds(name)) == 1 and len(r.reboots(name)) == 1
+
+
+async def test_lts_health_failure_halts_for_a_human(tmp_path: Path) -> None:
+    dev = make_device("lts", images=("1.4.2", "1.4.3"))
+    dev.faults.degrade_after_upgrade = True
+    check = {"name": "bgp", "show": ["ip", "bgp", "summary"], "reject": "Active",
+             "initialDelay": "5s", "interval": "5s", "failureThreshold": 1}  # fmt: skip
+    plan = make_plan("rev1", "fleet", [dev], waves={"lts": 0}, paths={"lts": ["1.4.4"]})
+    async with rig(tmp_path, [dev], versions=("1.4.4",)) as r:
+        result = await r.run(make_policy(healthChecks=[check]), plan)
+        out = result.outcomes["lts"]
+        # 1.4 has no set_default over the API: no automatic rollback, a halt instead.
+        assert out.status is OutcomeStatus.FAILED and not out.rolled_back
+        assert "rollback-unsupported" in (out.error or "")
+        assert result.halted
+        assert r.device("lts").running == "1.4.4" and len(r.reboots("lts")) == 1
