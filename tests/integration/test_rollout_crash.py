@@ -86,7 +86,7 @@ async def test_sigkill_at_random_points(tmp_path: Path) -> None:
         while kills < KILLS:
             proc = await start()
             try:
-                await asyncio.wait_for(proc.wait(), rng.uniform(0.4, 1.4))
+                await asyncio.wait_for(proc.wait(), rng.uniform(0.3, 1.2))
             except TimeoutError:
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()
