@@ -590,5 +590,59 @@ def _cmd_image_import(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_image)
 
 
+def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the reconciler daemon")
+    p.add_argument("--repo", required=True, help="config repository URL or path")
+    p.add_argument("--branch", default="main")
+    p.add_argument("--status-branch", default="status")
+    p.add_argument("--listen", default="127.0.0.1:8080", help="host:port of the HTTP port")
+    p.add_argument("--public-url", help="base URL devices fetch images from")
+    p.add_argument("--state-dir", required=True, type=Path, help="mirror, journal, images")
+    p.add_argument("--poll-interval", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("--observe-interval", type=float, default=300.0, help="seconds (default 300)")
+    p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
+    p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from reconciler.daemon import Daemon, DaemonSettings
+    from reconciler.logs import configure_json_logging
+
+    settings = DaemonSettings(
+        repo=args.repo,
+        branch=args.branch,
+        status_branch=args.status_branch,
+        listen=args.listen,
+        public_url=args.public_url,
+        state_dir=args.state_dir,
+        poll_interval=args.poll_interval,
+        observe_interval=args.observe_interval,
+        status_coalesce=args.status_coalesce,
+        access_pin=args.access_pin,
+        status_signing_key=args.status_signing_key,
+    )
+    formatter = configure_json_logging()
+
+    async def serve() -> None:
+        daemon = Daemon(settings, formatter=formatter)
+        formatter.add_secrets(daemon.secrets)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await daemon.run(stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+_COMMANDS.append(_register_run)
+
+
 if __name__ == "__main__":
     sys.exit(main())

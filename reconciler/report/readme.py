@@ -90,6 +90,14 @@ def _devices(devices: list[dict[str, Any]]) -> list[str]:
     return ["## Devices", "", *_table(header, rows)]
 
 
+def _refusals(source: Mapping[str, Any] | None) -> list[str]:
+    refused = (source or {}).get("refused") or []
+    if not refused:
+        return []
+    rows = [[f"`{r['revision'][:12]}`", r["reason"]] for r in refused]
+    return ["## Refused revisions", "", *_table(["revision", "reason"], rows)]
+
+
 def render_readme(desired_revision: str, docs: Mapping[str, Any]) -> str:
     """The Markdown summary of the fleet for the given documents."""
     devices = _of(docs, "devices/")
@@ -100,6 +108,7 @@ def render_readme(desired_revision: str, docs: Mapping[str, Any]) -> str:
         "",
         f"Desired revision: `{desired_revision}` · devices: {len(devices)}",
         "",
+        *_refusals(docs.get("source.yaml")),
         *_versions(devices),
         *_rollouts(_of(docs, "rollouts/")),
         *_compliance(docs.get("compliance.yaml")),

@@ -56,7 +56,7 @@ VOLATILE_FACTS = frozenset({"health", "rtt_ms"})
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-_OWNED = re.compile(r"^(README\.md|compliance\.yaml|(devices|rollouts)/[^/]+\.yaml)$")
+_OWNED = re.compile(r"^(README\.md|compliance\.yaml|source\.yaml|(devices|rollouts)/[^/]+\.yaml)$")
 
 
 def is_owned(path: str) -> bool:
@@ -157,6 +157,10 @@ def build_documents(snapshot: StatusSnapshot, secrets: Iterable[str] = ()) -> di
     for rollout in snapshot.rollouts:
         docs[f"rollouts/{_file_name(rollout.policy)}.yaml"] = _rollout_doc(rollout)
     docs["compliance.yaml"] = _compliance_doc(snapshot.compliance)
+    docs["source.yaml"] = {
+        "applied": snapshot.desired_revision,
+        "refused": [{"revision": r.revision, "reason": r.reason} for r in snapshot.refusals],
+    }
     return {path: _clean(doc, known) for path, doc in docs.items()}
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "CveExposure",
     "DeviceStatus",
     "PhaseChange",
+    "Refusal",
     "RolloutEvent",
     "RolloutStatus",
     "StatusSnapshot",
@@ -119,6 +120,14 @@ class ComplianceVerdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A desired revision that was not applied, and why (kept until a later one applies)."""
+
+    revision: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     """Everything the status branch shows, at one desired revision."""
 
@@ -126,3 +135,6 @@ class StatusSnapshot:
     devices: tuple[DeviceStatus, ...] = ()
     rollouts: tuple[RolloutStatus, ...] = ()
     compliance: tuple[ComplianceVerdict, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    """Revisions newer than ``desired_revision`` that were refused (signature, config,
+    image), newest last; empty once a revision applies cleanly."""

@@ -1,0 +1,564 @@
+"""The daemon: wires one reconcile pass together and runs it forever.
+
+One pass is an ordered list of small steps (Flux's reconciler shape)::
+
+    fetch -> verify commits -> load desired -> fetch + verify images -> observe -> plan
+          -> start or continue rollouts -> report
+
+Each step returns a value or raises a typed error; :meth:`Daemon.reconcile` records the
+first failure as the pass's outcome, keeps the last good desired revision in force, and
+always submits a status snapshot. Rollouts run as background tasks, one per policy, and
+report every transition to the status branch as it happens. Only this module and
+``cli.py`` know every stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets as pysecrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from reconciler.clock import Clock, SystemClock
+from reconciler.devices.client import VyOSClient
+from reconciler.devices.endpoint import Endpoint, endpoint_for
+from reconciler.devices.observe import observe
+from reconciler.devices.transport import make_http_client
+from reconciler.errors import ConfigError, ErrorSummary, GitfirmError, summarize
+from reconciler.images.ops import fetch_images
+from reconciler.images.serve import DistributionServer
+from reconciler.images.store import ImageStore
+from reconciler.images.tokens import TokenSigner
+from reconciler.logs import JsonFormatter
+from reconciler.model.facts import DeviceFacts
+from reconciler.model.loader import load_repository
+from reconciler.model.state import DesiredState
+from reconciler.planning.plan import Plan
+from reconciler.planning.planner import plan as make_plan
+from reconciler.report.gitstore import GitIdentity
+from reconciler.report.metrics import Metrics
+from reconciler.report.snapshot import StatusSnapshot
+from reconciler.report.writer import StatusWriter, WriterSettings
+from reconciler.rollout.backup import BackupKey, BackupStore
+from reconciler.rollout.engine import RolloutEngine, RolloutResult
+from reconciler.rollout.journal import Journal
+from reconciler.rollout.model import RolloutSettings, Transition
+from reconciler.rollout.progress import rollout_progress
+from reconciler.secrets import resolve_secret
+from reconciler.source.git import Mirror
+from reconciler.source.poller import Poller, PollSettings
+from reconciler.source.verify import Verifier
+from reconciler.source.webhooks import WebhookSecrets, webhook_routes
+from reconciler.statusbook import StatusBook
+
+__all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
+
+log = logging.getLogger("gitfirm.daemon")
+
+
+class DaemonSettings(BaseModel):
+    """Everything ``gitfirm run`` is told. Each default is the one a small fleet wants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repo: str = Field(description="Config repository: a URL (ssh, https, file) or a path")
+    branch: str = Field(default="main", description="The branch that holds desired state")
+    status_branch: str = Field(
+        default="status", description="Where observations and actions are committed"
+    )
+    state_dir: Path = Field(description="Mirror, journal, image store and backups")
+    listen: str = Field(default="127.0.0.1:8080", description="host:port of the one HTTP port")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL devices reach the image server at; defaults to http://<listen>",
+    )
+    poll_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between fetches; polling is the source of truth"
+    )
+    observe_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between observations of an idle fleet"
+    )
+    status_coalesce: float = Field(
+        default=10.0, ge=0, description="At most one status commit per this many seconds"
+    )
+    access_pin: str | None = Field(
+        default=None, description="Fingerprint of the first trusted AccessPolicy"
+    )
+    webhook_secret_env: str = Field(
+        default="GITFIRM_WEBHOOK_SECRET",
+        description="Env var of the shared webhook secret (per forge: <VAR>_GITHUB etc.)",
+    )
+    backup_key_env: str = Field(
+        default="GITFIRM_BACKUP_KEY", description="Env var of the config-backup AES key"
+    )
+    image_url_ttl: float = Field(
+        default=3 * 3600.0, gt=0, description="Seconds a device's image URL stays valid"
+    )
+    bot_name: str = "gitfirm"
+    bot_email: str = "gitfirm@localhost"
+    status_signing_key: Path | None = Field(
+        default=None, description="SSH private key that signs status commits"
+    )
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+
+    @property
+    def base_url(self) -> str:
+        """Where devices fetch images from."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+
+@dataclass
+class PassOutcome:
+    """What one reconcile pass did; ``error`` is the first step that failed."""
+
+    revision: str | None
+    applied: bool = False
+    error: ErrorSummary | None = None
+    started: tuple[str, ...] = ()
+
+
+@dataclass
+class _Rollout:
+    revision: str
+    stop: asyncio.Event
+    task: asyncio.Task[RolloutResult]
+
+
+@dataclass
+class _State:
+    desired: DesiredState | None = None
+    verified: str | None = None
+    facts: dict[str, DeviceFacts] = field(default_factory=dict)
+    plan: Plan | None = None
+    refused_images: dict[str, str] = field(default_factory=dict)
+    last_error: ErrorSummary | None = None
+
+
+class Daemon:
+    """One gitfirm instance: the only writer of its status branch."""
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        *,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+        http: httpx.AsyncClient | None = None,
+        formatter: JsonFormatter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.environ = dict(os.environ if environ is None else environ)
+        self.state = _State()
+        self.metrics = Metrics()
+        self._formatter = formatter
+        self._http = http
+        self._rollouts: dict[str, _Rollout] = {}
+        self._ready = False
+        state_dir = settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.webhook_secrets = self._webhook_secrets()
+        self._secrets: set[str] = set(self.webhook_secrets.values())
+        self.mirror = Mirror(settings.repo, state_dir / "source", settings.branch)
+        self.poller = Poller(
+            self.mirror,
+            self.clock,
+            PollSettings(interval=settings.poll_interval),
+            secrets=self.secrets,
+        )
+        self.store = ImageStore(state_dir / "images", self.clock)
+        self.distribution = DistributionServer(
+            self.store, TokenSigner(self._token_key(), clock=self.clock), clock=self.clock
+        )
+        self.journal = Journal(state_dir / "journal.sqlite3")
+        self.backups = BackupStore(state_dir / "backups", self._backup_key())
+        self.book = StatusBook()
+        self.writer = StatusWriter(
+            WriterSettings(
+                remote=self.mirror.url,
+                workdir=state_dir / "status",
+                branch=settings.status_branch,
+                identity=GitIdentity(
+                    settings.bot_name, settings.bot_email, settings.status_signing_key
+                ),
+                coalesce_seconds=settings.status_coalesce,
+            ),
+            clock=self.clock,
+            secrets=self.secrets,
+        )
+        self._endpoints: dict[str, Endpoint] = {}
+        self._images_checked: set[str] = set()
+        self.engine = RolloutEngine(
+            journal=self.journal,
+            backups=self.backups,
+            clients=self._client,
+            image_url=self._image_url,
+            clock=self.clock,
+            settings=settings.rollout,
+            events=self._on_transition,
+            secrets=self.secrets,
+        )
+
+    # --- secrets ------------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this process holds, for the sanitizer."""
+        return tuple(sorted(self._secrets))
+
+    def _remember(self, *values: str) -> None:
+        self._secrets.update(v for v in values if v)
+        if self._formatter is not None:
+            self._formatter.add_secrets(values)
+
+    def _webhook_secrets(self) -> WebhookSecrets:
+        env = self.settings.webhook_secret_env
+        shared = self.environ.get(env)
+        return WebhookSecrets(
+            github=self.environ.get(f"{env}_GITHUB", shared),
+            gitlab=self.environ.get(f"{env}_GITLAB", shared),
+            gitea=self.environ.get(f"{env}_GITEA", shared),
+        )
+
+    def _secret_file(self, name: str, make: bytes) -> bytes:
+        # Keys that only this instance needs live in its state dir, readable by it alone.
+        path = self.settings.state_dir / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(make)
+        return path.read_bytes()
+
+    def _token_key(self) -> bytes:
+        return self._secret_file("token.key", pysecrets.token_bytes(32))
+
+    def _backup_key(self) -> BackupKey:
+        text = self.environ.get(self.settings.backup_key_env)
+        if text:
+            self._remember(text)
+            return BackupKey.from_text(text)
+        fresh = base64.b64encode(pysecrets.token_bytes(32))
+        made = self._secret_file("backup.key", fresh).decode()
+        log.warning(
+            "no %s set: config backups use a key generated in the state dir",
+            self.settings.backup_key_env,
+            extra={"event": "backup-key-generated"},
+        )
+        return BackupKey.from_text(made.strip())
+
+    # --- wiring for the rollout engine ---------------------------------------------------
+
+    def _client(self, name: str) -> VyOSClient:
+        assert self._http is not None
+        return VyOSClient(self._endpoints[name], self._http, clock=self.clock)
+
+    def _image_url(self, device: str, image: str) -> str:
+        desired = self.state.desired
+        if desired is None or image not in desired.images:
+            raise GitfirmError(f"image {image!r} is not in desired state")
+        sha = desired.images[image].spec.sha256
+        ttl = timedelta(seconds=self.settings.image_url_ttl)
+        return self.distribution.url_for(self.settings.base_url, device, sha, ttl)
+
+    def _on_transition(self, event: Transition) -> None:
+        self.book.transition(event)
+        self.metrics.transition(event.policy, event.to_phase)
+        log.info(
+            "%s: %s -> %s",
+            event.device,
+            event.from_phase,
+            event.to_phase,
+            extra={
+                "event": "transition",
+                "device": event.device,
+                "rollout": event.policy,
+                "revision": event.revision,
+                "phase": f"{event.from_phase}->{event.to_phase}",
+            },
+        )
+        self._submit()
+
+    # --- one pass -------------------------------------------------------------------------
+
+    async def reconcile(self, head: str | None = None) -> PassOutcome:
+        """One pass over the steps; never raises for a refusal, a bad config or a device."""
+        outcome = PassOutcome(revision=head)
+        try:
+            if head is not None and head != self.state.verified:
+                await self._apply(head, outcome)
+            if self.state.desired is not None:
+                await self._observe()
+                await self._plan_and_roll(outcome)
+            self.state.last_error = None
+        except GitfirmError as exc:
+            outcome.error = summarize(exc, self.secrets)
+            self.state.last_error = outcome.error
+            log.error(
+                "pass failed: %s",
+                outcome.error.message,
+                extra={"event": "pass-failed", "reason": outcome.error.reason, "revision": head},
+            )
+        finally:
+            self.metrics.pass_done(outcome.error is None)
+            self._submit()
+        return outcome
+
+    async def _apply(self, head: str, outcome: PassOutcome) -> None:
+        verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
+        verdict = await asyncio.to_thread(verifier.verify, head, self.state.verified)
+        if not verdict.ok:
+            self.book.refusal(head, f"commit refused ({verdict.reason}): {verdict.message}")
+            verdict.raise_if_refused()
+        keep = [self.state.verified] if self.state.verified else []
+        tree = await asyncio.to_thread(self.mirror.checkout, head, keep=keep)
+        result = await asyncio.to_thread(load_repository, tree, revision=head)
+        if result.state is None:
+            first = result.errors[0] if result.errors else ConfigError("invalid desired state")
+            self.book.refusal(head, f"invalid desired state: {len(result.errors)} error(s)")
+            for err in result.errors:
+                log.error(str(err), extra={"event": "invalid-config", "revision": head})
+            raise first
+        self.state.verified = head
+        self.state.desired = result.state
+        self.book.desired(head)
+        self._endpoints = self._resolve_endpoints(result.state)
+        self._images_checked.clear()
+        self.state.refused_images = {}
+        outcome.applied = True
+        log.info("applied desired revision", extra={"event": "applied", "revision": head})
+
+    def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
+        out: dict[str, Endpoint] = {}
+        base = Path(desired.root)
+        for name, device in desired.devices.items():
+            try:
+                key = resolve_secret(
+                    device.spec.credentials.apiKey, environ=self.environ, base=base
+                )
+            except ConfigError as exc:
+                log.error(str(exc), extra={"event": "credentials", "device": name})
+                continue
+            self._remember(key)
+            out[name] = endpoint_for(device, key)
+        return out
+
+    async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
+        # Every image on a planned path is fetched and verified once per revision, before
+        # any device may see a URL for it.
+        wanted = sorted({h.image for d in plan.devices for h in d.path} - self._images_checked)
+        if not wanted:
+            return
+        results = await fetch_images(desired, self.store, wanted, clock=self.clock)
+        self._images_checked.update(wanted)
+        refused = dict(self.state.refused_images)
+        for name, result in results.items():
+            refused.pop(name, None)
+            if isinstance(result, GitfirmError):
+                refused[name] = summarize(result, self.secrets).message
+                log.error(
+                    "image refused: %s",
+                    refused[name],
+                    extra={"event": "image-refused", "image": name, "reason": result.reason},
+                )
+        self.state.refused_images = refused
+        self.book.refused_images(refused)
+
+    async def _observe(self) -> None:
+        assert self._http is not None
+        endpoints = list(self._endpoints.values())
+        facts = await observe(endpoints, self._http, clock=self.clock)
+        desired = self.state.desired
+        assert desired is not None
+        for name in desired.devices:
+            if name not in facts:
+                facts[name] = DeviceFacts(
+                    name=name,
+                    reachable=False,
+                    observed_at=self.clock.now(),
+                    error="API key could not be resolved",
+                )
+        self.state.facts = facts
+        self.book.observed(facts, desired)
+        self.metrics.observed(facts)
+
+    async def _plan_and_roll(self, outcome: PassOutcome) -> None:
+        desired = self.state.desired
+        assert desired is not None
+        progress = rollout_progress(self.journal, desired.rollout_policies)
+        plan = make_plan(desired, self.state.facts, progress, self.clock.now())
+        self.state.plan = plan
+        self.book.planned(plan, progress)
+        await self._fetch_images(desired, plan)
+        started = []
+        for name, policy in sorted(desired.rollout_policies.items()):
+            running = self._rollouts.get(name)
+            if running is not None and not running.task.done():
+                if running.revision == plan.revision:
+                    continue
+                running.stop.set()  # in-flight devices finish their step; the rest re-plan
+                await running.task
+            if not _has_work(plan, name):
+                continue
+            blocked = _refused_targets(plan, name, self.state.refused_images)
+            if blocked:
+                self.book.policy_blocked(name, f"image refused: {blocked}")
+                continue
+            stop = asyncio.Event()
+            task = asyncio.create_task(self._run_rollout(policy.name, plan, stop))
+            self._rollouts[name] = _Rollout(plan.revision, stop, task)
+            started.append(name)
+        outcome.started = tuple(started)
+
+    async def _run_rollout(self, name: str, plan: Plan, stop: asyncio.Event) -> RolloutResult:
+        desired = self.state.desired
+        assert desired is not None
+        policy = desired.rollout_policies[name]
+        log.info("rollout started", extra={"event": "rollout-start", "rollout": name})
+        result = await self.engine.run(policy, plan, stop=stop)
+        self.book.rollout_result(result)
+        # Status shows what the devices run now and where the rollout ended, not the state
+        # before its last step: one more pass observes and re-plans.
+        await self.reconcile(None)
+        await self.writer.record_outcome(self.book.rollout_status(name))
+        log.info(
+            "rollout ended: %s",
+            "halted" if result.halted else "complete" if result.complete else "stopped",
+            extra={"event": "rollout-end", "rollout": name, "revision": plan.revision},
+        )
+        self._submit()
+        return result
+
+    def _submit(self) -> None:
+        snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
+        self.writer.submit(snapshot)
+
+    # --- HTTP surface -----------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        """The one port: health, readiness, metrics, webhooks, image distribution, dashboard."""
+
+        async def healthz(_: Request) -> Response:
+            return PlainTextResponse("ok\n")
+
+        async def readyz(_: Request) -> Response:
+            if self._ready and self.state.desired is not None:
+                return PlainTextResponse("ready\n")
+            return PlainTextResponse("not ready: no desired revision applied yet\n", 503)
+
+        async def metrics(_: Request) -> Response:
+            body, content_type = self.metrics.render(self.distribution.counters)
+            return Response(body, media_type=content_type)
+
+        async def dashboard(_: Request) -> Response:
+            return JSONResponse(self.book.summary(self.state.desired, self.secrets))
+
+        return Starlette(
+            routes=[
+                Route("/healthz", healthz),
+                Route("/readyz", readyz),
+                Route("/metrics", metrics),
+                Route("/", dashboard),
+                *webhook_routes(self.webhook_secrets, self.poller.wake, self.clock),
+                Mount("/", app=self.distribution.app),
+            ]
+        )
+
+    # --- forever ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Serve and reconcile until ``stop`` is set (SIGTERM in ``gitfirm run``)."""
+        stop = stop or asyncio.Event()
+        host, _, port = self.settings.listen.rpartition(":")
+        server = _Server(
+            uvicorn.Config(
+                self.app(),
+                host=host.strip("[]") or "127.0.0.1",
+                port=int(port),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        own_http = self._http is None
+        if own_http:
+            self._http = make_http_client()
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self.writer.open()
+            tasks = [
+                asyncio.create_task(server.serve()),
+                asyncio.create_task(self.writer.run()),
+                asyncio.create_task(self._source_loop()),
+                asyncio.create_task(self._observe_loop()),
+            ]
+            self._ready = True
+            await stop.wait()
+        finally:
+            self._ready = False
+            await self._shutdown(server, tasks, own_http)
+
+    async def _source_loop(self) -> None:
+        async for revision in self.poller.revisions():
+            log.info("new revision", extra={"event": "revision", "revision": revision.sha})
+            await self.reconcile(revision.sha)
+
+    async def _observe_loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.observe_interval)
+            if self.state.desired is not None:
+                await self.reconcile(None)
+
+    async def _shutdown(
+        self, server: uvicorn.Server, tasks: list[asyncio.Task[Any]], own_http: bool
+    ) -> None:
+        # SIGTERM: stop starting devices; in-flight ones park at their next step boundary,
+        # and the journal lets the next process resume them.
+        for rollout in self._rollouts.values():
+            rollout.stop.set()
+        pending = [r.task for r in self._rollouts.values() if not r.task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=60)
+        for rollout in self._rollouts.values():
+            rollout.task.cancel()
+        server.should_exit = True
+        for task in tasks:
+            if task is not tasks[0]:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(GitfirmError):
+            await self.writer.flush()
+        if own_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        self.journal.close()
+
+
+class _Server(uvicorn.Server):
+    # The daemon owns SIGTERM (graceful rollout parking); uvicorn must not take it.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _has_work(plan: Plan, policy: str) -> bool:
+    return any(d.policy == policy and d.path for d in plan.devices)
+
+
+def _refused_targets(plan: Plan, policy: str, refused: Mapping[str, str]) -> str:
+    hops = {h.image for d in plan.devices if d.policy == policy for h in d.path}
+    return ", ".join(sorted(hops & set(refused)))
