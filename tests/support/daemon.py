@@ -1,0 +1,160 @@
+"""A whole gitfirm under test: a bare config remote, a simulated fleet and a running daemon.
+
+Use :func:`running_gitops` in an async test; it yields a :class:`GitOps` with the remote,
+a working clone to push "merged pull requests" from, the simulator and the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.daemon import Daemon, DaemonSettings
+from reconciler.logs import configure_json_logging
+from reconciler.rollout.model import RolloutSettings
+from tests.support.gitrepo import commit_files, git, push, seeded_remote
+from tests.support.images import make_image
+from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
+
+__all__ = ["GitOps", "free_port", "policy_yaml", "running_gitops", "wait_for"]
+
+FAST_ROLLOUT = RolloutSettings(
+    boot_timeout=timedelta(seconds=20),
+    boot_poll=timedelta(milliseconds=50),
+    stage_timeout=timedelta(seconds=20),
+    stage_poll=timedelta(milliseconds=50),
+    window_poll=timedelta(milliseconds=100),
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def policy_yaml(target: str, *, selector: Mapping[str, str] | None = None, **strategy: Any) -> str:
+    """A RolloutPolicy that is always inside its window, with a fast strategy."""
+    doc = {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "RolloutPolicy",
+        "metadata": {"name": "fleet"},
+        "spec": {
+            "selector": {"matchLabels": dict(selector or {})},
+            "target": {"version": target},
+            "strategy": {"canary": 1, "waves": [100], "maxParallel": 2, "pause": "0s", **strategy},
+            "windows": [{"schedule": "* * * * *", "duration": "1h"}],
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` every 50 ms until it holds; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class GitOps:
+    """Everything a GitOps end-to-end test touches."""
+
+    remote: Path
+    work: Path
+    fleet: SimFleet
+    daemon: Daemon
+    port: int
+    logs: io.StringIO
+    target_image: str
+
+    def merge(self, files: Mapping[str, str | None], message: str, **kw: Any) -> str:
+        """Commit to main and push, as merging a pull request would."""
+        sha = commit_files(self.work, files, message, **kw)
+        push(self.work)
+        return sha
+
+    def status_log(self, *args: str) -> str:
+        """``git log status ...`` in the remote."""
+        return git(self.remote, "log", "status", *args)
+
+    def versions(self) -> dict[str, str]:
+        """What every simulated device runs now."""
+        return {n: self.fleet.device(n).running for n in self.fleet.names}
+
+
+@contextlib.asynccontextmanager
+async def running_gitops(
+    tmp: Path,
+    *,
+    devices: int = 4,
+    current: str = "1.4.3",
+    target: str = "1.4.4",
+    environ: Mapping[str, str] | None = None,
+    extra_files: Mapping[str, str] | None = None,
+    poll_interval: float = 0.2,
+    access_pin: str | None = None,
+    key: Any = None,
+) -> AsyncIterator[GitOps]:
+    """Start a simulator, a config remote whose policy holds devices at ``current``, and a
+    daemon polling it; ``target`` is an approved, signed image ready to roll out."""
+    async with running_simulator(devices, releases=["1.4"]) as fleet:
+        image = make_image(tmp / "upstream", version=target)
+        held = make_image(tmp / "upstream", version=current, key=image.key)
+        docs = [d.model_dump(mode="json", exclude_defaults=True) for d in fleet.device_docs()]
+        files = {
+            "fleet/devices.yaml": yaml.safe_dump_all(docs, sort_keys=False),
+            "images/images.yaml": yaml.safe_dump_all(
+                [i.image.model_dump(mode="json") for i in (held, image)]
+            ),
+            "trust/trust.yaml": yaml.safe_dump(image.trust.model_dump(mode="json")),
+            "policies/fleet.yaml": policy_yaml(current),
+            **(extra_files or {}),
+        }
+        remote, work = seeded_remote(tmp / "git", files)
+        if key is not None:
+            # The first commit of a strict repository must be signed by its admin too.
+            git(work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={key.private}",
+                "commit", "--amend", "--quiet", "--no-edit", "-S")  # fmt: skip
+            push(work, force=True)
+        logs = io.StringIO()
+        env = {KEY_ENV: fleet.api_key, **(environ or {})}
+        port = free_port()
+        daemon = Daemon(
+            DaemonSettings(
+                repo=str(remote),
+                state_dir=tmp / "state",
+                listen=f"127.0.0.1:{port}",
+                poll_interval=poll_interval,
+                observe_interval=3600,
+                status_coalesce=0,
+                access_pin=access_pin,
+                rollout=FAST_ROLLOUT,
+            ),
+            environ=env,
+            formatter=configure_json_logging(stream=logs),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await wait_for(lambda: daemon.state.desired is not None or task.done(), 30, "start")
+            if task.done():
+                task.result()
+            yield GitOps(remote, work, fleet, daemon, port, logs, image.image.name)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
