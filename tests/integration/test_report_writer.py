@@ -41,7 +41,14 @@ async def test_files_trailers_and_device_history(remote: ConfigRemote, tmp_path:
 
     tree = git(remote.path, "ls-tree", "-r", "--name-only", "status").split()
     assert tree == sorted(
-        ["README.md", "compliance.yaml", "devices/r1.yaml", "devices/r2.yaml", "rollouts/core.yaml"]
+        [
+            "README.md",
+            "compliance.yaml",
+            "devices/r1.yaml",
+            "devices/r2.yaml",
+            "rollouts/core.yaml",
+            "source.yaml",
+        ]
     )
     # An orphan branch: no history shared with main.
     assert git(remote.path, "rev-list", "--max-parents=0", "status").strip() == first.commit

@@ -20,7 +20,13 @@ from reconciler.model.facts import DeviceFacts
 from reconciler.planning.inputs import facts_from_status
 from reconciler.report.message import commit_message
 from reconciler.report.render import load_documents, render_files, render_note
-from reconciler.report.snapshot import EVENT_CAP, RolloutEvent, RolloutStatus
+from reconciler.report.snapshot import (
+    EVENT_CAP,
+    Refusal,
+    RolloutEvent,
+    RolloutStatus,
+    StatusSnapshot,
+)
 from tests.support.report import T0, facts, snapshot
 
 REV = "a" * 40
@@ -36,6 +42,7 @@ def test_same_input_same_bytes_and_sorted_keys() -> None:
         "devices/r1.yaml",
         "devices/r2.yaml",
         "rollouts/core.yaml",
+        "source.yaml",
     ]
     text = first["devices/r1.yaml"].decode()
     top = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(" ")]
@@ -157,3 +164,20 @@ def test_public_names_are_declared() -> None:
         }
         assert public <= set(module.__all__), module.__name__
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_refusals_are_listed_in_source_and_readme() -> None:
+    snap = snapshot(REV, {"r1": "done"})
+    refused = StatusSnapshot(
+        snap.desired_revision,
+        snap.devices,
+        snap.rollouts,
+        snap.compliance,
+        refusals=(Refusal("b" * 40, "commit refused (unsigned): token=abc123"),),
+    )
+    files = render_files(refused)
+    source = files["source.yaml"].decode()
+    assert "b" * 40 in source
+    assert "abc123" not in source
+    assert "## Refused revisions" in files["README.md"].decode()
+    assert "## Refused revisions" not in render_files(snap)["README.md"].decode()
