@@ -6,3 +6,5 @@ site mirrors and offline bundles.
 It must never serve, export or store as verified any byte it has not verified itself, never
 trust a device's own signature check, and never import the source or devices stages.
 """
+
+__all__: list[str] = []

@@ -10,3 +10,5 @@ always an argument). It imports only ``reconciler.model``, the error tree and th
 sanitizer; never ``source``, ``devices``, ``images``, ``rollout``, ``report``, ``daemon``
 or ``cli``. The same inputs always give the same Plan and the same rendered bytes.
 """
+
+__all__: list[str] = []

@@ -10,3 +10,5 @@ merge or rebase generated text, never import another stage's internals (the daem
 snapshot with plain values), and never let a string leave without
 :func:`reconciler.sanitize.redact`.
 """
+
+__all__: list[str] = []
