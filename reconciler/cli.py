@@ -644,5 +644,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_run)
 
 
+def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run the whole loop on a simulated fleet")
+    p.add_argument(
+        "--example",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "example-repo",
+        help="config repository to start from (default: example-repo/)",
+    )
+    p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from reconciler.demo import run_demo
+
+    if not (args.example / "fleet").is_dir():
+        print(f"error: {args.example} is not a config repository", file=sys.stderr)
+        return 1
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="gitfirm-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    return run_demo(args.example, root)
+
+
+_COMMANDS.append(_register_demo)
+
+
 if __name__ == "__main__":
     sys.exit(main())

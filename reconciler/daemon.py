@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -48,7 +48,7 @@ from reconciler.logs import JsonFormatter
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
 from reconciler.model.state import DesiredState
-from reconciler.planning.plan import Plan
+from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
@@ -147,6 +147,8 @@ class _State:
     plan: Plan | None = None
     refused_images: dict[str, str] = field(default_factory=dict)
     last_error: ErrorSummary | None = None
+    passed: str | None = None
+    """The desired revision in force when the last pass ended (rollouts started by then)."""
 
 
 class Daemon:
@@ -202,6 +204,8 @@ class Daemon:
             secrets=self.secrets,
         )
         self._endpoints: dict[str, Endpoint] = {}
+        self.listeners: list[Callable[[Transition], None]] = []
+        """Called with every device transition (the demo's live view, tests, benches)."""
         self._images_checked: set[str] = set()
         self.engine = RolloutEngine(
             journal=self.journal,
@@ -291,6 +295,8 @@ class Daemon:
                 "phase": f"{event.from_phase}->{event.to_phase}",
             },
         )
+        for listener in self.listeners:
+            listener(event)
         self._submit()
 
     # --- one pass -------------------------------------------------------------------------
@@ -314,6 +320,7 @@ class Daemon:
                 extra={"event": "pass-failed", "reason": outcome.error.reason, "revision": head},
             )
         finally:
+            self.state.passed = self.state.verified
             self.metrics.pass_done(outcome.error is None)
             self._submit()
         return outcome
@@ -443,6 +450,10 @@ class Daemon:
         self._submit()
         return result
 
+    def rollouts_running(self) -> list[str]:
+        """Policies whose rollout task is still going (waiting for a window included)."""
+        return sorted(n for n, r in self._rollouts.items() if not r.task.done())
+
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
         self.writer.submit(snapshot)
@@ -556,7 +567,8 @@ class _Server(uvicorn.Server):
 
 
 def _has_work(plan: Plan, policy: str) -> bool:
-    return any(d.policy == policy and d.path for d in plan.devices)
+    # Suspended, blocked and finished devices give the engine nothing to do.
+    return any(d.policy == policy and d.action in CHANGE_ACTIONS for d in plan.devices)
 
 
 def _refused_targets(plan: Plan, policy: str, refused: Mapping[str, str]) -> str:
