@@ -8,13 +8,6 @@ from datetime import timedelta
 import pytest
 import yaml
 
-import reconciler.report.gitstore
-import reconciler.report.message
-import reconciler.report.readme
-import reconciler.report.render
-import reconciler.report.snapshot
-import reconciler.report.view
-import reconciler.report.writer
 from reconciler.errors import ReportError
 from reconciler.model.facts import DeviceFacts
 from reconciler.planning.inputs import facts_from_status
@@ -145,25 +138,6 @@ def test_planted_secrets_appear_nowhere() -> None:
 def test_unsafe_names_are_refused() -> None:
     with pytest.raises(ReportError):
         render_files(snapshot(REV, {"../escape": "stage"}))
-
-
-def test_public_names_are_declared() -> None:
-    for module in (
-        reconciler.report.gitstore,
-        reconciler.report.message,
-        reconciler.report.readme,
-        reconciler.report.render,
-        reconciler.report.snapshot,
-        reconciler.report.view,
-        reconciler.report.writer,
-    ):
-        public = {
-            name
-            for name, value in vars(module).items()
-            if not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
-        }
-        assert public <= set(module.__all__), module.__name__
-        assert all(hasattr(module, name) for name in module.__all__)
 
 
 def test_refusals_are_listed_in_source_and_readme() -> None:
