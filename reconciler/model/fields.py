@@ -4,6 +4,7 @@ label selectors. Each validates at the boundary and is plain data afterwards."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +47,11 @@ class Strict(BaseModel):
     """Base for every model: unknown fields are errors, instances are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def _require_one_of(self, first: str, second: str) -> None:
+        # The rule for a field with two alternative forms, and its message, in one place.
+        if (getattr(self, first) is None) == (getattr(self, second) is None):
+            raise ValueError(f"give exactly one of {first!r} or {second!r}")
 
 
 _NAME = r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$"
@@ -126,26 +132,21 @@ Sha256 = Annotated[
 ]
 
 
-def _check_version(value: str) -> str:
-    try:
-        parse_version(value)
-    except VersionError as e:
-        raise ValueError(str(e)) from None
-    return value
+def _parses(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A validator that keeps text ``parse`` accepts and reports its :class:`VersionError`."""
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except VersionError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    return check
 
 
-VersionText = Annotated[str, AfterValidator(_check_version)]
-
-
-def _check_constraint(value: str) -> str:
-    try:
-        parse_constraint(value)
-    except VersionError as e:
-        raise ValueError(str(e)) from None
-    return value
-
-
-VersionConstraint = Annotated[str, AfterValidator(_check_constraint)]
+VersionText = Annotated[str, AfterValidator(_parses(parse_version))]
+VersionConstraint = Annotated[str, AfterValidator(_parses(parse_constraint))]
 
 HttpUrl = Annotated[
     AnyUrl,
@@ -172,8 +173,7 @@ class SecretRef(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
+        self._require_one_of("env", "file")
         return self
 
 

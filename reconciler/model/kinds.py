@@ -245,8 +245,7 @@ class ImageSignature(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ImageSignature:
-        if (self.minisign is None) == (self.sigstore is None):
-            raise ValueError("give exactly one of 'minisign' or 'sigstore'")
+        self._require_one_of("minisign", "sigstore")
         return self
 
 
@@ -291,8 +290,7 @@ class RolloutTarget(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RolloutTarget:
-        if (self.version is None) == (self.channel is None):
-            raise ValueError("give exactly one of 'version' or 'channel'")
+        self._require_one_of("version", "channel")
         return self
 
 
@@ -519,8 +517,7 @@ class CommitSigner(Strict):
 
     @model_validator(mode="after")
     def _one_key(self) -> CommitSigner:
-        if (self.sshKey is None) == (self.pgpFingerprint is None):
-            raise ValueError("give exactly one of 'sshKey' or 'pgpFingerprint'")
+        self._require_one_of("sshKey", "pgpFingerprint")
         return self
 
 
