@@ -12,13 +12,7 @@ from reconciler.report.gitstore import PushOutcome
 from reconciler.report.render import render_files
 from reconciler.report.writer import StatusWriter, WriterSettings
 from tests.support.gitrepo import clone, commit_files, git, push
-from tests.support.report import ConfigRemote, isolate_git, make_config_remote, show, snapshot
-
-
-@pytest.fixture
-def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigRemote:
-    isolate_git(monkeypatch, tmp_path)
-    return make_config_remote(tmp_path)
+from tests.support.report import ConfigRemote, show, snapshot
 
 
 class OtherWriter:

@@ -16,17 +16,10 @@ from tests.support.report import (
     ConfigRemote,
     all_text,
     isolate_git,
-    make_config_remote,
     snapshot,
 )
 
 NOTES = "refs/notes/gitfirm"
-
-
-@pytest.fixture
-def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigRemote:
-    isolate_git(monkeypatch, tmp_path)
-    return make_config_remote(tmp_path)
 
 
 def _writer(

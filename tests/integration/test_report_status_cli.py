@@ -14,15 +14,14 @@ from tests.support.report import ConfigRemote, isolate_git, make_config_remote, 
 
 
 @pytest.fixture
-async def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigRemote:
-    isolate_git(monkeypatch, tmp_path)
-    config = make_config_remote(tmp_path)
-    settings = WriterSettings(remote=str(config.path), workdir=tmp_path / "status-clone")
+async def remote(remote: ConfigRemote, tmp_path: Path) -> ConfigRemote:
+    """The shared config remote, with one status commit (r2 failed, rollout halted) on it."""
+    settings = WriterSettings(remote=str(remote.path), workdir=tmp_path / "status-clone")
     writer = StatusWriter(settings, clock=FakeClock())
     await writer.open()
     await writer.write(
         snapshot(
-            config.revision,
+            remote.revision,
             {"r1": "done", "r2": "failed"},
             versions={"r1": "1.4.3"},
             errors={"r2": "health check bgp failed"},
@@ -30,7 +29,7 @@ async def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigRemot
             halt_reason="failureThreshold 1 reached",
         )
     )
-    return config
+    return remote
 
 
 async def test_status_json(remote: ConfigRemote, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,25 +9,14 @@ import pytest
 import reconciler.source as source_pkg
 from reconciler.errors import SourceError
 from reconciler.source.git import Mirror, Repository, normalize_url
-from tests.support.gitrepo import (
-    commit_files,
-    git,
-    push,
-    rev_parse,
-    seeded_remote,
-)
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> tuple[Path, Path]:
-    return seeded_remote(tmp_path, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"})
+from tests.support.gitrepo import commit_files, git, push, rev_parse
 
 
 @pytest.mark.parametrize("scheme", ["path", "file"])
 def test_fetch_head_and_changed_files(
-    tmp_path: Path, remote: tuple[Path, Path], scheme: str
+    tmp_path: Path, source_remote: tuple[Path, Path], scheme: str
 ) -> None:
-    bare, work = remote
+    bare, work = source_remote
     url = str(bare) if scheme == "path" else bare.as_uri()
     mirror = Mirror(url, tmp_path / "state")
     first = mirror.sync()
@@ -42,7 +31,7 @@ def test_fetch_head_and_changed_files(
 
 
 def test_relative_local_path_is_made_absolute(
-    tmp_path: Path, remote: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, source_remote: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert normalize_url("remote.git") == str(tmp_path / "remote.git")
@@ -50,8 +39,10 @@ def test_relative_local_path_is_made_absolute(
     assert Mirror("remote.git", tmp_path / "state").sync()
 
 
-def test_export_is_one_revision_byte_for_byte(tmp_path: Path, remote: tuple[Path, Path]) -> None:
-    bare, work = remote
+def test_export_is_one_revision_byte_for_byte(
+    tmp_path: Path, source_remote: tuple[Path, Path]
+) -> None:
+    bare, work = source_remote
     mirror = Mirror(str(bare), tmp_path / "state")
     old = mirror.sync()
     (work / "link").symlink_to("/etc/passwd")
@@ -73,8 +64,8 @@ def test_export_is_one_revision_byte_for_byte(tmp_path: Path, remote: tuple[Path
     assert not any(p.name.startswith(".export-") for p in (tmp_path / "state" / "trees").iterdir())
 
 
-def test_errors_are_source_errors(tmp_path: Path, remote: tuple[Path, Path]) -> None:
-    bare, _ = remote
+def test_errors_are_source_errors(tmp_path: Path, source_remote: tuple[Path, Path]) -> None:
+    bare, _ = source_remote
     with pytest.raises(SourceError):
         Mirror(str(bare), tmp_path / "s1", branch="nope").sync()
     with pytest.raises(SourceError):

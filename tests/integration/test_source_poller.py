@@ -14,7 +14,7 @@ from reconciler.clock import FakeClock
 from reconciler.source.git import Mirror
 from reconciler.source.paths import PathFilter
 from reconciler.source.poller import Poller, PollSettings, Revision
-from tests.support.gitrepo import commit_files, push, seeded_remote
+from tests.support.gitrepo import commit_files, push
 
 INTERVAL = 60.0
 
@@ -48,15 +48,10 @@ async def _until(predicate: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> tuple[Path, Path]:
-    return seeded_remote(tmp_path, {"fleet/r1.yaml": "a: 1\n", "README.md": "hi\n"})
-
-
 async def test_first_poll_then_only_desired_state_changes_trigger(
-    tmp_path: Path, remote: tuple[Path, Path]
+    tmp_path: Path, source_remote: tuple[Path, Path]
 ) -> None:
-    bare, work = remote
+    bare, work = source_remote
     clock = FakeClock()
     mirror = CountingMirror(str(bare), tmp_path / "state")
     poller = Poller(mirror, clock, PollSettings(interval=INTERVAL))
@@ -84,9 +79,9 @@ async def test_first_poll_then_only_desired_state_changes_trigger(
 
 
 async def test_wake_fetches_without_waiting_for_the_interval(
-    tmp_path: Path, remote: tuple[Path, Path]
+    tmp_path: Path, source_remote: tuple[Path, Path]
 ) -> None:
-    bare, work = remote
+    bare, work = source_remote
     clock = FakeClock()
     poller = Poller(Mirror(str(bare), tmp_path / "state"), clock, PollSettings(interval=3600))
     revisions = poller.revisions()
@@ -127,8 +122,8 @@ async def test_fetch_failure_is_sanitized_and_retried(
                    for p in (tmp_path / "state").rglob("*") if p.is_file())  # fmt: skip
 
 
-async def test_custom_path_filter(tmp_path: Path, remote: tuple[Path, Path]) -> None:
-    bare, work = remote
+async def test_custom_path_filter(tmp_path: Path, source_remote: tuple[Path, Path]) -> None:
+    bare, work = source_remote
     only_fleet = PollSettings(path_filter=PathFilter(prefixes=("fleet/",), suffixes=()))
     poller = Poller(Mirror(str(bare), tmp_path / "state"), FakeClock(), only_fleet)
     assert await poller.poll_once() is not None
