@@ -11,7 +11,7 @@ import yaml
 from reconciler.clock import FakeClock
 from reconciler.report.writer import StatusWriter, WriteResult, WriterSettings
 from tests.support.gitrepo import clone, commit_files, git, push
-from tests.support.report import ConfigRemote, show, snapshot
+from tests.support.report import TWO_DEVICE_FILES, ConfigRemote, show, snapshot
 
 
 def _writer(remote: ConfigRemote, tmp: Path, clock: FakeClock) -> StatusWriter:
@@ -34,16 +34,7 @@ async def test_files_trailers_and_device_history(remote: ConfigRemote, tmp_path:
     await writer.write(snapshot(rev, {"r1": "done", "r2": "stage"}, versions={"r1": "1.4.3"}))
 
     tree = git(remote.path, "ls-tree", "-r", "--name-only", "status").split()
-    assert tree == sorted(
-        [
-            "README.md",
-            "compliance.yaml",
-            "devices/r1.yaml",
-            "devices/r2.yaml",
-            "rollouts/core.yaml",
-            "source.yaml",
-        ]
-    )
+    assert tree == TWO_DEVICE_FILES
     # An orphan branch: no history shared with main.
     assert git(remote.path, "rev-list", "--max-parents=0", "status").strip() == first.commit
     assert remote.revision not in git(remote.path, "rev-list", "status")

@@ -25,6 +25,7 @@ from tests.support.gitrepo import clone, commit_files, git, git_env, make_remote
 
 __all__ = [
     "T0",
+    "TWO_DEVICE_FILES",
     "ConfigRemote",
     "all_text",
     "facts",
@@ -35,6 +36,16 @@ __all__ = [
 ]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+TWO_DEVICE_FILES = [
+    "README.md",
+    "compliance.yaml",
+    "devices/r1.yaml",
+    "devices/r2.yaml",
+    "rollouts/core.yaml",
+    "source.yaml",
+]
+"""The sorted paths a status branch holds for a :func:`snapshot` of devices r1 and r2."""
 
 
 def isolate_git(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

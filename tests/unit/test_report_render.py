@@ -20,7 +20,7 @@ from reconciler.report.snapshot import (
     RolloutStatus,
     StatusSnapshot,
 )
-from tests.support.report import T0, facts, snapshot
+from tests.support.report import T0, TWO_DEVICE_FILES, facts, snapshot
 
 REV = "a" * 40
 
@@ -29,14 +29,7 @@ def test_same_input_same_bytes_and_sorted_keys() -> None:
     snap = snapshot(REV, {"r2": "stage", "r1": "done"}, versions={"r1": "1.4.3"})
     first, second = render_files(snap), render_files(snap)
     assert first == second
-    assert sorted(first) == [
-        "README.md",
-        "compliance.yaml",
-        "devices/r1.yaml",
-        "devices/r2.yaml",
-        "rollouts/core.yaml",
-        "source.yaml",
-    ]
+    assert sorted(first) == TWO_DEVICE_FILES
     text = first["devices/r1.yaml"].decode()
     top = [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(" ")]
     assert top == sorted(top)
