@@ -259,6 +259,17 @@ def _merge_signed(world: World, branch: str, key: SshKey) -> None:
     )  # fmt: skip
 
 
+def _merge_from_old_base(world: World, path: str, message: str, key: SshKey) -> str:
+    """Commit ``path`` on branch old-base signed by ``key``, merge it into main signed by ops
+    and push; the side commit's sha."""
+    git(world.work, "checkout", "--quiet", "old-base")
+    side = commit_files(world.work, {path: "a: 1\n"}, message, key=key)
+    git(world.work, "checkout", "--quiet", "main")
+    _merge_signed(world, "old-base", world.ops)
+    push(world.work)
+    return side
+
+
 def test_side_branch_from_before_a_policy_change_meets_the_new_policy(world: World) -> None:
     verifier = world.verifier()
     base = verifier.verify(world.mirror.head())
@@ -266,18 +277,10 @@ def test_side_branch_from_before_a_policy_change_meets_the_new_policy(world: Wor
     # The admin removes dev on main; branches forked earlier still carry the old policy.
     commit_files(world.work, {POLICY: _policy(world.admin, world.ops, world.stranger)}, "x",
                  key=world.admin)  # fmt: skip
-    git(world.work, "checkout", "--quiet", "old-base")
-    by_ops = commit_files(world.work, {"fleet/r7.yaml": "a: 1\n"}, "ops work", key=world.ops)
-    git(world.work, "checkout", "--quiet", "main")
-    _merge_signed(world, "old-base", world.ops)
-    push(world.work)
+    by_ops = _merge_from_old_base(world, "fleet/r7.yaml", "ops work", world.ops)
     merged = verifier.verify(world.mirror.sync(), since=base.revision)
     assert merged.ok, merged  # not mistaken for a policy change
-    git(world.work, "checkout", "--quiet", "old-base")
-    by_dev = commit_files(world.work, {"fleet/r8.yaml": "a: 1\n"}, "dev work", key=world.dev)
-    git(world.work, "checkout", "--quiet", "main")
-    _merge_signed(world, "old-base", world.ops)
-    push(world.work)
+    by_dev = _merge_from_old_base(world, "fleet/r8.yaml", "dev work", world.dev)
     verdict = verifier.verify(world.mirror.sync(), since=merged.revision)
     assert (verdict.reason, verdict.commit) == ("unknown-key", by_dev)
     assert by_ops != by_dev
