@@ -19,7 +19,7 @@ from reconciler.model.kinds import API_VERSION, KINDS, Document
 from reconciler.model.osv import is_osv, osv_to_advisory
 from reconciler.model.references import check_references
 from reconciler.model.state import DesiredState
-from reconciler.model.yamlsource import SourceDocument, read_documents
+from reconciler.model.yamlsource import SourceDocument, dotted, read_documents
 
 __all__ = ["LoadResult", "load_repository"]
 
@@ -108,13 +108,6 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return tuple(path)
 
 
-def _dotted(path: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 def _validate(doc: SourceDocument) -> tuple[Document | None, list[ConfigError]]:
     data = doc.data
     if not isinstance(data, dict):
@@ -140,7 +133,7 @@ def _validate(doc: SourceDocument) -> tuple[Document | None, list[ConfigError]]:
         for err in e.errors(include_url=False):
             path = _data_path(data, tuple(err["loc"]))
             errors.append(
-                ConfigError(_message(dict(err)), location=doc.location(path), field=_dotted(path))
+                ConfigError(_message(dict(err)), location=doc.location(path), field=dotted(path))
             )
         return None, errors
 

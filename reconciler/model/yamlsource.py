@@ -14,7 +14,14 @@ import yaml
 
 from reconciler.errors import ConfigError, Location
 
-__all__ = ["MAX_DOCUMENTS", "MAX_FILE_BYTES", "Positions", "SourceDocument", "read_documents"]
+__all__ = [
+    "MAX_DOCUMENTS",
+    "MAX_FILE_BYTES",
+    "Positions",
+    "SourceDocument",
+    "dotted",
+    "read_documents",
+]
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 10_000
@@ -77,7 +84,7 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
         raise ConfigError(
             f"tag {tag!r} is not allowed: only plain YAML is accepted",
             location=Location(file, line, col),
-            field=_dotted(path),
+            field=dotted(path),
         )
     short = tag[len(_CORE) :]
     if isinstance(node, yaml.MappingNode):
@@ -90,7 +97,7 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
                 raise ConfigError(
                     "mapping keys must be plain strings",
                     location=Location(file, line, col),
-                    field=_dotted(path),
+                    field=dotted(path),
                 )
             key = str(key_node.value)
             if key in result:
@@ -99,7 +106,7 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
                 raise ConfigError(
                     f"duplicate key {key!r} (first defined at line {first[0]})",
                     location=Location(file, line, col),
-                    field=_dotted((*path, key)),
+                    field=dotted((*path, key)),
                 )
             pos.keys[(*path, key)] = _mark(key_node)
             result[key] = _convert(value_node, (*path, key), pos, file)
@@ -121,11 +128,12 @@ def _tag_error(node: yaml.Node, path: Path_, file: str) -> ConfigError:
     return ConfigError(
         f"tag {node.tag!r} is not allowed here",
         location=Location(file, line, col),
-        field=_dotted(path),
+        field=dotted(path),
     )
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
+    """A document path as a field name: ``spec.windows[0].duration``."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
