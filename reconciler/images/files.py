@@ -16,22 +16,22 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """Write failures that mean "no room": a full disk, a quota, or a file-size limit."""
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    _fsync(directory)
 
 
 def publish(temp: Path, final: Path) -> None:
     """fsync ``temp`` and rename it to ``final`` atomically; readers see all or nothing."""
-    fd = os.open(temp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(temp)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(temp, final)
     fsync_dir(final.parent)
