@@ -39,7 +39,7 @@ from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint, endpoint_for
 from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
-from reconciler.errors import ConfigError, ErrorSummary, GitfirmError, summarize
+from reconciler.errors import Action, ConfigError, ErrorSummary, GitfirmError, summarize
 from reconciler.images.ops import fetch_images
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
@@ -524,9 +524,19 @@ class Daemon:
             await self._shutdown(server, tasks, own_http)
 
     async def _source_loop(self) -> None:
+        refused: tuple[str, str | None] | None = None
         async for revision in self.poller.revisions():
-            log.info("new revision", extra={"event": "revision", "revision": revision.sha})
-            await self.reconcile(revision.sha)
+            if (revision.sha, self.state.verified) != refused:
+                log.info("new revision", extra={"event": "revision", "revision": revision.sha})
+                outcome = await self.reconcile(revision.sha)
+                error = outcome.error
+                if error is not None and error.action is Action.HALT:
+                    # The same head over the same verified revision gets the same verdict.
+                    refused = (revision.sha, self.state.verified)
+            if self.state.verified != revision.sha:
+                # Not applied: compare the next head with the revision in force, not with
+                # this one, or a re-signed commit with the same tree would look unchanged.
+                self.poller.last = self.state.verified
 
     async def _observe_loop(self) -> None:
         while True:

@@ -25,7 +25,7 @@ from tests.support.gitrepo import commit_files, git, push, seeded_remote
 from tests.support.images import make_image
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
-__all__ = ["GitOps", "free_port", "policy_yaml", "running_gitops", "wait_for"]
+__all__ = ["ALWAYS_OPEN", "GitOps", "free_port", "policy_yaml", "running_gitops", "wait_for"]
 
 FAST_ROLLOUT = RolloutSettings(
     boot_timeout=timedelta(seconds=20),
@@ -36,6 +36,10 @@ FAST_ROLLOUT = RolloutSettings(
 )
 
 
+ALWAYS_OPEN = ("0 0 * * *", "24h")
+"""A ``window`` for :func:`policy_yaml` that is always open and plans fast."""
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -44,8 +48,20 @@ def free_port() -> int:
         return port
 
 
-def policy_yaml(target: str, *, selector: Mapping[str, str] | None = None, **strategy: Any) -> str:
-    """A RolloutPolicy that is always inside its window, with a fast strategy."""
+def policy_yaml(
+    target: str,
+    *,
+    selector: Mapping[str, str] | None = None,
+    window: tuple[str, str] = ("* * * * *", "1h"),
+    extra_spec: Mapping[str, Any] | None = None,
+    **strategy: Any,
+) -> str:
+    """A RolloutPolicy that is always inside its window, with a fast strategy.
+
+    ``window`` is (schedule, duration); :data:`ALWAYS_OPEN` says "always" with one window a
+    day, which the planner's window search walks far faster than one opening every minute.
+    ``extra_spec`` adds spec fields such as ``retryToken``.
+    """
     doc = {
         "apiVersion": "gitfirm.io/v1",
         "kind": "RolloutPolicy",
@@ -54,7 +70,8 @@ def policy_yaml(target: str, *, selector: Mapping[str, str] | None = None, **str
             "selector": {"matchLabels": dict(selector or {})},
             "target": {"version": target},
             "strategy": {"canary": 1, "waves": [100], "maxParallel": 2, "pause": "0s", **strategy},
-            "windows": [{"schedule": "* * * * *", "duration": "1h"}],
+            "windows": [{"schedule": window[0], "duration": window[1]}],
+            **(extra_spec or {}),
         },
     }
     return yaml.safe_dump(doc, sort_keys=False)
