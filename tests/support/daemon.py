@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import io
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +25,16 @@ from tests.support.gitrepo import commit_files, git, push, seeded_remote
 from tests.support.images import make_image
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
-__all__ = ["ALWAYS_OPEN", "GitOps", "free_port", "policy_yaml", "running_gitops", "wait_for"]
+__all__ = [
+    "ALWAYS_OPEN",
+    "FAST_ROLLOUT",
+    "GitOps",
+    "config_files",
+    "free_port",
+    "policy_yaml",
+    "running_gitops",
+    "wait_for",
+]
 
 FAST_ROLLOUT = RolloutSettings(
     boot_timeout=timedelta(seconds=20),
@@ -114,6 +123,26 @@ class GitOps:
         return {n: self.fleet.device(n).running for n in self.fleet.names}
 
 
+def config_files(
+    upstream: Path, fleet: SimFleet, versions: Sequence[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A config repository for ``fleet``: its devices, a signed image for each of
+    ``versions`` (ISOs written to ``upstream``, one release key) and the TrustPolicy that
+    pins that key; returns the files and the Image name of each version. Add a policy to
+    roll something out."""
+    images = [make_image(upstream, version=versions[-1])]
+    images += [make_image(upstream, version=v, key=images[0].key) for v in versions[:-1]]
+    docs = [d.model_dump(mode="json", exclude_defaults=True) for d in fleet.device_docs()]
+    files = {
+        "fleet/devices.yaml": yaml.safe_dump_all(docs, sort_keys=False),
+        "images/images.yaml": yaml.safe_dump_all(
+            [i.image.model_dump(mode="json") for i in images[1:] + images[:1]]
+        ),
+        "trust/trust.yaml": yaml.safe_dump(images[0].trust.model_dump(mode="json")),
+    }
+    return files, {i.image.spec.version: i.image.name for i in images}
+
+
 @contextlib.asynccontextmanager
 async def running_gitops(
     tmp: Path,
@@ -130,18 +159,8 @@ async def running_gitops(
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
     daemon polling it; ``target`` is an approved, signed image ready to roll out."""
     async with running_simulator(devices, releases=["1.4"]) as fleet:
-        image = make_image(tmp / "upstream", version=target)
-        held = make_image(tmp / "upstream", version=current, key=image.key)
-        docs = [d.model_dump(mode="json", exclude_defaults=True) for d in fleet.device_docs()]
-        files = {
-            "fleet/devices.yaml": yaml.safe_dump_all(docs, sort_keys=False),
-            "images/images.yaml": yaml.safe_dump_all(
-                [i.image.model_dump(mode="json") for i in (held, image)]
-            ),
-            "trust/trust.yaml": yaml.safe_dump(image.trust.model_dump(mode="json")),
-            "policies/fleet.yaml": policy_yaml(current),
-            **(extra_files or {}),
-        }
+        files, names = config_files(tmp / "upstream", fleet, [current, target])
+        files.update({"policies/fleet.yaml": policy_yaml(current), **(extra_files or {})})
         remote, work = seeded_remote(tmp / "git", files)
         if key is not None:
             # The first commit of a strict repository must be signed by its admin too.
@@ -171,7 +190,7 @@ async def running_gitops(
             await wait_for(lambda: daemon.state.desired is not None or task.done(), 30, "start")
             if task.done():
                 task.result()
-            yield GitOps(remote, work, fleet, daemon, port, logs, image.image.name)
+            yield GitOps(remote, work, fleet, daemon, port, logs, names[target])
         finally:
             stop.set()
             await asyncio.wait_for(task, 60)
