@@ -1,10 +1,11 @@
 """``gitfirm run`` as a real process: JSON logs, health endpoints, SIGTERM, resume.
 
 The simulator runs in the test's event loop (so the test reads each router's own event
-log); the daemon is ``python -m reconciler.cli run`` against a bare config remote. The
-simulated download is slow enough (2 s) that SIGTERM lands while a device is staging its
-image: the process must exit 0 promptly, and a new process on the same state dir must
-finish the rollout without adding any image twice.
+log); the daemon is ``python -m reconciler.cli run`` against a bare config remote. Three
+processes share one state dir: the first gets SIGTERM while the canary stages its image,
+the second while the next device starts, the third completes the rollout. Each must log
+only JSON lines with no secret in them, exit 0 promptly, and pick up where the last one
+stopped; no router may be sent the same image twice.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ async def test_gitfirm_run_logs_json_serves_health_and_resumes_after_sigterm(
             "--listen", f"127.0.0.1:{port}", "--poll-interval", "0.3",
             "--observe-interval", "3600", "--status-coalesce", "0",
         ]  # fmt: skip
-        env = git_env(tmp_path, {KEY_ENV: fleet.api_key, "PYTHONUNBUFFERED": "1"})
+        secrets = {KEY_ENV: fleet.api_key, "GITFIRM_WEBHOOK_SECRET": "hook-secret-5d1e"}
+        env = git_env(tmp_path, {**secrets, "PYTHONUNBUFFERED": "1"})
         runs: list[DaemonProcess] = []
 
         # 1: SIGTERM while the canary downloads its image. It has armed its router (the
@@ -163,6 +165,7 @@ async def test_gitfirm_run_logs_json_serves_health_and_resumes_after_sigterm(
             assert await child.terminate() == 0
 
     for child in runs:
+        assert not any(v in text for _, text in child.lines for v in secrets.values())
         events = child.events()  # every line of stdout and stderr parses as JSON
         assert events and all("msg" in e and "level" in e and "ts" in e for e in events)
         for event in (e for e in events if e.get("event") == "transition"):
