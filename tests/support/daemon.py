@@ -62,14 +62,12 @@ def policy_yaml(
     *,
     selector: Mapping[str, str] | None = None,
     window: tuple[str, str] = ("* * * * *", "1h"),
-    extra_spec: Mapping[str, Any] | None = None,
     **strategy: Any,
 ) -> str:
     """A RolloutPolicy that is always inside its window, with a fast strategy.
 
     ``window`` is (schedule, duration); :data:`ALWAYS_OPEN` says "always" with one window a
     day, which the planner's window search walks far faster than one opening every minute.
-    ``extra_spec`` adds spec fields such as ``retryToken``.
     """
     doc = {
         "apiVersion": "gitfirm.io/v1",
@@ -80,7 +78,6 @@ def policy_yaml(
             "target": {"version": target},
             "strategy": {"canary": 1, "waves": [100], "maxParallel": 2, "pause": "0s", **strategy},
             "windows": [{"schedule": window[0], "duration": window[1]}],
-            **(extra_spec or {}),
         },
     }
     return yaml.safe_dump(doc, sort_keys=False)
