@@ -407,7 +407,10 @@ class Daemon:
         desired = self.state.desired
         assert desired is not None
         progress = rollout_progress(self.journal, desired.rollout_policies)
-        plan = make_plan(desired, self.state.facts, progress, self.clock.now())
+        # Pure but CPU-bound on big fleets: keep the event loop (webhooks, probes) free.
+        plan = await asyncio.to_thread(
+            make_plan, desired, self.state.facts, progress, self.clock.now()
+        )
         self.state.plan = plan
         self.book.planned(plan, progress)
         await self._fetch_images(desired, plan)

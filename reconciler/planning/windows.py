@@ -29,6 +29,7 @@ from croniter import CroniterBadDateError, croniter
 from reconciler.model.kinds import Window
 
 __all__ = [
+    "CLOSE_HORIZON",
     "HORIZON",
     "WindowStatus",
     "allowed_until",
@@ -39,6 +40,10 @@ __all__ = [
 
 # How far ahead the next opening is searched. A year covers every yearly schedule.
 HORIZON = timedelta(days=366)
+# How far ahead the end of an open window is searched. Dense schedules ("* * * * *" for an
+# hour) overlap without end, and walking a year of them minute by minute takes seconds; a
+# window still open a week from now is reported as open past this horizon.
+CLOSE_HORIZON = timedelta(days=7)
 # Cron is evaluated in naive wall time; this margin covers any UTC offset change (DST).
 _DST_MARGIN = timedelta(hours=3)
 
@@ -178,9 +183,11 @@ def _allowed_spans(windows: Sequence[Window], lo: datetime, hi: datetime) -> lis
 def _first_change(windows: Sequence[Window], after: datetime, to_allowed: bool) -> datetime | None:
     """The first instant after ``after`` at which the allowed state becomes ``to_allowed``.
 
-    The horizon is searched in slices that double from one day, so a change in the next
-    hours costs little and a year of dense schedules stays bounded."""
-    lo, step, end = after, timedelta(days=1), after + HORIZON
+    The horizon (:data:`HORIZON` for an opening, :data:`CLOSE_HORIZON` for a closing) is
+    searched in slices that double from one day, so a change in the next hours costs
+    little and dense schedules stay bounded."""
+    horizon = HORIZON if to_allowed else CLOSE_HORIZON
+    lo, step, end = after, timedelta(days=1), after + horizon
     while lo < end:
         hi = min(lo + step, end)
         for a, b in _allowed_spans(windows, lo, hi):
@@ -193,7 +200,7 @@ def _first_change(windows: Sequence[Window], after: datetime, to_allowed: bool) 
 
 def allowed_until(windows: Sequence[Window], at: datetime) -> datetime | None:
     """When activation, allowed at ``at``, stops being allowed; None if not allowed now or
-    still allowed at the end of the horizon."""
+    still allowed at the end of :data:`CLOSE_HORIZON`."""
     at = _require_aware(at)
     if not _allowed(windows, at):
         return None

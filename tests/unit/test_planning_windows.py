@@ -9,6 +9,7 @@ import pytest
 
 from reconciler.model.kinds import Window
 from reconciler.planning.windows import (
+    CLOSE_HORIZON,
     allowed_until,
     is_allowed,
     next_allowed,
@@ -123,3 +124,19 @@ def test_same_inputs_same_answer_and_other_offsets_accepted() -> None:
     berlin = at.astimezone(ZoneInfo("Europe/Berlin"))
     assert window_status([NIGHTLY], at) == window_status([NIGHTLY], at)
     assert window_status([NIGHTLY], berlin).closes_at == window_status([NIGHTLY], at).closes_at
+
+
+def test_dense_schedule_is_open_past_the_close_horizon() -> None:
+    # One opening a minute, each lasting an hour: the windows overlap without end.
+    now = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+    status = window_status([Window(schedule="* * * * *", duration="1h")], now)
+    assert status.allowed
+    assert status.closes_at is None
+    assert status.next_open is None
+    blocked = [
+        Window(schedule="* * * * *", duration="1h"),
+        Window(type="deny", schedule="0 6 * * *", duration="1h"),
+    ]
+    closes = window_status(blocked, now).closes_at
+    assert closes == datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    assert now + CLOSE_HORIZON > closes
