@@ -560,12 +560,17 @@ class Daemon:
         for rollout in self._rollouts.values():
             rollout.task.cancel()
         server.should_exit = True
-        for task in tasks:
-            if task is not tasks[0]:
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # tasks: the server, the status writer, then the loops that make new work.
+        writer = tasks[1] if len(tasks) > 1 else None
+        for task in tasks[2:]:
+            task.cancel()
+        # The last state goes to Git before the writer stops, even if a write was running.
+        self._submit()
         with contextlib.suppress(GitfirmError):
-            await self.writer.flush()
+            await self.writer.drain()
+        if writer is not None:
+            writer.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None

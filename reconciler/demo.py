@@ -375,7 +375,7 @@ async def _demo(example: Path, root: Path, console: Console) -> int:
             return 1
         with _live(console, daemon):
             finished = await _wait(lambda: not daemon.rollouts_running(), DEMO_TIMEOUT)
-        await daemon.writer.flush()
+        await daemon.writer.drain()
         _summary(console, demo, sim, sha)
         return 0 if finished else 1
     finally:

@@ -151,6 +151,16 @@ class StatusWriter:
         await self._emit(result)
         return result
 
+    async def drain(self) -> None:
+        """Return once every submitted snapshot is written (or failed): for shutdown, so
+        the last state is never lost in a write that :meth:`run` had in progress."""
+        for _ in range(100):  # bounded: each turn writes or waits out one write
+            async with self._lock:
+                pass
+            if self._pending is None and not self._lock.locked():
+                return
+            await self.flush()
+
     async def _emit(self, result: WriteResult) -> None:
         if self._on_result is not None:
             outcome = self._on_result(result)

@@ -128,3 +128,17 @@ async def test_coalescing_one_commit_per_interval(remote: ConfigRemote, tmp_path
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_drain_waits_for_a_write_in_progress(remote: ConfigRemote, tmp_path: Path) -> None:
+    clock = FakeClock()
+    writer = _writer(remote, tmp_path, clock)
+    runner = asyncio.create_task(writer.run())
+    writer.submit(snapshot(remote.revision, {"r1": "stage", "r2": "pending"}))
+    await asyncio.sleep(0)  # the run loop takes this snapshot and starts writing it
+    writer.submit(snapshot(remote.revision, {"r1": "done", "r2": "pending"}))
+    await writer.drain()
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    doc = yaml.safe_load(git(remote.path, "show", "status:devices/r1.yaml"))
+    assert doc["phase"] == "done"
