@@ -63,6 +63,7 @@ from reconciler.secrets import resolve_secret
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
 from reconciler.source.verify import Verifier
+from reconciler.source.watch import wake_on_changes
 from reconciler.source.webhooks import WebhookSecrets, webhook_routes
 from reconciler.statusbook import StatusBook
 
@@ -92,6 +93,11 @@ class DaemonSettings(BaseModel):
     )
     observe_interval: float = Field(
         default=300.0, gt=0, description="Seconds between observations of an idle fleet"
+    )
+    watch_local: bool = Field(
+        default=True,
+        description="When repo is a local path, watch it and fetch at once on a change "
+        "(development); polling stays the source of truth",
     )
     status_coalesce: float = Field(
         default=10.0, ge=0, description="At most one status commit per this many seconds"
@@ -183,6 +189,8 @@ class Daemon:
             PollSettings(interval=settings.poll_interval),
             secrets=self.secrets,
         )
+        local = Path(settings.repo)
+        self._watch = local if settings.watch_local and local.is_dir() else None
         self.store = ImageStore(state_dir / "images", self.clock)
         self.distribution = DistributionServer(
             self.store, TokenSigner(self._token_key(), clock=self.clock), clock=self.clock
@@ -520,6 +528,8 @@ class Daemon:
                 asyncio.create_task(self._source_loop()),
                 asyncio.create_task(self._observe_loop()),
             ]
+            if self._watch is not None:
+                tasks.append(asyncio.create_task(wake_on_changes(self._watch, self.poller.wake)))
             self._ready = True
             await stop.wait()
         finally:

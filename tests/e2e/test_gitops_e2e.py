@@ -119,3 +119,12 @@ async def test_invalid_revision_keeps_last_good_in_force(tmp_path: Path) -> None
 def test_github_vector_is_what_we_think() -> None:
     digest = hmac.new(GITHUB_SECRET.encode(), b"Hello, World!", hashlib.sha256).hexdigest()
     assert f"sha256={digest}" == GITHUB_SIGNATURE
+
+
+async def test_watching_a_local_repository_wakes_the_daemon(tmp_path: Path) -> None:
+    # Polling once an hour: only the watch on the local remote can pick the push up fast.
+    async with running_gitops(tmp_path, poll_interval=3600, watch_local=True) as ops:
+        fetches = ops.daemon.poller.fetches
+        sha = ops.merge({"policies/fleet.yaml": policy_yaml("1.4.4")}, "Roll to 1.4.4")
+        await wait_for(lambda: ops.daemon.state.verified == sha, 30, "watch wake-up")
+        assert ops.daemon.poller.fetches > fetches

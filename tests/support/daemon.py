@@ -150,6 +150,7 @@ async def running_gitops(
     environ: Mapping[str, str] | None = None,
     extra_files: Mapping[str, str] | None = None,
     poll_interval: float = 0.2,
+    watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
 ) -> AsyncIterator[GitOps]:
@@ -173,6 +174,7 @@ async def running_gitops(
                 state_dir=tmp / "state",
                 listen=f"127.0.0.1:{port}",
                 poll_interval=poll_interval,
+                watch_local=watch_local,
                 observe_interval=3600,
                 status_coalesce=0,
                 access_pin=access_pin,
