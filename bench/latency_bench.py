@@ -43,14 +43,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.daemon import Daemon, DaemonSettings
-from reconciler.logs import configure_json_logging
+from reconciler.daemon import Daemon
 from reconciler.rollout.model import Transition
 from tests.support.daemon import (
     ALWAYS_OPEN,
-    FAST_ROLLOUT,
     config_files,
     free_port,
+    make_daemon,
     policy_yaml,
     wait_for,
 )
@@ -110,18 +109,9 @@ async def measure(
         files["policies/fleet.yaml"] = policy_yaml(ladder[0], window=ALWAYS_OPEN)
         remote, work = seeded_remote(tmp / "git", files)
         port = free_port()
-        daemon = Daemon(
-            DaemonSettings(
-                repo=str(remote),
-                state_dir=tmp / "state",
-                listen=f"127.0.0.1:{port}",
-                poll_interval=poll,
-                observe_interval=3600,
-                rollout=FAST_ROLLOUT,
-            ),
-            environ={KEY_ENV: fleet.api_key, "GITFIRM_WEBHOOK_SECRET": SECRET},
-            formatter=configure_json_logging(stream=io.StringIO()),
-        )
+        env = {KEY_ENV: fleet.api_key, "GITFIRM_WEBHOOK_SECRET": SECRET}
+        # No watch on the local remote: only the webhook or the poll may wake the daemon.
+        daemon = make_daemon(remote, tmp / "state", port, env, io.StringIO(), poll_interval=poll)
         first: dict[str, float] = {}
 
         def on_transition(event: Transition) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "GitOps",
     "config_files",
     "free_port",
+    "make_daemon",
     "policy_yaml",
     "running_gitops",
     "wait_for",
@@ -140,6 +141,33 @@ def config_files(
     return files, {i.image.spec.version: i.image.name for i in images}
 
 
+def make_daemon(
+    remote: Path,
+    state_dir: Path,
+    port: int,
+    environ: Mapping[str, str],
+    logs: io.StringIO,
+    **settings: Any,
+) -> Daemon:
+    """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
+    observation, no watch on the (local) remote unless ``settings`` ask for one."""
+    defaults: dict[str, Any] = {
+        "observe_interval": 3600,
+        "watch_local": False,
+        "rollout": FAST_ROLLOUT,
+    }
+    return Daemon(
+        DaemonSettings(
+            repo=str(remote),
+            state_dir=state_dir,
+            listen=f"127.0.0.1:{port}",
+            **{**defaults, **settings},
+        ),
+        environ=dict(environ),
+        formatter=configure_json_logging(stream=logs),
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_gitops(
     tmp: Path,
@@ -166,22 +194,17 @@ async def running_gitops(
                 "commit", "--amend", "--quiet", "--no-edit", "-S")  # fmt: skip
             push(work, force=True)
         logs = io.StringIO()
-        env = {KEY_ENV: fleet.api_key, **(environ or {})}
         port = free_port()
-        daemon = Daemon(
-            DaemonSettings(
-                repo=str(remote),
-                state_dir=tmp / "state",
-                listen=f"127.0.0.1:{port}",
-                poll_interval=poll_interval,
-                watch_local=watch_local,
-                observe_interval=3600,
-                status_coalesce=0,
-                access_pin=access_pin,
-                rollout=FAST_ROLLOUT,
-            ),
-            environ=env,
-            formatter=configure_json_logging(stream=logs),
+        daemon = make_daemon(
+            remote,
+            tmp / "state",
+            port,
+            {KEY_ENV: fleet.api_key, **(environ or {})},
+            logs,
+            poll_interval=poll_interval,
+            watch_local=watch_local,
+            status_coalesce=0,
+            access_pin=access_pin,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
