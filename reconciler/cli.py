@@ -603,6 +603,11 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not watch a local repository path for changes (polling only)",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -625,6 +630,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         status_coalesce=args.status_coalesce,
         access_pin=args.access_pin,
         status_signing_key=args.status_signing_key,
+        watch_local=not args.no_watch,
     )
     formatter = configure_json_logging()
 
