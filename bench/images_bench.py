@@ -11,6 +11,7 @@ Every file lives in a temporary directory that is deleted afterwards.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -260,15 +261,20 @@ def bench_serve(tmp: Path) -> None:
     _emit(record)
 
 
-def main() -> None:
-    """Run both benchmarks in a temporary directory."""
+def main(argv: list[str]) -> None:
+    """Run the benchmarks (both, or the one ``--only`` names) in a temporary directory."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["verify", "serve"], help="run one benchmark")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gitfirm-images-bench-") as tmp:
-        bench_verify(Path(tmp))
-        bench_serve(Path(tmp))
+        if args.only in (None, "verify"):
+            bench_verify(Path(tmp))
+        if args.only in (None, "serve"):
+            bench_serve(Path(tmp))
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--serve-child":
         _serve_child(*sys.argv[2:])
     else:
-        main()
+        main(sys.argv[1:])

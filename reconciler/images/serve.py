@@ -9,6 +9,7 @@ globally and per connection, and every byte sent is counted for metrics.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import dataclass, field
@@ -75,9 +76,60 @@ class _FileBody(Response):
         self._sha = sha256
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        srv = self._server
+        limits = srv.limits
+        transport = None
+        # Zero-copy only pays for large bodies and cannot be paced, so caps keep the read loop.
+        if self._length >= limits.chunk_size and not (
+            limits.global_bps or limits.per_connection_bps
+        ):
+            transport = _server_transport()
+        if transport is not None:
+            self.raw_headers.append((b"connection", b"close"))
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        if transport is not None and await self._sendfile(transport, receive):
+            return
+        await self._read_loop(send)
+
+    def _count(self, nbytes: int) -> None:
+        counters = self._server.counters
+        counters.bytes_served += nbytes
+        counters.bytes_by_image[self._sha] = counters.bytes_by_image.get(self._sha, 0) + nbytes
+
+    async def _sendfile(self, transport: asyncio.WriteTransport, receive: Receive) -> bool:
+        """Send the body with the kernel's ``sendfile``, then close the connection.
+
+        The server's HTTP state machine never sees these bytes, so the response cannot end
+        through it: the connection closes instead (announced by ``connection: close``) and
+        the body is complete when the client sees the end of the stream. False when the
+        loop cannot sendfile (uvloop, TLS) and nothing was sent.
+        """
+        loop = asyncio.get_running_loop()
+        with self._path.open("rb") as f:
+            try:
+                await loop.sendfile(transport, f, self._start, self._length, fallback=False)
+            except (asyncio.SendfileNotAvailableError, NotImplementedError):
+                return False
+            except OSError:  # the client went away: the response ends here
+                transport.abort()
+                return True
+            except BaseException:
+                transport.abort()  # a half-sent body must never look complete
+                raise
+            finally:
+                # The native path leaves the file position just past the last byte sent.
+                self._count(max(0, f.tell() - self._start))
+        transport.close()
+        # Wait (bounded) until the server has seen the close, so it does not call the
+        # response unfinished; the disconnect message is how ASGI reports that.
+        with anyio.move_on_after(5):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        return True
+
+    async def _read_loop(self, send: Send) -> None:
         srv = self._server
         limits = srv.limits
         own = Throttle(limits.per_connection_bps, srv.clock) if limits.per_connection_bps else None
@@ -95,13 +147,31 @@ class _FileBody(Response):
                 left -= len(chunk)
                 offset += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
-                srv.counters.bytes_served += len(chunk)
-                by_image = srv.counters.bytes_by_image
-                by_image[self._sha] = by_image.get(self._sha, 0) + len(chunk)
+                self._count(len(chunk))
             if left > 0:  # the file shrank under us; end the response cleanly
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             os.close(fd)
+
+
+def _server_transport() -> asyncio.WriteTransport | None:
+    """The socket transport of the uvicorn connection serving the current request, or None.
+
+    ASGI offers no zero-copy send and uvicorn implements no extension for it, but uvicorn
+    runs each request as a task of ``RequestResponseCycle.run_asgi`` (h11 and httptools
+    alike), whose ``transport`` is the connection. Anything else (another server, a test
+    transport, TLS) yields None and the portable read loop serves the body.
+    """
+    task = asyncio.current_task()
+    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    if frame is None or frame.f_code.co_name != "run_asgi":
+        return None
+    transport = getattr(frame.f_locals.get("self"), "transport", None)
+    if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+        return None
+    if transport.get_extra_info("sslcontext") is not None:
+        return None
+    return transport
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

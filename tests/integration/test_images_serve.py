@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from reconciler.clock import FakeClock
 from reconciler.images.fetch import Fetcher
@@ -155,3 +157,35 @@ async def test_tokens_in_urls_are_redacted_by_the_sanitizer(setup: Setup) -> Non
     token = setup.url.split("/")[-2]
     assert len(token) >= 16
     assert token not in redact(f"stage failed for {setup.url}")
+
+
+async def test_uvicorn_sends_large_bodies_zero_copy(setup: Setup) -> None:
+    """Over a real uvicorn socket the body goes out by sendfile and the connection closes."""
+    server = setup.server
+    config = uvicorn.Config(
+        server.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", http="h11"
+    )
+    web = uvicorn.Server(config)
+    task = asyncio.create_task(web.serve())
+    try:
+        for _ in range(200):
+            if web.started:
+                break
+            await asyncio.sleep(0.05)
+        assert web.started
+        port = web.servers[0].sockets[0].getsockname()[1]
+        url = setup.url.replace(BASE, f"http://127.0.0.1:{port}")
+        data = setup.si.data
+        async with httpx.AsyncClient(timeout=10) as client:
+            whole = await client.get(url)
+            part = await client.get(url, headers={"range": "bytes=70000-"})
+            sig = await client.get(url + ".minisig")
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["connection"] == "close"
+        assert part.status_code == 206 and part.content == data[70_000:]
+        assert sig.status_code == 200 and "connection" not in sig.headers  # small: read loop
+        sent = len(data) + len(data) - 70_000 + len(sig.content)
+        assert server.counters.bytes_served == sent
+    finally:
+        web.should_exit = True
+        await asyncio.wait_for(task, 10)
