@@ -82,6 +82,8 @@ class VyOSClient:
         self._clock: Clock = clock or SystemClock()
         self._jitter = jitter
         self._extensions = {TLS_EXTENSION: ssl_for(endpoint.tls)}
+        # Parsed once per path: an observation calls /show twice, and parsing costs per call.
+        self._urls: dict[str, httpx.URL] = {}
 
     def __repr__(self) -> str:
         return f"VyOSClient({self.endpoint.name!r}, {self.endpoint.base_url!r})"
@@ -106,10 +108,13 @@ class VyOSClient:
                 kwargs["data"] = {"data": json.dumps(payload), "key": key}
             else:
                 kwargs["json"] = {"key": key, **payload}
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.endpoint.url(path))
         try:
             return await self._http.request(
                 method,
-                self.endpoint.url(path),
+                url,
                 timeout=limit,
                 extensions=self._extensions,
                 **kwargs,

@@ -10,10 +10,8 @@ certificate SHA-256, or an explicit insecure mode.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -40,28 +38,55 @@ def ssl_for(tls: TlsSettings) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
     return not tls.insecure
 
 
-@contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
-    """aiohttp errors as the httpx errors callers catch (dropped vs never connected)."""
-    try:
-        yield
-    except aiohttp.ServerFingerprintMismatch as e:
-        raise httpx.ConnectError(f"certificate fingerprint mismatch: {e}") from e
-    except aiohttp.ClientConnectorError as e:
-        raise httpx.ConnectError(str(e)) from e
-    except aiohttp.ConnectionTimeoutError as e:
-        raise httpx.ConnectTimeout(str(e) or "connect timed out") from e
-    except (TimeoutError, aiohttp.SocketTimeoutError) as e:
-        raise httpx.ReadTimeout(str(e) or "read timed out") from e
-    except aiohttp.ServerDisconnectedError as e:
-        raise httpx.RemoteProtocolError(str(e) or "server disconnected") from e
-    except aiohttp.ClientError as e:
-        raise httpx.ReadError(f"{type(e).__name__}: {e}") from e
+def _mapped(e: Exception) -> httpx.HTTPError:
+    """An aiohttp error as the httpx error callers catch (dropped vs never connected)."""
+    if isinstance(e, aiohttp.ServerFingerprintMismatch):
+        return httpx.ConnectError(f"certificate fingerprint mismatch: {e}")
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(e))
+    if isinstance(e, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(e) or "connect timed out")
+    if isinstance(e, (TimeoutError, aiohttp.SocketTimeoutError)):
+        return httpx.ReadTimeout(str(e) or "read timed out")
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(e) or "server disconnected")
+    return httpx.ReadError(f"{type(e).__name__}: {e}")
 
 
 def _plain_url(url: httpx.URL) -> str:
     # httpx already moved URL credentials into the Authorization header; aiohttp refuses both.
     return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
+
+
+# aiohttp writes these itself (and keeps connections alive on its own).
+_OWN_HEADERS = frozenset((b"host", b"content-length", b"connection"))
+# All a caller of a device answer reads; the rest (server, date, ...) is not converted.
+_KEPT_HEADERS = ("content-type", "content-length")
+
+
+def _forwarded(headers: httpx.Headers) -> list[tuple[str, str]]:
+    # Raw bytes decode as latin-1 (what httpx does by default) without its per-item lookups.
+    return [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in headers.raw
+        if k.lower() not in _OWN_HEADERS
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(
+    connect: float | None, read: float | None, pool: float | None
+) -> aiohttp.ClientTimeout:
+    # One immutable object per distinct limit instead of one per request.
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing: device calls are stateless, a cookie one device
+    sets must never go to another, and parsing responses for cookies costs per request."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Ignore the answer's cookies (the transport does not even pass them on)."""
 
 
 class FleetTransport(httpx.AsyncBaseTransport):
@@ -85,25 +110,25 @@ class FleetTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout: dict[str, float | None] = request.extensions.get("timeout", {})
         tls: Any = request.extensions.get(TLS_EXTENSION, True)
-        with _mapped_errors():
+        # A plain try (not a context manager): this runs once per request.
+        try:
             async with self._client().request(
                 request.method,
                 _plain_url(request.url),
-                headers=request.headers.multi_items(),
+                headers=_forwarded(request.headers),
                 data=request.content or None,
                 allow_redirects=False,
                 ssl=tls,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
-                ),
+                timeout=_timeout(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
             ) as resp:
                 # Device answers are small; read them whole (faster than streaming).
                 body = await resp.read()
+                got = resp.headers
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise _mapped(e) from e
         return httpx.Response(
             status_code=resp.status,
-            headers=resp.raw_headers,
+            headers=[(name, got[name]) for name in _KEPT_HEADERS if name in got],
             content=body,
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
@@ -117,4 +142,9 @@ class FleetTransport(httpx.AsyncBaseTransport):
 
 def make_http_client(*, max_connections: int = 512) -> httpx.AsyncClient:
     """An :class:`httpx.AsyncClient` on a :class:`FleetTransport`, for device clients."""
-    return httpx.AsyncClient(transport=FleetTransport(max_connections=max_connections))
+    client = httpx.AsyncClient(transport=FleetTransport(max_connections=max_connections))
+    # Devices ignore these httpx defaults; each costs work on every request.
+    for name in ("accept", "accept-encoding", "user-agent", "connection"):
+        del client.headers[name]
+    client._cookies = _NoCookies()
+    return client
