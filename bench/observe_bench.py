@@ -12,7 +12,8 @@ Starts ``gitfirm sim`` in a separate process (100 ms per API call), then measure
 Prints one JSON object per measurement; the last line is the 10,000-device result with
 ``ceiling_ratio`` (gitfirm's throughput / the bare loop's), ``sequential_ratio`` (gitfirm's
 speed-up over the scaled floor) and ``rss_mb`` (this process's peak RSS after gitfirm's
-run; the simulator runs elsewhere). Run: ``.venv/bin/python -m bench.observe_bench``.
+run; the simulator runs elsewhere). Run: ``.venv/bin/python -m bench.observe_bench``; fleet
+sizes as arguments (``... observe_bench 3000``) give a quicker run of just those sizes.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ async def _bare(endpoints: list[Endpoint]) -> float:
         return time.perf_counter() - started
 
 
-async def main() -> None:
+async def main(sizes: tuple[int, ...] = SIZES) -> None:
     """Run every measurement against one simulator process."""
-    async with simulator_process(max(SIZES), latency=LATENCY, start_timeout=120) as sim:
+    async with simulator_process(max(sizes), latency=LATENCY, start_timeout=120) as sim:
         endpoints = sim.endpoints()
         floor_s, _ = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
         per_device = floor_s / FLOOR_DEVICES
@@ -91,7 +92,7 @@ async def main() -> None:
                 "note": "one device at a time; scaled linearly for sequential_ratio",
             }
         )
-        for size in SIZES:
+        for size in sizes:
             fleet = endpoints[:size]
             seconds, reachable = await _gitfirm(fleet, CONCURRENCY)
             rss = _rss_mb()
@@ -112,4 +113,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(tuple(int(a) for a in sys.argv[1:]) or SIZES)))

@@ -140,9 +140,22 @@ class FleetTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+_READ = httpx.ByteStream(b"")
+
+
+async def _drop_stream(response: httpx.Response) -> None:
+    # FleetTransport answers arrive read whole, so the stream wrapper httpx adds is never
+    # used; it points back at the response, and that cycle left every answer for the cyclic
+    # garbage collector (a third of the client's CPU on a 10,000-device pass).
+    response.stream = _READ
+
+
 def make_http_client(*, max_connections: int = 512) -> httpx.AsyncClient:
     """An :class:`httpx.AsyncClient` on a :class:`FleetTransport`, for device clients."""
-    client = httpx.AsyncClient(transport=FleetTransport(max_connections=max_connections))
+    client = httpx.AsyncClient(
+        transport=FleetTransport(max_connections=max_connections),
+        event_hooks={"response": [_drop_stream]},
+    )
     # Devices ignore these httpx defaults; each costs work on every request.
     for name in ("accept", "accept-encoding", "user-agent", "connection"):
         del client.headers[name]
