@@ -7,6 +7,7 @@ Pure functions on text. Each accepts every release family's format (VYOS-API.md)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -89,8 +90,14 @@ def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
     return tuple(images)
 
 
+@functools.lru_cache(maxsize=16)
+def _field_pattern(label: str) -> re.Pattern[str]:
+    # Compiled once per label: every observed device parses the same few fields.
+    return re.compile(rf"^{re.escape(label)}:\s*(.*?)\s*$", re.MULTILINE)
+
+
 def _field(text: str, label: str) -> str | None:
-    m = re.search(rf"^{re.escape(label)}:\s*(.*?)\s*$", text, re.MULTILINE)
+    m = _field_pattern(label).search(text)
     return m.group(1) if m and m.group(1) else None
 
 
