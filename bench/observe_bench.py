@@ -11,9 +11,11 @@ Starts ``gitfirm sim`` in a separate process (100 ms per API call), then measure
 
 Prints one JSON object per measurement; the last line is the 10,000-device result with
 ``ceiling_ratio`` (gitfirm's throughput / the bare loop's), ``sequential_ratio`` (gitfirm's
-speed-up over the scaled floor) and ``rss_mb`` (this process's peak RSS after gitfirm's
-run; the simulator runs elsewhere). Run: ``.venv/bin/python -m bench.observe_bench``; fleet
-sizes as arguments (``... observe_bench 3000``) give a quicker run of just those sizes.
+speed-up over the scaled floor), ``cpu_us_per_request`` (this process's CPU time per API call
+during gitfirm's run; steadier than wall time on a shared machine) and ``rss_mb`` (this
+process's peak RSS after gitfirm's run; the simulator runs elsewhere).
+Run: ``.venv/bin/python -m bench.observe_bench``; fleet sizes as arguments
+(``... observe_bench 3000``) give a quicker run of just those sizes.
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ def _emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def _gitfirm(endpoints: list[Endpoint], concurrency: int) -> tuple[float, int]:
+async def _gitfirm(endpoints: list[Endpoint], concurrency: int) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of this process, and the number of reachable devices."""
     settings = ObserveSettings(concurrency=concurrency, deadline=120.0)
     async with make_http_client(max_connections=concurrency) as http:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         facts = await observe(endpoints, http, settings=settings)
-        elapsed = time.perf_counter() - started
-    return elapsed, sum(f.reachable for f in facts.values())
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return elapsed, cpu, sum(f.reachable for f in facts.values())
 
 
 async def _bare(endpoints: list[Endpoint]) -> float:
@@ -82,7 +85,7 @@ async def main(sizes: tuple[int, ...] = SIZES) -> None:
     """Run every measurement against one simulator process."""
     async with simulator_process(max(sizes), latency=LATENCY, start_timeout=120) as sim:
         endpoints = sim.endpoints()
-        floor_s, _ = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
+        floor_s, _, _ = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
         per_device = floor_s / FLOOR_DEVICES
         _emit(
             {
@@ -94,7 +97,7 @@ async def main(sizes: tuple[int, ...] = SIZES) -> None:
         )
         for size in sizes:
             fleet = endpoints[:size]
-            seconds, reachable = await _gitfirm(fleet, CONCURRENCY)
+            seconds, cpu, reachable = await _gitfirm(fleet, CONCURRENCY)
             rss = _rss_mb()
             ceiling = await _bare(fleet)
             _emit({"bench": "observe-bare-aiohttp", "devices": size, "seconds": round(ceiling, 2)})
@@ -107,6 +110,7 @@ async def main(sizes: tuple[int, ...] = SIZES) -> None:
                     "ceiling_ratio": round(ceiling / seconds, 3),
                     "sequential_ratio": round(per_device * size / seconds, 1),
                     "sequential_scaled_seconds": round(per_device * size, 1),
+                    "cpu_us_per_request": round(cpu / (2 * size) * 1e6),
                     "rss_mb": rss,
                 }
             )
