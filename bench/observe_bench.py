@@ -32,6 +32,7 @@ import aiohttp
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.observe import ObserveSettings, observe
 from reconciler.devices.transport import make_http_client
+from reconciler.runtime import tune_gc
 from tests.support.simulator import simulator_process
 
 __all__ = ["main"]
@@ -117,4 +118,5 @@ async def main(sizes: tuple[int, ...] = SIZES) -> None:
 
 
 if __name__ == "__main__":
+    tune_gc()  # as `gitfirm` itself does at start-up; both loops run under it
     sys.exit(asyncio.run(main(tuple(int(a) for a in sys.argv[1:]) or SIZES)))

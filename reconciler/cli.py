@@ -40,8 +40,12 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    from reconciler.runtime import tune_gc
+
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # a real `gitfirm` process, not a test calling main([...])
+        tune_gc()
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -103,3 +103,18 @@ def test_resolve_secret_from_env_and_file(tmp_path: Path) -> None:
     assert resolve_secret(SecretRef(env="K"), environ={"K": "v"}, base=tmp_path) == "v"
     with pytest.raises(ConfigError, match="environment variable MISSING is not set"):
         resolve_secret(SecretRef(env="MISSING"), environ={}, base=tmp_path)
+
+
+def test_tune_gc_sets_thresholds_and_freezes() -> None:
+    import gc
+
+    from reconciler.runtime import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

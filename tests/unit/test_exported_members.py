@@ -19,7 +19,7 @@ from types import ModuleType
 import pytest
 
 STAGES = ("model", "source", "devices", "images", "planning", "rollout", "report", "simulator")
-TOP_LEVEL = ("errors", "sanitize", "clock", "secrets", "logs", "statusbook")
+TOP_LEVEL = ("errors", "sanitize", "clock", "secrets", "logs", "statusbook", "runtime")
 
 
 def _module_names() -> list[str]:
