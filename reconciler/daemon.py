@@ -133,9 +133,7 @@ class PassOutcome:
     """What one reconcile pass did; ``error`` is the first step that failed."""
 
     revision: str | None
-    applied: bool = False
     error: ErrorSummary | None = None
-    started: tuple[str, ...] = ()
 
 
 @dataclass
@@ -314,10 +312,10 @@ class Daemon:
         outcome = PassOutcome(revision=head)
         try:
             if head is not None and head != self.state.verified:
-                await self._apply(head, outcome)
+                await self._apply(head)
             if self.state.desired is not None:
                 await self._observe()
-                await self._plan_and_roll(outcome)
+                await self._roll(await self._plan())
             self.state.last_error = None
         except GitfirmError as exc:
             outcome.error = summarize(exc, self.secrets)
@@ -333,7 +331,7 @@ class Daemon:
             self._submit()
         return outcome
 
-    async def _apply(self, head: str, outcome: PassOutcome) -> None:
+    async def _apply(self, head: str) -> None:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
         verdict = await asyncio.to_thread(verifier.verify, head, self.state.verified)
         if not verdict.ok:
@@ -354,7 +352,6 @@ class Daemon:
         self._endpoints = self._resolve_endpoints(result.state)
         self._images_checked.clear()
         self.state.refused_images = {}
-        outcome.applied = True
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
     def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
@@ -411,7 +408,8 @@ class Daemon:
         self.book.observed(facts, desired)
         self.metrics.observed(facts)
 
-    async def _plan_and_roll(self, outcome: PassOutcome) -> None:
+    async def _plan(self) -> Plan:
+        """Plan from the newest facts and journal; fetch and verify the images it needs."""
         desired = self.state.desired
         assert desired is not None
         progress = rollout_progress(self.journal, desired.rollout_policies)
@@ -422,7 +420,12 @@ class Daemon:
         self.state.plan = plan
         self.book.planned(plan, progress)
         await self._fetch_images(desired, plan)
-        started = []
+        return plan
+
+    async def _roll(self, plan: Plan) -> None:
+        """Start a rollout task for each policy with work and none running at this revision."""
+        desired = self.state.desired
+        assert desired is not None
         for name, policy in sorted(desired.rollout_policies.items()):
             running = self._rollouts.get(name)
             if running is not None and not running.task.done():
@@ -439,8 +442,6 @@ class Daemon:
             stop = asyncio.Event()
             task = asyncio.create_task(self._run_rollout(policy.name, plan, stop))
             self._rollouts[name] = _Rollout(plan.revision, stop, task)
-            started.append(name)
-        outcome.started = tuple(started)
 
     async def _run_rollout(self, name: str, plan: Plan, stop: asyncio.Event) -> RolloutResult:
         desired = self.state.desired
@@ -450,8 +451,18 @@ class Daemon:
         result = await self.engine.run(policy, plan, stop=stop)
         self.book.rollout_result(result)
         # Status shows what the devices run now and where the rollout ended, not the state
-        # before its last step: one more pass observes and re-plans.
-        await self.reconcile(None)
+        # before its last step. Observe and re-plan only: starting rollouts stays with the
+        # passes, which may be waiting for this very task to stop.
+        try:
+            await self._observe()
+            await self._plan()
+        except GitfirmError as exc:
+            summary = summarize(exc, self.secrets)
+            log.warning(
+                "refresh after the rollout failed: %s",
+                summary.message,
+                extra={"event": "refresh-failed", "rollout": name, "reason": summary.reason},
+            )
         await self.writer.record_outcome(self.book.rollout_status(name))
         log.info(
             "rollout ended: %s",
