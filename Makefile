@@ -29,7 +29,8 @@ unit: $(BIN)/.installed
 test: lint typecheck unit
 
 bench: $(BIN)/.installed
-	for b in bench/*_bench.py; do $(BIN)/python $$b || exit 1; done
+	# As modules: the benches share loopback helpers with the tests (tests.support).
+	for b in bench/*_bench.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -23,6 +23,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from tests.support.daemon import free_port
+
 GIB = 1 << 30
 CLIENTS = 50
 
@@ -69,13 +71,6 @@ def bench_verify(tmp: Path) -> None:
         }
     )
     path.unlink()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_port(port: int, timeout: float = 30.0) -> None:
@@ -179,7 +174,7 @@ def _ours(cache: Path, sha: str, secret: bytes) -> float:
     from reconciler.images.store import ImageStore
     from reconciler.images.tokens import TokenSigner
 
-    port = _free_port()
+    port = free_port()
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve-child", str(cache), str(port), secret.hex()]
     )
@@ -200,7 +195,7 @@ def _ours(cache: Path, sha: str, secret: bytes) -> float:
 
 def _nginx(root: Path, name: str, tmp: Path) -> float:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = _free_port()
+    port = free_port()
     prefix = tmp / "nginx"
     prefix.mkdir()
     conf = prefix / "nginx.conf"

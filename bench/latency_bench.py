@@ -20,7 +20,7 @@ daemon; with the poll trigger it then waits a random part of the poll interval, 
 land all over the poll cycle as real merges do. One warm-up push per trigger is not
 counted. Target: webhook p50 <= 2 s.
 
-Run: ``.venv/bin/python bench/latency_bench.py [--pushes 20]``; prints one JSON line per
+Run: ``.venv/bin/python -m bench.latency_bench [--pushes 20]``; prints one JSON line per
 trigger: ``{"bench": "latency", "trigger": ..., "pushes": N, "p50": s, "p95": s, ...}``.
 """
 

@@ -11,7 +11,7 @@ devices in flight, no schedule finishes faster than
 ``waves x ceil(devices / maxParallel) x critical path`` = 1 x 10 x 5 s = 50 s. The ratio
 measured / lower bound is the engine's overhead (target: at most 1.10).
 
-Run: ``.venv/bin/python bench/rollout_bench.py``; prints one JSON line.
+Run: ``.venv/bin/python -m bench.rollout_bench``; prints one JSON line.
 """
 
 from __future__ import annotations
