@@ -418,7 +418,7 @@ def _register_image(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     imp = actions.add_parser("import", parents=[cache], help="verify and store a bundle")
     imp.add_argument("file", type=Path)
     imp.add_argument(
-        "--repo", help="config repository whose TrustPolicies to use (default: the bundle's)"
+        "--repo", help="config repository whose TrustPolicies to verify with (required)"
     )
     imp.set_defaults(handler=_cmd_image_import)
 
@@ -566,19 +566,25 @@ def _cmd_image_export(args: argparse.Namespace) -> int:
 def _cmd_image_import(args: argparse.Namespace) -> int:
     from reconciler.errors import ImageError, ImageRefused
     from reconciler.images.bundle import import_bundle
-    from reconciler.images.rollback import RollbackGuard
 
+    if not args.repo:
+        # A bundle's own TrustPolicies were written by whoever made the bundle.
+        print(
+            "error: a bundle's own TrustPolicies are never trusted; pass --repo <config "
+            "repository> whose TrustPolicies pin the keys to verify the images with",
+            file=sys.stderr,
+        )
+        return 2
+    state = _image_state(args.repo)
+    if state is None:
+        return 1
     store = _image_store(args)
-    trust = None
-    root_dir = None
-    if args.repo:
-        state = _image_state(args.repo)
-        if state is None:
-            return 1
-        trust, root_dir = list(state.trust_policies.values()), Path(state.root or args.repo)
     try:
         verified = import_bundle(
-            args.file, store, trust=trust, root_dir=root_dir, guard=RollbackGuard(store.state_dir)
+            args.file,
+            store,
+            trust=list(state.trust_policies.values()),
+            root_dir=Path(state.root or args.repo),
         )
     except ImageRefused as e:
         print(f"refused: {e.reason}: {e.detail}")

@@ -39,8 +39,15 @@ from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint, endpoint_for
 from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
-from reconciler.errors import Action, ConfigError, ErrorSummary, GitfirmError, summarize
-from reconciler.images.ops import fetch_images
+from reconciler.errors import (
+    Action,
+    ConfigError,
+    ErrorSummary,
+    GitfirmError,
+    RolloutError,
+    summarize,
+)
+from reconciler.images.ops import check_stored, fetch_images
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
@@ -281,6 +288,9 @@ class Daemon:
         desired = self.state.desired
         if desired is None or image not in desired.images:
             raise GitfirmError(f"image {image!r} is not in desired state")
+        checked = check_stored(desired, self.store, [image]).get(image)
+        if isinstance(checked, GitfirmError):  # trust changed since the plan: no URL
+            raise RolloutError(f"image refused: {summarize(checked, self.secrets).message}")
         sha = desired.images[image].spec.sha256
         ttl = timedelta(seconds=self.settings.image_url_ttl)
         return self.distribution.url_for(self.settings.base_url, device, sha, ttl)
@@ -370,12 +380,14 @@ class Daemon:
         return out
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
-        # Every image on a planned path is fetched and verified once per revision, before
-        # any device may see a URL for it.
-        wanted = sorted({h.image for d in plan.devices for h in d.path} - self._images_checked)
-        if not wanted:
-            return
-        results = await fetch_images(desired, self.store, wanted, clock=self.clock)
+        # Every image on a planned path is checked against the trust in force at every
+        # plan (stored ones: signature again, no re-hash) and fetched at most once per
+        # revision, before any device may see a URL for it.
+        planned = sorted({h.image for d in plan.devices for h in d.path})
+        results: dict[str, object] = dict(check_stored(desired, self.store, planned))
+        wanted = sorted(set(planned) - set(results) - self._images_checked)
+        if wanted:
+            results.update(await fetch_images(desired, self.store, wanted, clock=self.clock))
         self._images_checked.update(wanted)
         refused = dict(self.state.refused_images)
         for name, result in results.items():

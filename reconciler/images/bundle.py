@@ -10,8 +10,9 @@ A bundle is an uncompressed tar::
 
 Import reads only the members the manifest names, as regular files with plain names, caps
 each at its declared size, and verifies every image completely before any of them enters
-the store. No network is used. Trust comes from the caller (the local config repository);
-without it the bundle's own TrustPolicies are used, which proves integrity, not origin.
+the store. No network is used. Trust comes from the caller (the local config repository)
+and only from it: the TrustPolicies a bundle carries document where it came from, and are
+never trusted on import.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reconciler.errors import ImageError
-from reconciler.images.rollback import RollbackGuard
 from reconciler.images.store import ImageStore
 from reconciler.images.verify import Verified, precheck, trust_for, verify_image
 from reconciler.model.kinds import Image, TrustPolicy
@@ -83,7 +83,8 @@ def export_bundle(
                 "signature": f"{stored.verified.file_name}{sig.suffix}" if sig else None,
             }
         )
-        policies.update({p.name: p for p in trust_for(image, trust)})
+        policy = trust_for(image, trust)
+        policies[policy.name] = policy
     roots = sorted(
         {p.spec.sigstore.trustedRoot for p in policies.values() if p.spec.sigstore is not None}
     )
@@ -173,14 +174,14 @@ def import_bundle(
     path: Path,
     store: ImageStore,
     *,
-    trust: Sequence[TrustPolicy] | None = None,
-    root_dir: Path | None = None,
-    guard: RollbackGuard | None = None,
+    trust: Sequence[TrustPolicy],
+    root_dir: Path,
 ) -> list[Verified]:
     """Verify every image of a bundle, then add them all to the store.
 
     Any refusal raises before the store changes. ``trust`` and ``root_dir`` pin trust from
-    the local config repository; left out, the bundle's own TrustPolicies and roots are used.
+    the local config repository: the bundle's own TrustPolicies are never trusted, since
+    whoever wrote the bundle could have pinned their own key in them.
     """
     bundle = read_bundle(path)
     entries = bundle.manifest["images"]
@@ -188,12 +189,8 @@ def import_bundle(
         staging = Path(tmp)
         checked: list[tuple[Verified, Path, tuple[str, Path] | None]] = []
         with tarfile.open(path, "r:") as tar:
-            if trust is None:
-                trust, root_dir = bundle.trust, staging / "roots"
-                for root in bundle.manifest["roots"]:
-                    _extract(tar, f"roots/{root}", staging / "roots" / _safe(root), _DOC_MAX)
             for image, entry in zip(bundle.images, entries, strict=True):
-                precheck(image, guard=guard)
+                precheck(image)
                 file = _safe(entry["file"])
                 if file != image.spec.source.file_name or "/" in file:
                     raise ImageError(f"bundle entry {file!r} does not match {image.name}")
@@ -212,11 +209,8 @@ def import_bundle(
                     trust,
                     minisig=sig[1] if sig and sig[0] == ".minisig" else None,
                     bundle=sig[1] if sig and sig[0] == ".sigstore" else None,
-                    root_dir=root_dir or Path(),
+                    root_dir=root_dir,
                 )
                 checked.append((verified, blob, sig))
-        # Everything verified: only now does anything enter the store or move a mark.
-        if guard is not None:
-            for image in bundle.images:
-                guard.accept(image)
+        # Everything verified: only now does anything enter the store.
         return [store.add(v, blob, sig).verified for v, blob, sig in checked]

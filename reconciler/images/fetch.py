@@ -29,7 +29,7 @@ from reconciler.errors import ImageError, ImageRefused
 from reconciler.images.files import DISK_FULL_ERRNOS
 from reconciler.images.hashing import StreamHasher
 from reconciler.images.reasons import Reason
-from reconciler.images.rollback import RollbackGuard
+from reconciler.images.recheck import recheck
 from reconciler.images.store import ImageStore
 from reconciler.images.throttle import Throttle
 from reconciler.images.verify import Verified, precheck, verify_image
@@ -152,27 +152,23 @@ class Fetcher:
         trust: Sequence[TrustPolicy],
         *,
         root_dir: Path = Path(),
-        guard: RollbackGuard | None = None,
-        allow_downgrade: bool = False,
         urls: Sequence[str] | None = None,
     ) -> Verified:
         """Return the verified image, downloading it first unless the store has it.
 
-        ``urls`` replaces the Image's own sources (a site mirror pulling from a peer).
+        A stored image is checked again against ``image`` and ``trust`` as they are now
+        (:func:`reconciler.images.recheck.recheck`). ``urls`` replaces the Image's own sources (a site mirror pulling from a peer).
         Raises :class:`ImageRefused` when verification fails and :class:`ImageError` when
         no source delivers the bytes.
         """
         sha = image.spec.sha256
         stored = self.store.get(sha)
         if stored is not None:
-            # Stored bytes were verified, but the image may have been revoked since.
-            precheck(image, guard=guard, allow_downgrade=allow_downgrade)
-            return stored.verified
+            # Stored bytes were verified, but trust may have changed since.
+            return recheck(image, stored, trust, store=self.store, root_dir=root_dir)
         task = self._inflight.get(sha)
         if task is None:
-            task = asyncio.ensure_future(
-                self._fetch(image, trust, root_dir, guard, allow_downgrade, urls)
-            )
+            task = asyncio.ensure_future(self._fetch(image, trust, root_dir, urls))
             self._inflight[sha] = task
             task.add_done_callback(lambda _t: self._inflight.pop(sha, None))
         return await asyncio.shield(task)
@@ -182,16 +178,14 @@ class Fetcher:
         image: Image,
         trust: Sequence[TrustPolicy],
         root_dir: Path,
-        guard: RollbackGuard | None,
-        allow_downgrade: bool,
         urls: Sequence[str] | None,
     ) -> Verified:
-        precheck(image, guard=guard, allow_downgrade=allow_downgrade)
+        precheck(image)
         sha = image.spec.sha256
         async with self._process_lock(sha):
             stored = self.store.get(sha)
             if stored is not None:  # another process finished it while we waited
-                return stored.verified
+                return recheck(image, stored, trust, store=self.store, root_dir=root_dir)
             sources = (
                 list(urls)
                 if urls is not None
@@ -214,8 +208,6 @@ class Fetcher:
                     bundle=sig_temp if suffix == ".sigstore" else None,
                     root_dir=root_dir,
                     digests=hasher.digests(),
-                    guard=guard,
-                    allow_downgrade=allow_downgrade,
                 )
             except ImageRefused:
                 # Refused bytes are worthless; keeping them would only resume a bad file.

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from reconciler.images.fetch import Fetcher
-from reconciler.images.rollback import RollbackGuard
 from reconciler.images.tokens import TokenSigner
 from reconciler.images.verify import Verified
 from reconciler.model.kinds import Image, TrustPolicy
@@ -36,9 +35,8 @@ async def pull_from_peer(
     tokens: TokenSigner,
     site: str,
     root_dir: Path = Path(),
-    guard: RollbackGuard | None = None,
     ttl: timedelta = timedelta(hours=1),
 ) -> Verified:
     """Fetch ``image`` from the first peer that has it, verifying it again here."""
     urls = [peer_url(p, tokens, site, image, ttl) for p in peers]
-    return await fetcher.fetch(image, trust, root_dir=root_dir, guard=guard, urls=urls)
+    return await fetcher.fetch(image, trust, root_dir=root_dir, urls=urls)

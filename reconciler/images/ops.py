@@ -1,6 +1,6 @@
-"""Whole-stage operations the CLI and the daemon call: fetch a repository's images, verify a
-loose file, and list what the store references. Each image's outcome is a value, so one bad
-image never stops the others."""
+"""Whole-stage operations the CLI and the daemon call: fetch a repository's images, check
+stored ones against the trust in force, verify a loose file, and list what the store
+references. Each image's outcome is a value, so one bad image never stops the others."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from pathlib import Path
 import httpx
 
 from reconciler.clock import Clock
-from reconciler.errors import ImageError, ImageRefused
+from reconciler.errors import GitfirmError, ImageError, ImageRefused
 from reconciler.images import minisign
 from reconciler.images.fetch import Fetcher, FetchSettings, ProgressCallback
 from reconciler.images.hashing import hash_file
 from reconciler.images.reasons import Reason
-from reconciler.images.rollback import RollbackGuard
+from reconciler.images.recheck import recheck
 from reconciler.images.sigstore_check import SigstoreIdentity, verify_bundle
 from reconciler.images.store import ImageStore
+from reconciler.images.verify import Verified
 from reconciler.model.state import DesiredState
 
 __all__ = [
     "FileVerdict",
+    "check_stored",
     "fetch_images",
     "referenced_digests",
     "verify_file_minisign",
@@ -46,6 +48,32 @@ def referenced_digests(state: DesiredState) -> set[str]:
     return {image.spec.sha256 for image in state.images.values()}
 
 
+def check_stored(
+    state: DesiredState, store: ImageStore, names: Sequence[str]
+) -> dict[str, Verified | GitfirmError]:
+    """Check the named images that are in the store against ``state`` as it is now.
+
+    Each stored image's signature is verified again, over the digests the store kept, with
+    the keys of the one TrustPolicy governing its channel in ``state``; a revoked or
+    relabelled image is refused too. Returns name -> the :class:`Verified` record or the
+    refusal. Names that are not Images, or whose bytes are not stored yet, are left out:
+    they go through :func:`fetch_images`, which verifies them in full.
+    """
+    root_dir = Path(state.root or ".")
+    trust = list(state.trust_policies.values())
+    results: dict[str, Verified | GitfirmError] = {}
+    for name in names:
+        image = state.images.get(name)
+        stored = store.get(image.spec.sha256) if image is not None else None
+        if image is None or stored is None:
+            continue
+        try:
+            results[name] = recheck(image, stored, trust, store=store, root_dir=root_dir)
+        except GitfirmError as e:
+            results[name] = e
+    return results
+
+
 async def fetch_images(
     state: DesiredState,
     store: ImageStore,
@@ -60,10 +88,10 @@ async def fetch_images(
     """Fetch and verify the named images (all when ``names`` is empty).
 
     Returns name -> :class:`Verified`, or the :class:`ImageRefused` / :class:`ImageError`
-    that stopped it. Unknown names map to an ImageError.
+    that stopped it. Unknown names map to an ImageError. Stored images are checked again
+    as :func:`check_stored` does.
     """
     wanted = list(names) or sorted(state.images)
-    guard = RollbackGuard(store.state_dir)
     root_dir = Path(state.root or ".")
     trust = list(state.trust_policies.values())
     gate = asyncio.Semaphore(concurrency)
@@ -78,9 +106,7 @@ async def fetch_images(
                 return
             async with gate:
                 try:
-                    results[name] = await fetcher.fetch(
-                        image, trust, root_dir=root_dir, guard=guard
-                    )
+                    results[name] = await fetcher.fetch(image, trust, root_dir=root_dir)
                 except (ImageRefused, ImageError) as e:
                     results[name] = e
 

@@ -23,5 +23,5 @@ class Reason(enum.StrEnum):
     FILE_MISMATCH = "file-mismatch"  # trusted comment ``file:`` names another file
     SIGSTORE_INVALID = "sigstore-invalid"
     SIGSTORE_IDENTITY_MISMATCH = "sigstore-identity-mismatch"
-    ROLLBACK = "rollback"  # older than the channel's high-water mark
+    RELABELLED = "relabelled"  # stored bytes declared under another version or size
     REVOKED = "revoked"

@@ -6,7 +6,6 @@ Layout under the cache directory::
     blobs/sha256/<hex>.minisig    its minisign signature, or <hex>.sigstore, its bundle
     meta/<hex>.json               the Verified record; written last, it is the commit point
     tmp/                          partial downloads (<hex>.part) and per-image lock files
-    state/                        anti-rollback marks
 
 Only images whose meta file exists are in the store, and only verified images get one.
 Every file is written to a temporary name, fsynced and renamed, so a crash or a concurrent
@@ -73,8 +72,7 @@ class ImageStore:
         self.blobs = root / "blobs" / "sha256"
         self.meta = root / "meta"
         self.tmp = root / "tmp"
-        self.state_dir = root / "state"
-        for d in (self.blobs, self.meta, self.tmp, self.state_dir):
+        for d in (self.blobs, self.meta, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
@@ -140,6 +138,13 @@ class ImageStore:
         stored = self.get(verified.sha256)
         assert stored is not None
         return stored
+
+    def record(self, verified: Verified) -> None:
+        """Rewrite the record of a stored image (a digest kept from now on)."""
+        stored = self.get(verified.sha256)
+        if stored is None:
+            raise ImageError(f"image {verified.sha256} is not in the store")
+        self._write_meta(verified, stored.stored_at, stored.unreferenced_since)
 
     def _write_meta(self, verified: Verified, stored_at: str, unreferenced: str | None) -> None:
         record = {

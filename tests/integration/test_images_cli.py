@@ -93,7 +93,8 @@ def test_import_of_a_tampered_bundle_stores_nothing(
     bundle.write_bytes(bytes(raw))
     capsys.readouterr()
     site = tmp_path / "site"
-    assert main(["image", "import", str(bundle), "--cache-dir", str(site)]) == 1
+    imported = ["image", "import", str(bundle), "--repo", str(repo), "--cache-dir", str(site)]
+    assert main(imported) == 1
     assert "refused: sha256-mismatch" in capsys.readouterr().out
     assert not list((site / "meta").glob("*.json"))
     assert [p for p in (site / "blobs").rglob("*") if p.is_file()] == []
