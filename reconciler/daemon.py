@@ -57,6 +57,7 @@ from reconciler.model.loader import load_repository
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.planner import plan as make_plan
+from reconciler.planning.progress import Phase
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
@@ -120,7 +121,10 @@ class DaemonSettings(BaseModel):
         default="GITFIRM_BACKUP_KEY", description="Env var of the config-backup AES key"
     )
     image_url_ttl: float = Field(
-        default=3 * 3600.0, gt=0, description="Seconds a device's image URL stays valid"
+        default=15 * 60.0,
+        gt=0,
+        description="Seconds a device's image URL stays valid at most; it is withdrawn "
+        "sooner, when the device's stage step ends",
     )
     bot_name: str = "gitfirm"
     bot_email: str = "gitfirm@localhost"
@@ -296,6 +300,8 @@ class Daemon:
         return self.distribution.url_for(self.settings.base_url, device, sha, ttl)
 
     def _on_transition(self, event: Transition) -> None:
+        if event.to_phase != Phase.STAGE:  # image URLs live only during the stage step
+            self.distribution.revoke(event.device)
         self.book.transition(event)
         self.metrics.transition(event.policy, event.to_phase)
         log.info(

@@ -21,7 +21,7 @@ _SECRET_PARAM = re.compile(
     re.IGNORECASE,
 )
 # One-time distribution URLs carry their token as a path segment.
-_IMAGE_TOKEN = re.compile(r"(/images/)[A-Za-z0-9_-]{16,}(/)")
+_IMAGE_TOKEN = re.compile(r"(/images/(?:[^/\s]+/)?)[A-Za-z0-9_-]{16,}(/)")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

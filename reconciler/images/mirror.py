@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from reconciler.images.fetch import Fetcher
+from reconciler.images.serve import SITE_PREFIX, image_path
 from reconciler.images.tokens import TokenSigner
 from reconciler.images.verify import Verified
 from reconciler.model.kinds import Image, TrustPolicy
@@ -22,8 +23,9 @@ __all__ = ["peer_url", "pull_from_peer"]
 
 def peer_url(base_url: str, tokens: TokenSigner, site: str, image: Image, ttl: timedelta) -> str:
     """The URL of ``image`` on a peer's distribution server, with a token for ``site``."""
-    token = tokens.issue(f"site:{site}", image.spec.sha256, ttl)
-    return f"{base_url.rstrip('/')}/images/{token}/{image.spec.source.file_name}"
+    grantee = f"{SITE_PREFIX}{site}"
+    token = tokens.issue(grantee, image.spec.sha256, ttl)
+    return base_url.rstrip("/") + image_path(grantee, token, image.spec.source.file_name)
 
 
 async def pull_from_peer(

@@ -71,5 +71,6 @@ def recheck(
         bundle=sig if suffix == ".sigstore" else None,
         root_dir=root_dir,
     )
-    return replace(verified, name=image.name, channel=image.spec.channel, signer=signer,
-                   signed_timestamp=stamp)
+    return replace(
+        verified, name=image.name, channel=image.spec.channel, signer=signer, signed_timestamp=stamp
+    )

@@ -1,8 +1,15 @@
 """The distribution server: an ASGI app that hands verified images to devices.
 
-``GET``/``HEAD /images/<token>/<file>`` serves the image the token names when ``<file>`` is
-its file name, and its ``.minisig`` (or ``.sigstore``) beside it, so VyOS's own check runs
-too. Only images in the store are served, and only verified images enter the store.
+``GET``/``HEAD /images/<device>/<token>/<file>`` serves the image the token names when the
+token was issued to ``<device>`` and ``<file>`` is the image's file name, or its
+``.minisig`` (or ``.sigstore``) beside it, so VyOS's own check runs too. Only images in the
+store are served, and only verified images enter the store.
+
+A token is a bearer secret, so it is bound to one device and one image, expires (minutes,
+set by the daemon) and lives only while the device's step does: :meth:`revoke` withdraws
+every grant of a device when its step ends, and a device's token is refused unless this
+server issued it and it is still live. Site-mirror tokens (``site:<name>``) are minted by
+peers that share the secret, so only their MAC and expiry are checked.
 Single byte ranges are honoured (206, or 416 when unsatisfiable). Bandwidth is capped
 globally and per connection, and every byte sent is counted for metrics.
 """
@@ -15,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 from starlette.applications import Starlette
@@ -28,9 +36,11 @@ from reconciler.images.store import SIGNATURE_SUFFIXES, ImageStore
 from reconciler.images.throttle import Throttle
 from reconciler.images.tokens import TokenRefused, TokenSigner
 
-__all__ = ["DistributionServer", "ServeCounters", "ServeLimits"]
+__all__ = ["SITE_PREFIX", "DistributionServer", "ServeCounters", "ServeLimits", "image_path"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+SITE_PREFIX = "site:"
+"""Grants to peer sites (see :mod:`reconciler.images.mirror`), not to devices."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +210,11 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def image_path(device: str, token: str, file_name: str) -> str:
+    """The URL path of one grant: ``/images/<device>/<token>/<file>``."""
+    return f"/images/{quote(device, safe='')}/{token}/{quote(file_name, safe='')}"
+
+
 class DistributionServer:
     """Serves verified images from ``store`` to holders of tokens from ``tokens``."""
 
@@ -219,17 +234,29 @@ class DistributionServer:
         self.global_throttle = (
             Throttle(self.limits.global_bps, clock) if self.limits.global_bps else None
         )
+        # Live device grants: device -> tokens issued to it whose step is not over.
+        self._live: dict[str, set[str]] = {}
         self.app = Starlette(
-            routes=[Route("/images/{token}/{file}", self._serve, methods=["GET", "HEAD"])]
+            routes=[Route("/images/{device}/{token}/{file}", self._serve, methods=["GET", "HEAD"])]
         )
 
     def url_for(self, base_url: str, device: str, sha256: str, ttl: timedelta) -> str:
-        """A one-device, expiring URL for a stored image (for ``/image add``)."""
+        """A one-device, one-image, expiring URL for a stored image (for ``/image add``);
+        it stays live until :meth:`revoke` of the device or ``ttl``, whichever is first."""
         stored = self.store.get(sha256)
         if stored is None:
             raise KeyError(f"image {sha256} is not in the store")
         token = self.tokens.issue(device, sha256, ttl)
-        return f"{base_url.rstrip('/')}/images/{token}/{stored.verified.file_name}"
+        self._live.setdefault(device, set()).add(token)
+        return base_url.rstrip("/") + image_path(device, token, stored.verified.file_name)
+
+    def revoke(self, device: str) -> None:
+        """Withdraw every URL issued to ``device`` (its step is over)."""
+        self._live.pop(device, None)
+
+    def live(self, device: str) -> int:
+        """How many grants of ``device`` are live (status and tests)."""
+        return len(self._live.get(device, ()))
 
     def _refuse(self, status: int, text: str) -> Response:
         self.counters.refused += 1
@@ -237,10 +264,17 @@ class DistributionServer:
 
     async def _serve(self, request: Request) -> Response:
         self.counters.requests += 1
+        token = request.path_params["token"]
         try:
-            grant = self.tokens.check(request.path_params["token"])
+            grant = self.tokens.check(token)
         except TokenRefused as e:
             return self._refuse(403, f"{e}\n")
+        if grant.device != request.path_params["device"]:
+            return self._refuse(403, "token issued to another device\n")
+        if not grant.device.startswith(SITE_PREFIX) and token not in self._live.get(
+            grant.device, ()
+        ):
+            return self._refuse(403, "token revoked: the device's step is over\n")
         stored = self.store.get(grant.sha256)
         name = request.path_params["file"]
         if stored is None:

@@ -71,7 +71,9 @@ def _minisign(
     if sig_path is None or not sig_path.is_file():
         raise ImageRefused(Reason.SIGNATURE_MISSING, f"no minisign signature for {image.name}")
     sig = minisign.parse_signature(sig_path.read_text(encoding="utf-8", errors="replace"))
-    pinned = [minisign.parse_public_key(k.publicKey) for k in policy.spec.minisign if k.name == spec.key]
+    pinned = [
+        minisign.parse_public_key(k.publicKey) for k in policy.spec.minisign if k.name == spec.key
+    ]
     signed = minisign.verify_digest(
         sig, digests.blake2b, pinned, file_name=image.spec.source.file_name
     )

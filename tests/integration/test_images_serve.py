@@ -105,17 +105,21 @@ async def test_expired_foreign_and_wrong_file_tokens(setup: Setup, tmp_path: Pat
     foreign = TokenSigner(b"x" * 32, clock=setup.clock).issue(
         "r1", setup.si.image.spec.sha256, timedelta(hours=1)
     )
-    resp = await setup.client.get(f"/images/{foreign}/{setup.si.file.name}")
+    resp = await setup.client.get(f"/images/r1/{foreign}/{setup.si.file.name}")
     assert resp.status_code == 403 and "invalid" in resp.text
     fresh = setup.server.url_for(BASE, "r1", setup.si.image.spec.sha256, timedelta(hours=1))
     token = fresh.split("/")[-2]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-    assert (await setup.client.get(f"/images/{tampered}/{setup.si.file.name}")).status_code == 403
-    assert (await setup.client.get(f"/images/{token}/other.iso")).status_code == 404
+    assert (
+        await setup.client.get(f"/images/r1/{tampered}/{setup.si.file.name}")
+    ).status_code == 403
+    assert (await setup.client.get(f"/images/r1/{token}/other.iso")).status_code == 404
     unknown = setup.server.tokens.issue(
         "r1", hashlib.sha256(b"nothing").hexdigest(), timedelta(hours=1)
     )
-    assert (await setup.client.get(f"/images/{unknown}/{setup.si.file.name}")).status_code == 404
+    assert (
+        await setup.client.get(f"/images/r1/{unknown}/{setup.si.file.name}")
+    ).status_code == 403  # never issued by url_for: not a live grant
     assert setup.server.counters.refused == 5
     assert "sss" not in repr(setup.server.tokens)
 
@@ -129,8 +133,9 @@ async def test_bandwidth_caps_pace_on_the_clock(setup: Setup) -> None:
         limits=ServeLimits(global_bps=1_000_000, per_connection_bps=100_000, chunk_size=50_000),
     )
     before = setup.clock.monotonic()
+    url = capped.url_for(BASE, "r1", setup.si.image.spec.sha256, timedelta(minutes=10))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=capped.app), base_url=BASE) as c:
-        resp = await c.get(setup.url)
+        resp = await c.get(url)
     assert resp.content == setup.si.data
     # 300 kB at 100 kB/s per connection, less the quarter-second burst allowance.
     assert setup.clock.monotonic() - before == pytest.approx(2.75, abs=0.6)

@@ -1,4 +1,4 @@
-"""verify_image: every reason code, the Verified record and the anti-rollback gate."""
+"""verify_image: every reason code, the Verified record and one trust root per channel."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from reconciler.errors import ImageRefused
 from reconciler.images import minisign
 from reconciler.images.reasons import Reason
-from reconciler.images.rollback import RollbackGuard
 from reconciler.images.verify import verify_image
 from reconciler.model.kinds import Image, TrustPolicy
 from tests.support.images import SIGSTORE_DIR, SignedImage, image_doc, make_image, trust_policy
@@ -22,9 +21,9 @@ def _with(image: Image, **spec: object) -> Image:
     return image.model_copy(update={"spec": image.spec.model_copy(update=spec)})
 
 
-def _reason(si: SignedImage, image: Image | None = None, guard: RollbackGuard | None = None) -> str:
+def _reason(si: SignedImage, image: Image | None = None) -> str:
     with pytest.raises(ImageRefused) as info:
-        verify_image(image or si.image, si.file, [si.trust], minisig=si.minisig, guard=guard)
+        verify_image(image or si.image, si.file, [si.trust], minisig=si.minisig)
     return info.value.reason
 
 
@@ -98,24 +97,17 @@ def test_revoked(signed: SignedImage) -> None:
     assert _reason(signed, _with(signed.image, revoked=True)) == Reason.REVOKED
 
 
-def test_rollback_gate(tmp_path: Path) -> None:
-    key = minisign.generate_keypair()
-    new = make_image(tmp_path / "new", version="1.4.3", key=key)
-    old = make_image(tmp_path / "old", version="1.4.2", key=key)
-    lts13 = make_image(tmp_path / "lts13", version="1.3.8", key=key)
-    guard = RollbackGuard(tmp_path / "state")
-    verify_image(new.image, new.file, [new.trust], minisig=new.minisig, guard=guard)
-    assert guard.marks() == {"production": {"1.4": "1.4.3"}}
-    # A fresh guard reads the persisted mark.
-    again = RollbackGuard(tmp_path / "state")
-    assert _reason(old, guard=again) == Reason.ROLLBACK
-    verify_image(
-        old.image, old.file, [old.trust], minisig=old.minisig, guard=again, allow_downgrade=True
-    )
-    # Another train is not ordered against 1.4, and an accepted image stays acceptable.
-    verify_image(lts13.image, lts13.file, [lts13.trust], minisig=lts13.minisig, guard=again)
-    verify_image(old.image, old.file, [old.trust], minisig=old.minisig, guard=again)
-    assert again.marks()["production"] == {"1.3": "1.3.8", "1.4": "1.4.3"}
+def test_one_trust_root_per_channel_keys_are_never_merged(signed: SignedImage) -> None:
+    # A second policy pinning the signer's key for the same channel does not widen trust:
+    # the channel has two roots, so nothing verifies until one is removed.
+    own = trust_policy({"release": minisign.generate_keypair().public}, name="official")
+    planted = trust_policy({"release": signed.key.public}, name="planted")
+    with pytest.raises(ImageRefused) as info:
+        verify_image(signed.image, signed.file, [own, planted], minisig=signed.minisig)
+    assert info.value.reason == Reason.KEY_NOT_TRUSTED
+    assert "several TrustPolicies (official, planted)" in info.value.detail
+    v = verify_image(signed.image, signed.file, [planted], minisig=signed.minisig)
+    assert v.blake2b == hashlib.blake2b(signed.data, digest_size=64).hexdigest()
 
 
 needs_sigstore = pytest.mark.skipif(
