@@ -65,6 +65,7 @@ from reconciler.report.writer import StatusWriter, WriterSettings
 from reconciler.rollout.backup import BackupKey, BackupStore
 from reconciler.rollout.engine import RolloutEngine, RolloutResult
 from reconciler.rollout.journal import Journal
+from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import RolloutSettings, Transition
 from reconciler.rollout.progress import rollout_progress
 from reconciler.secrets import resolve_secret
@@ -205,6 +206,7 @@ class Daemon:
             self.store, TokenSigner(self._token_key(), clock=self.clock), clock=self.clock
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
+        self.marks = HighWaterMarks(state_dir / "journal.sqlite3")
         self.backups = BackupStore(state_dir / "backups", self._backup_key())
         self.book = StatusBook()
         self.writer = StatusWriter(
@@ -233,6 +235,7 @@ class Daemon:
             settings=settings.rollout,
             events=self._on_transition,
             secrets=self.secrets,
+            marks=self.marks,
         )
 
     # --- secrets ------------------------------------------------------------------------
@@ -433,7 +436,12 @@ class Daemon:
         progress = rollout_progress(self.journal, desired.rollout_policies)
         # Pure but CPU-bound on big fleets: keep the event loop (webhooks, probes) free.
         plan = await asyncio.to_thread(
-            make_plan, desired, self.state.facts, progress, self.clock.now()
+            make_plan,
+            desired,
+            self.state.facts,
+            progress,
+            self.clock.now(),
+            marks=self.marks.snapshot(),
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
@@ -614,6 +622,7 @@ class Daemon:
             await self._http.aclose()
             self._http = None
         self.journal.close()
+        self.marks.close()
 
 
 class _Server(uvicorn.Server):

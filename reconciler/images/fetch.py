@@ -157,7 +157,8 @@ class Fetcher:
         """Return the verified image, downloading it first unless the store has it.
 
         A stored image is checked again against ``image`` and ``trust`` as they are now
-        (:func:`reconciler.images.recheck.recheck`). ``urls`` replaces the Image's own sources (a site mirror pulling from a peer).
+        (:func:`reconciler.images.recheck.recheck`). ``urls`` replaces the Image's own
+        sources (a site mirror pulling from a peer).
         Raises :class:`ImageRefused` when verification fails and :class:`ImageError` when
         no source delivers the bytes.
         """

@@ -11,7 +11,8 @@ For every Device, in this order (the first rule that applies decides the action)
 5. Target (see :mod:`reconciler.planning.targets`): missing or revoked is ``blocked``;
    no image for the platform, or no path (crossing a train needs an Image whose
    ``upgradeFrom`` names the device's train) is ``incompatible``. A target older than the
-   running version is ``blocked`` unless ``strategy.allowDowngrade``.
+   running version is ``blocked`` unless ``strategy.allowDowngrade``; so is a target
+   below the anti-rollback mark of its channel (:mod:`reconciler.planning.rollback`).
 6. Already on target: ``none``, unless the engine is still in flight on it.
 7. An upgrade is needed. Gates, in order: in flight (``upgrade``, the engine finishes);
    halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
@@ -50,6 +51,7 @@ from reconciler.planning.plan import (
     WindowInfo,
 )
 from reconciler.planning.progress import Phase, RolloutProgress
+from reconciler.planning.rollback import Marks, rollback_reason
 from reconciler.planning.targets import platform_text, resolve_target
 from reconciler.planning.waves import Assignment, Candidate, assign_waves
 from reconciler.planning.windows import WindowStatus, window_status
@@ -83,6 +85,7 @@ class _Context:
     progress: RolloutProgress
     windows: Mapping[str, WindowStatus]
     images: tuple[Image, ...]
+    marks: Marks
     # Routes depend only on policy, version and platform: computed once per plan.
     routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
 
@@ -127,6 +130,10 @@ def _route(policy: RolloutPolicy, current: Version, platform: Platform, ctx: _Co
             return replace(route, action=Action.BLOCKED, reason=why)
         note = f"downgrade from {current} to {wanted} (allowDowngrade)"
         return replace(route, path=(target,), note=note)
+    if not policy.spec.strategy.allowDowngrade:
+        rollback = rollback_reason(target, ctx.marks)
+        if rollback is not None:
+            return replace(route, action=Action.BLOCKED, reason=rollback)
     path = find_path(current, target, hops)
     if path is None:
         why = f"no approved path from {current} to {wanted}"
@@ -338,12 +345,14 @@ def plan(
     now: datetime,
     *,
     observed: bool = True,
+    marks: Marks | None = None,
 ) -> Plan:
     """Plan every device of ``desired`` (see the module docstring for the rules).
 
     ``facts`` are keyed by device name; ``observed`` False says no observation source was
     given at all (devices are then "unreachable: no observation given"). ``now`` must be
-    timezone-aware."""
+    timezone-aware. ``marks`` are the anti-rollback marks of completed upgrades
+    (:mod:`reconciler.planning.rollback`); without them no path is judged a rollback."""
     progress = progress or RolloutProgress()
     policies = sorted(desired.rollout_policies.values(), key=lambda p: p.name)
     ctx = _Context(
@@ -351,6 +360,7 @@ def plan(
         progress,
         {p.name: window_status(p.spec.windows, now) for p in policies},
         tuple(sorted(desired.images.values(), key=lambda i: i.name)),
+        marks or {},
     )
     drafts = [
         _draft(d, facts.get(name), observed, ctx) for name, d in sorted(desired.devices.items())

@@ -9,6 +9,7 @@ from reconciler.clock import Clock
 from reconciler.model.kinds import RolloutPolicySpec
 from reconciler.rollout.backup import BackupStore
 from reconciler.rollout.journal import Journal
+from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import EventSink, ImageUrl, RolloutSettings, Transition
 from reconciler.sanitize import redact
 
@@ -31,6 +32,8 @@ class Work:
     wave: int = 0
     order: int = 0
     group: str | None = None
+    channel: str = ""
+    """The channel of the final target, whose anti-rollback mark a completed run raises."""
 
 
 def _never_busy(work: Work) -> bool:
@@ -53,6 +56,7 @@ class RunContext:
     events: EventSink | None = None
     secrets: tuple[str, ...] = ()
     peer_busy: Callable[[Work], bool] = field(default=_never_busy)
+    marks: HighWaterMarks | None = None
 
     def emit(self, event: Transition) -> None:
         """Hand a transition to the daemon's sink, if any."""

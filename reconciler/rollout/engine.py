@@ -40,6 +40,7 @@ from reconciler.rollout.backup import BackupStore
 from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.journal import Journal, RolloutRecord
 from reconciler.rollout.machine import DeviceRun
+from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import (
     DISRUPTIVE,
     ClientFactory,
@@ -96,6 +97,7 @@ def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str |
                     d.wave or 0,
                     d.order or 0,
                     d.redundancy_group,
+                    d.path[-1].channel,
                 )
             )
     return work, unreachable
@@ -122,8 +124,10 @@ class RolloutEngine:
         settings: RolloutSettings | None = None,
         events: EventSink | None = None,
         secrets: tuple[str, ...] = (),
+        marks: HighWaterMarks | None = None,
     ) -> None:
         self.journal = journal
+        self.marks = marks
         self.backups = backups
         self.clients = clients
         self.image_url = image_url
@@ -228,6 +232,7 @@ class _Run:
             engine.events,
             engine.secrets,
             peer_busy=self._peer_busy,
+            marks=engine.marks,
         )
         records = engine.journal.devices(policy)
         self.failed = {

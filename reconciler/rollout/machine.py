@@ -206,6 +206,7 @@ class DeviceRun:
         if rec.phase is Phase.FAILED:
             return self._outcome(OutcomeStatus.FAILED, rec.last_error or "attempt used")
         if rec.phase is Phase.DONE:
+            self._completed()
             return self._outcome(OutcomeStatus.DONE)
         if rec.phase is Phase.HEALTH and rec.marker == _INCONCLUSIVE:
             return self._outcome(OutcomeStatus.PAUSED, rec.last_error)
@@ -419,6 +420,15 @@ class DeviceRun:
             )
             return
         self._enter(Phase.DONE, marker="")
+        self._completed()
+
+    def _completed(self) -> None:
+        """Only a completed upgrade moves the anti-rollback mark (idempotent, so a run
+        that finds ``done`` after a crash raises it too)."""
+        if self.ctx.marks is not None and self.work.channel:
+            self.ctx.marks.completed(
+                self.work.channel, self.rec.target, self.work.device, self.ctx.clock.now()
+            )
 
     async def _rollback(self) -> None:
         """Back to ``previous``: set it default (1.5+), reboot, and wait for the boot.
