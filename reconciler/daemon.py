@@ -639,4 +639,4 @@ def _has_work(plan: Plan, policy: str) -> bool:
 
 def _refused_targets(plan: Plan, policy: str, refused: Mapping[str, str]) -> str:
     hops = {h.image for d in plan.devices if d.policy == policy for h in d.path}
-    return ", ".join(sorted(hops & set(refused)))
+    return ", ".join(f"{name} ({refused[name]})" for name in sorted(hops & set(refused)))
