@@ -53,19 +53,25 @@ async def test_verifying_an_image_moves_no_mark_so_download_order_decides_nothin
         daemon = ops.running
         sha = images["1.4.5"].spec.sha256
         await wait_for(lambda: daemon.store.get(sha) is not None, 30, "1.4.5 verified")
-        # 1.4.5 finished its download first; that is no completed upgrade.
-        assert daemon.marks.snapshot() == {}
-        # Now 1.4.5 is reached only through 1.4.4: the older hop must still be allowed.
+        # 1.4.5 finished its download first. Now 1.4.5 is reached only through 1.4.4: the
+        # older hop must still be allowed, since the path ends on 1.4.5.
         gated = relabel(images["1.4.5"], upgradeFrom=">=1.4.4, <1.4.5")
-        ops.merge(
+        merged = ops.merge(
             {
                 "images/images.yaml": images_yaml([images["1.4.4"], gated]),
                 "policies/fleet.yaml": rollout_yaml("1.4.5"),
             },
             "Roll out 1.4.5 through 1.4.4",
         )
+        await ops.applied(merged)
+        assert daemon.state.refused_images == {}
+        plan = daemon.state.plan
+        assert plan is not None and all(
+            [h.version for h in d.path] == ["1.4.4", "1.4.5"] for d in plan.devices
+        )
         await _all_on(ops, "1.4.5", (*FIRST, *REST))
         assert daemon.state.refused_images == {}
+        # Only the completed upgrades moved the mark.
         assert daemon.marks.snapshot() == {"production": {"1.4": "1.4.5"}}
 
 
@@ -107,7 +113,6 @@ async def test_mark_survives_a_restart_and_allow_downgrade_passes_it(tmp_path: P
         await _all_on(ops, "1.4.5", FIRST)
         await ops.stop()
         daemon = await ops.start()  # a new process on the same state directory
-        assert daemon.marks.snapshot() == {"production": {"1.4": "1.4.5"}}
 
         # 1.4.3 -> 1.4.4 is an upgrade for REST, but the fleet already completed 1.4.5.
         sha = ops.merge({"policies/fleet.yaml": rollout_yaml("1.4.4")}, "Hold at 1.4.4")
@@ -120,6 +125,7 @@ async def test_mark_survives_a_restart_and_allow_downgrade_passes_it(tmp_path: P
             assert str(device.reason).startswith("rollback: 1.4.4 is older than 1.4.5")
         await ops.settle()
         assert image_adds(ops.fleet, REST) == 0
+        assert daemon.marks.snapshot() == {"production": {"1.4": "1.4.5"}}
 
         ops.merge(
             {"policies/fleet.yaml": rollout_yaml("1.4.4", allowDowngrade=True)},
