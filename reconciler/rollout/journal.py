@@ -21,7 +21,7 @@ from pathlib import Path
 from reconciler.planning.progress import Phase
 from reconciler.rollout.model import Transition
 
-__all__ = ["DeviceRecord", "Journal", "RolloutRecord"]
+__all__ = ["DeviceRecord", "Journal", "RolloutRecord", "connect"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_state (
@@ -86,15 +86,21 @@ class RolloutRecord:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """Open a journal file (WAL, autocommit) and create the tables of ``schema``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db
+
+
 class Journal:
     """The sqlite3 journal. One instance per process; writes commit at once."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""

@@ -13,11 +13,11 @@ restart exactly as the journal does; a separate connection keeps the journal unt
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
 from reconciler.model.versions import VersionError, parse_version
+from reconciler.rollout.journal import connect
 
 __all__ = ["HighWaterMarks"]
 
@@ -33,11 +33,7 @@ class HighWaterMarks:
     """The ``high_water`` table of a journal file."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""

@@ -16,6 +16,7 @@ from tests.support.trustops import (
     FIRST,
     REST,
     TrustFleet,
+    config,
     image_adds,
     images_yaml,
     relabel,
@@ -43,12 +44,8 @@ async def test_verifying_an_image_moves_no_mark_so_download_order_decides_nothin
     tmp_path: Path,
 ) -> None:
     images, trust = _setup(tmp_path, ["1.4.4", "1.4.5"])
-    files = {
-        "images/images.yaml": images_yaml(images.values()),
-        "trust/trust.yaml": trust,
-        # Suspended: 1.4.5 is planned, so fetched and verified, but nothing is installed.
-        "policies/fleet.yaml": rollout_yaml("1.4.5", suspend=True),
-    }
+    # Suspended: 1.4.5 is planned, so fetched and verified, but nothing is installed.
+    files = config(images.values(), trust, rollout_yaml("1.4.5", suspend=True))
     async with trust_fleet(tmp_path, files) as ops:
         daemon = ops.running
         sha = images["1.4.5"].spec.sha256
@@ -77,11 +74,7 @@ async def test_verifying_an_image_moves_no_mark_so_download_order_decides_nothin
 
 async def test_a_stored_sha256_under_another_version_label_is_refused(tmp_path: Path) -> None:
     images, trust = _setup(tmp_path, ["1.4.4"])
-    files = {
-        "images/images.yaml": images_yaml(images.values()),
-        "trust/trust.yaml": trust,
-        "policies/fleet.yaml": rollout_yaml("1.4.4", first=True),
-    }
+    files = config(images.values(), trust, rollout_yaml("1.4.4", first=True))
     async with trust_fleet(tmp_path, files) as ops:
         await _all_on(ops, "1.4.4", FIRST)
         adds = image_adds(ops.fleet, (*FIRST, *REST))
@@ -104,11 +97,7 @@ async def test_a_stored_sha256_under_another_version_label_is_refused(tmp_path: 
 
 async def test_mark_survives_a_restart_and_allow_downgrade_passes_it(tmp_path: Path) -> None:
     images, trust = _setup(tmp_path, ["1.4.4", "1.4.5"])
-    files = {
-        "images/images.yaml": images_yaml(images.values()),
-        "trust/trust.yaml": trust,
-        "policies/fleet.yaml": rollout_yaml("1.4.5", first=True),
-    }
+    files = config(images.values(), trust, rollout_yaml("1.4.5", first=True))
     async with trust_fleet(tmp_path, files) as ops:
         await _all_on(ops, "1.4.5", FIRST)
         await ops.stop()

@@ -23,6 +23,7 @@ from tests.support.trustops import (
     FIRST,
     REST,
     TrustFleet,
+    config,
     image_adds,
     images_yaml,
     relabel,
@@ -63,11 +64,7 @@ async def test_image_verified_for_testing_is_refused_in_production(tmp_path: Pat
         trust_policy({"release": key_a.public}, channels=("testing",), name="testing"),
         trust_policy({"release": key_b.public}, channels=("production",), name="production"),
     )
-    files = {
-        "images/images.yaml": images_yaml([image]),
-        "trust/trust.yaml": trust,
-        "policies/fleet.yaml": rollout_yaml("1.4.4", first=True),
-    }
+    files = config([image], trust, rollout_yaml("1.4.4", first=True))
     async with trust_fleet(tmp_path, files) as ops:
         await _first_on_144(ops)  # verified with key A and stored, for testing
         assert ops.running.store.get(image.spec.sha256) is not None
@@ -88,11 +85,11 @@ async def test_image_verified_for_testing_is_refused_in_production(tmp_path: Pat
 async def test_removing_a_key_refuses_the_stored_image(tmp_path: Path) -> None:
     key_a, key_b = minisign.generate_keypair(), minisign.generate_keypair()
     image = signed_images(tmp_path / "up", ["1.4.4"], key_a)["1.4.4"].image
-    files = {
-        "images/images.yaml": images_yaml([image]),
-        "trust/trust.yaml": trust_yaml(trust_policy({"release": key_a.public})),
-        "policies/fleet.yaml": rollout_yaml("1.4.4", first=True),
-    }
+    files = config(
+        [image],
+        trust_yaml(trust_policy({"release": key_a.public})),
+        rollout_yaml("1.4.4", first=True),
+    )
     async with trust_fleet(tmp_path, files) as ops:
         await _first_on_144(ops)
         sha = ops.merge(
@@ -112,11 +109,11 @@ async def test_image_urls_are_bound_to_device_and_image_and_end_with_the_step(
     key = minisign.generate_keypair()
     images = signed_images(tmp_path / "up", ["1.4.4"], key)
     image = images["1.4.4"].image
-    files = {
-        "images/images.yaml": images_yaml([image]),
-        "trust/trust.yaml": trust_yaml(trust_policy({"release": key.public})),
-        "policies/fleet.yaml": rollout_yaml("1.4.4", first=True),
-    }
+    files = config(
+        [image],
+        trust_yaml(trust_policy({"release": key.public})),
+        rollout_yaml("1.4.4", first=True),
+    )
     async with trust_fleet(tmp_path, files) as ops:
         await _first_on_144(ops)
         x, y = REST

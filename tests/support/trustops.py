@@ -31,6 +31,7 @@ __all__ = [
     "FIRST",
     "REST",
     "TrustFleet",
+    "config",
     "image_adds",
     "images_yaml",
     "relabel",
@@ -85,6 +86,15 @@ def rollout_yaml(
     )
     doc["spec"]["suspend"] = suspend
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def config(images: Iterable[Image], trust: str, policy: str) -> dict[str, str]:
+    """The config files of a test: Images, TrustPolicies (YAML) and the RolloutPolicy."""
+    return {
+        "images/images.yaml": images_yaml(images),
+        "trust/trust.yaml": trust,
+        "policies/fleet.yaml": policy,
+    }
 
 
 def image_adds(fleet: SimFleet, names: Iterable[str]) -> int:
