@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from reconciler.daemon import DaemonSettings
+from reconciler.errors import RolloutError
 from reconciler.images import minisign
 from tests.support.daemon import wait_for
 from tests.support.gitrepo import git
@@ -100,6 +102,10 @@ async def test_removing_a_key_refuses_the_stored_image(tmp_path: Path) -> None:
             "Rotate the release key: A is compromised",
         )
         await _refused(ops, sha, image.name, "key-not-trusted")
+        # A rollout already running asks for URLs too: none is issued for the image.
+        with pytest.raises(RolloutError, match="key-not-trusted"):
+            ops.running.engine.image_url(REST[0], image.name)
+        assert ops.running.distribution.live(REST[0]) == 0
 
 
 async def test_image_urls_are_bound_to_device_and_image_and_end_with_the_step(
