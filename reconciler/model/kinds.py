@@ -154,6 +154,11 @@ class DeviceSpec(Strict):
     platform: Platform = Field(default_factory=Platform)
     credentials: Credentials
     tls: Tls = Field(default_factory=Tls)
+    insecurePlaintext: bool = Field(
+        default=False,
+        description="Allow sending the API key over a plain http:// address (lab or "
+        "simulator only); validate and status warn for every such device",
+    )
     site: Name
     redundancyGroup: Name | None = None
 
