@@ -150,9 +150,7 @@ async def secured_gitops(
             port,
             {KEY_ENV: fleet.api_key, **(environ or {})},
             logs,
-            poll_interval=0.2,
-            status_coalesce=0,
-            **(settings or {}),
+            **{"poll_interval": 0.2, "status_coalesce": 0, **(settings or {})},
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
