@@ -30,7 +30,7 @@ async def test_bad_signature_flood_does_not_block_a_signed_delivery(tmp_path: Pa
         url = f"http://127.0.0.1:{ops.port}"
         flood = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
         async with httpx.AsyncClient(transport=flood, base_url=url) as attacker:
-            codes = set()
+            codes: set[int] = set()
             for i in range(60):
                 forged = {"X-Hub-Signature-256": "sha256=" + f"{i:064x}"}
                 for forge, header in (("github", forged), ("gitea", {"X-Gitea-Signature": "0"})):
@@ -42,8 +42,8 @@ async def test_bad_signature_flood_does_not_block_a_signed_delivery(tmp_path: Pa
 
         sha = ops.merge({"fleet/note.yaml": "# a change only a webhook announces\n"}, "note")
         body = b'{"ref": "refs/heads/main"}'
-        async with httpx.AsyncClient(base_url=url) as forge:
-            delivery = await forge.post("/webhooks/github", content=body, headers=_signed(body))
+        async with httpx.AsyncClient(base_url=url) as sender:
+            delivery = await sender.post("/webhooks/github", content=body, headers=_signed(body))
         assert delivery.status_code == 202
         await wait_for(lambda: ops.daemon.state.verified == sha, 30, "the announced commit")
         assert SECRET not in ops.logs.getvalue()
