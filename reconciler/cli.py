@@ -311,9 +311,14 @@ def _plan_facts(args: argparse.Namespace, state: DesiredState) -> dict[str, Devi
     if args.observed:
         return facts_from_observation(json.loads(Path(args.observed).read_text("utf-8")))
     if args.status_dir:
+        devices = Path(args.status_dir) / "devices"
+        if devices.is_symlink():
+            raise ValueError(f"{devices} is a symlink; the status branch is not trusted")
+        # Only regular files: anyone who can push to the status branch can plant a link.
         docs = {
             f.stem: yaml.safe_load(f.read_text("utf-8"))
-            for f in sorted((Path(args.status_dir) / "devices").glob("*.yaml"))
+            for f in sorted(devices.glob("*.yaml"))
+            if f.is_file() and not f.is_symlink()
         }
         return facts_from_status(docs)
     if args.live:
