@@ -79,13 +79,13 @@ async def test_daemon_never_sends_its_own_secrets_even_when_the_allowlist_would(
         ) as ops,
     ):
         await _written(ops)  # a second pass: nothing changes either
+        secrets = _own_secrets(state)
+        assert not any(attacker.received(s) for s in secrets)
+        assert attacker.requests == []
         for name in ("evil-env", "evil-file", "evil-token"):
             assert "gitfirm's own secrets" in _refused(ops, name)
         observed = git(ops.remote, "show", "status:devices/evil-file.yaml")
         assert "credentials: secret file" in observed
-        secrets = _own_secrets(state)
-        assert not any(attacker.received(s) for s in secrets)
-        assert attacker.requests == []
         await _assert_nothing_leaked(ops, secrets)
 
 
@@ -99,10 +99,11 @@ async def test_daemon_default_allowlist_refuses_other_env_and_any_file(tmp_path:
         async with secured_gitops(
             tmp_path, devices=devices, environ={"GITFIRM_WEBHOOK_SECRET": HOOK_SECRET, "HOME": "/x"}
         ) as ops:
+            assert not any(attacker.received(s) for s in [*_own_secrets(state), "/x"])
+            assert attacker.requests == []
             assert "does not start with 'VYOS_API_KEY_'" in _refused(ops, "evil-home")
             assert "no --secrets-dir" in _refused(ops, "evil-file")
             assert all(ops.daemon.state.facts[n].reachable for n in ops.fleet.names)
-            assert attacker.requests == []
             await _assert_nothing_leaked(ops, _own_secrets(state))
 
 
@@ -114,9 +115,9 @@ async def test_daemon_sends_no_key_over_plain_http(tmp_path: Path) -> None:
             devices={"lab": evil_device("lab", attacker.url, {"env": "VYOS_API_KEY_LAB"})},
             environ={"VYOS_API_KEY_LAB": LAB_KEY},
         ) as ops:
-            assert "plain http://" in _refused(ops, "lab")
-            assert attacker.requests == []
             assert not attacker.received(LAB_KEY)
+            assert attacker.requests == []
+            assert "plain http://" in _refused(ops, "lab")
             await _assert_nothing_leaked(ops, [LAB_KEY])
 
 
@@ -207,6 +208,8 @@ async def test_observe_process_sends_no_daemon_secret(tmp_path: Path) -> None:
             repo.mkdir(parents=True)
             (repo / "extra.yaml").write_text(yaml.safe_dump_all(list(devices.values())))
             default = await _observe(tmp_path / "repo", env)
+            for secret in (HOOK_SECRET, backup_key, LAB_KEY):
+                assert not attacker.received(secret) and not plain.received(secret)
             with_dir = await _observe(tmp_path / "repo", env, "--secrets-dir", str(secrets_dir))
             assert plain.requests == []
     for seen in (default, with_dir):
