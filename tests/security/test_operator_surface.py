@@ -4,12 +4,20 @@ listener; routers and probes keep ``/images``, ``/healthz``, ``/readyz`` and web
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
-from tests.support.attacker import secured_gitops
-from tests.support.daemon import free_port
+from tests.support.attacker import attacker_server, evil_device, secured_gitops
+from tests.support.daemon import config_files, free_port
+from tests.support.gitrepo import git_env, seeded_remote
+from tests.support.simulator import KEY_ENV, running_simulator
 
 TOKEN = "operator-token-4b9e1d77"
 
@@ -72,3 +80,60 @@ async def test_operator_listener_separates_the_surfaces(tmp_path: Path) -> None:
         assert ops.fleet.names[0] in summary.text
         assert (await http.get(f"{operator}/healthz")).status_code == 200
         assert (await http.get(f"{operator}/images/x/y")).status_code == 404
+
+
+async def test_gitfirm_run_process_wires_the_operator_and_secret_flags(tmp_path: Path) -> None:
+    """The flags of the real ``gitfirm run``: operator listener plus token from a named
+    variable, and a secret allowlist that refuses a Device naming that very variable."""
+    operator_port, port = free_port(), free_port()
+    async with (
+        running_simulator(1, releases=["1.4"]) as fleet,
+        attacker_server(tls_dir=tmp_path / "tls") as attacker,
+    ):
+        files, _ = config_files(tmp_path / "upstream", fleet, ["1.4.3"])
+        evil = evil_device(
+            "evil", attacker.url, {"env": "OPS_TOKEN"}, tls={"insecureSkipVerify": True}
+        )
+        files["fleet/evil.yaml"] = yaml.safe_dump(evil)
+        files["fleet/devices.yaml"] = files["fleet/devices.yaml"].replace(KEY_ENV, "OPS_KEY")
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        args = [
+            "--repo", str(remote), "--state-dir", str(tmp_path / "state"),
+            "--listen", f"127.0.0.1:{port}", "--operator-listen", f"127.0.0.1:{operator_port}",
+            "--operator-token-env", "OPS_TOKEN", "--secret-env-prefix", "OPS_",
+            "--status-coalesce", "0", "--no-watch",
+        ]  # fmt: skip
+        env = git_env(tmp_path, {"OPS_TOKEN": TOKEN, "OPS_KEY": fleet.api_key})
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reconciler.cli", "run", *args,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                operator = f"http://127.0.0.1:{operator_port}"
+
+                async def summary() -> dict[str, Any] | None:
+                    with contextlib.suppress(httpx.HTTPError):
+                        got = await http.get(
+                            f"{operator}/", headers={"Authorization": f"Bearer {TOKEN}"}
+                        )
+                        devices = got.json().get("devices", {}) if got.status_code == 200 else {}
+                        if all(d["reachable"] is not None for d in devices.values()) and devices:
+                            return dict(got.json())
+                    return None
+
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 60
+                while (seen := await summary()) is None:
+                    assert loop.time() < deadline, "gitfirm run never observed its devices"
+                    await asyncio.sleep(0.2)
+                assert (await http.get(f"{operator}/metrics")).status_code == 401
+                assert (await http.get(f"http://127.0.0.1:{port}/metrics")).status_code == 404
+                assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert attacker.requests == []
+    assert seen["devices"]["evil"]["reachable"] is False
+    assert seen["devices"][fleet.names[0]]["reachable"] is True  # OPS_KEY: allowed
+    assert TOKEN not in err.decode()
