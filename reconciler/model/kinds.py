@@ -154,13 +154,13 @@ class DeviceSpec(Strict):
     platform: Platform = Field(default_factory=Platform)
     credentials: Credentials
     tls: Tls = Field(default_factory=Tls)
-    insecurePlaintext: bool = Field(
-        default=False,
-        description="Allow sending the API key over a plain http:// address (lab or "
-        "simulator only); validate and status warn for every such device",
-    )
     site: Name
     redundancyGroup: Name | None = None
+    insecurePlaintext: bool = Field(
+        default=False,
+        description="Allow sending the API key over plain http://. Only a signer with the "
+        "AccessPolicy's adminRole may add or change a Device that says true; status warns.",
+    )
 
 
 class Device(Document):
