@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from reconciler.cli import main
@@ -121,7 +122,9 @@ async def test_daemon_sends_no_key_over_plain_http(tmp_path: Path) -> None:
             await _assert_nothing_leaked(ops, [LAB_KEY])
 
 
-async def test_insecure_plaintext_is_an_explicit_visible_choice(tmp_path: Path) -> None:
+async def test_insecure_plaintext_is_an_explicit_visible_choice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with attacker_server("127.0.0.11") as lab:
         device = evil_device("lab", lab.url, {"env": "VYOS_API_KEY_LAB"}, insecurePlaintext=True)
         async with secured_gitops(
@@ -134,7 +137,9 @@ async def test_insecure_plaintext_is_an_explicit_visible_choice(tmp_path: Path) 
             assert "plaintext: true" in status
             assert "PLAINTEXT" in git(ops.remote, "show", "status:README.md")
             git(ops.work, "pull", "--quiet")
+    capsys.readouterr()
     assert main(["validate", str(ops.work)]) == 0
+    assert "insecurePlaintext: true: the API key crosses the network" in capsys.readouterr().err
     assert main(["validate", "--strict", str(ops.work)]) == 1
 
 
