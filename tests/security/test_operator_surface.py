@@ -13,7 +13,11 @@ from typing import Any
 
 import httpx
 import yaml
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
+from reconciler.surfaces import OperatorAccess, build_surfaces
 from tests.support.attacker import attacker_server, evil_device, secured_gitops
 from tests.support.daemon import config_files, free_port
 from tests.support.gitrepo import git_env, seeded_remote
@@ -137,3 +141,29 @@ async def test_gitfirm_run_process_wires_the_operator_and_secret_flags(tmp_path:
     assert seen["devices"]["evil"]["reachable"] is False
     assert seen["devices"][fleet.names[0]]["reachable"] is True  # OPS_KEY: allowed
     assert TOKEN not in err.decode()
+
+
+async def test_with_a_listener_and_a_token_both_are_required() -> None:
+    async def ok(_: Request) -> Response:
+        return PlainTextResponse("fleet")
+
+    surfaces = build_surfaces(
+        probes=[Route("/healthz", ok)],
+        operator=[Route("/metrics", ok)],
+        devices=[Route("/images/x", ok)],
+        access=OperatorAccess("OPS_TOKEN", token=TOKEN, listen="127.0.0.1:9"),
+    )
+    assert surfaces.operator is not None
+    operator = httpx.ASGITransport(app=surfaces.operator)
+    device = httpx.ASGITransport(app=surfaces.device)
+    async with (
+        httpx.AsyncClient(transport=operator, base_url="http://ops") as ops,
+        httpx.AsyncClient(transport=device, base_url="http://dev") as dev,
+    ):
+        assert (await ops.get("/metrics")).status_code == 401
+        auth = {"Authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive
+        assert (await ops.get("/metrics", headers=auth)).text == "fleet"
+        assert (await ops.get("/images/x")).status_code == 404
+        assert (await dev.get("/metrics", headers=auth)).status_code == 404
+        assert (await dev.get("/images/x")).status_code == 200
+        assert (await dev.get("/healthz")).status_code == 200
