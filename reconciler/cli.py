@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.state import DesiredState
+    from reconciler.secrets import SecretPolicy
 
 __all__ = ["main"]
 
@@ -135,7 +136,7 @@ def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--api-key", required=True, help="the API key every device accepts")
     p.add_argument("--per-device-ports", action="store_true", help="device i on PORT+i")
     p.add_argument("--write-fleet", help="write matching Device documents to this YAML file")
-    p.add_argument("--key-env", default="GITFIRM_SIM_API_KEY", help="env var the documents name")
+    p.add_argument("--key-env", default="VYOS_API_KEY_SIM", help="env var the documents name")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice")
     p.add_argument("--latency", type=float, default=150.0, help="ms per API call (default 150)")
     p.add_argument("--bandwidth", type=float, default=12.5, help="image download MB/s (0: no cap)")
@@ -193,7 +194,9 @@ _COMMANDS.append(_register_sim)
 
 
 def _register_observe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("observe", help="observe every device of a config repository")
+    p = sub.add_parser(
+        "observe", parents=[_secret_flags()], help="observe every device of a config repository"
+    )
     p.add_argument("dir", help="config repository directory")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--concurrency", type=int, default=256, help="devices at once (default 256)")
@@ -224,7 +227,10 @@ def _cmd_observe(args: argparse.Namespace) -> int:
     clock = SystemClock()
     started = clock.now()
     endpoints, facts = endpoints_for(
-        loaded.state.devices.values(), environ=os.environ, base=root, now=started
+        loaded.state.devices.values(),
+        environ=os.environ,
+        policy=_secret_policy(args),
+        now=started,
     )
     settings = ObserveSettings(concurrency=args.concurrency, health=args.health)
 
@@ -243,8 +249,42 @@ def _cmd_observe(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_observe)
 
 
+def _secret_flags() -> argparse.ArgumentParser:
+    """``--secret-env-prefix`` and ``--secrets-dir``: the operator's allowlist of the secrets
+    a Device may name (set here, never in Git)."""
+    from reconciler.secrets import DEFAULT_ENV_PREFIX
+
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--secret-env-prefix",
+        default=DEFAULT_ENV_PREFIX,
+        metavar="PREFIX",
+        help=f"an apiKey {{env: NAME}} must start with this (default {DEFAULT_ENV_PREFIX})",
+    )
+    flags.add_argument(
+        "--secrets-dir",
+        type=Path,
+        metavar="DIR",
+        help="an apiKey {file: PATH} must resolve inside this directory (default: none allowed)",
+    )
+    return flags
+
+
+def _secret_policy(args: argparse.Namespace) -> SecretPolicy:
+    from reconciler.errors import ConfigError
+    from reconciler.secrets import SecretPolicy
+
+    try:
+        return SecretPolicy(env_prefix=args.secret_env_prefix, secrets_dir=args.secrets_dir)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("plan", help="show what desired state would do to every device")
+    p = sub.add_parser(
+        "plan", parents=[_secret_flags()], help="show what desired state would do to every device"
+    )
     p.add_argument("dir", help="config repository directory")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--observed", metavar="FILE", help="output of `observe --format json`")
@@ -260,9 +300,7 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(handler=_cmd_plan)
 
 
-def _plan_facts(
-    args: argparse.Namespace, state: DesiredState, root: Path
-) -> dict[str, DeviceFacts] | None:
+def _plan_facts(args: argparse.Namespace, state: DesiredState) -> dict[str, DeviceFacts] | None:
     """Facts for ``plan`` from the chosen source; None when no source was given."""
     import json
 
@@ -273,17 +311,22 @@ def _plan_facts(
     if args.observed:
         return facts_from_observation(json.loads(Path(args.observed).read_text("utf-8")))
     if args.status_dir:
+        devices = Path(args.status_dir) / "devices"
+        if devices.is_symlink():
+            raise ValueError(f"{devices} is a symlink; the status branch is not trusted")
+        # Only regular files: anyone who can push to the status branch can plant a link.
         docs = {
             f.stem: yaml.safe_load(f.read_text("utf-8"))
-            for f in sorted((Path(args.status_dir) / "devices").glob("*.yaml"))
+            for f in sorted(devices.glob("*.yaml"))
+            if f.is_file() and not f.is_symlink()
         }
         return facts_from_status(docs)
     if args.live:
-        return _live_facts(state, root)
+        return _live_facts(state, _secret_policy(args))
     return None
 
 
-def _live_facts(state: DesiredState, root: Path) -> dict[str, DeviceFacts]:
+def _live_facts(state: DesiredState, policy: SecretPolicy) -> dict[str, DeviceFacts]:
     import asyncio
     import os
 
@@ -294,7 +337,7 @@ def _live_facts(state: DesiredState, root: Path) -> dict[str, DeviceFacts]:
 
     clock = SystemClock()
     endpoints, facts = endpoints_for(
-        state.devices.values(), environ=os.environ, base=root, now=clock.now()
+        state.devices.values(), environ=os.environ, policy=policy, now=clock.now()
     )
     settings = ObserveSettings(health=True)
 
@@ -332,7 +375,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     try:
         now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
-        facts = _plan_facts(args, loaded.state, root)
+        facts = _plan_facts(args, loaded.state)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -601,7 +644,7 @@ _COMMANDS.append(_register_image)
 
 
 def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run the reconciler daemon")
+    p = sub.add_parser("run", parents=[_secret_flags()], help="run the reconciler daemon")
     p.add_argument("--repo", required=True, help="config repository URL or path")
     p.add_argument("--branch", default="main")
     p.add_argument("--status-branch", default="status")
@@ -613,6 +656,15 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
+    p.add_argument(
+        "--operator-token-env",
+        default="GITFIRM_OPERATOR_TOKEN",
+        metavar="VAR",
+        help="env var holding the bearer token / and /metrics require",
+    )
+    p.add_argument(
+        "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
+    )
     p.add_argument(
         "--no-watch",
         action="store_true",
@@ -641,6 +693,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         access_pin=args.access_pin,
         status_signing_key=args.status_signing_key,
         watch_local=not args.no_watch,
+        secrets=_secret_policy(args),
+        operator_token_env=args.operator_token_env,
+        operator_listen=args.operator_listen,
     )
     formatter = configure_json_logging()
 

@@ -20,14 +20,13 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,7 +35,8 @@ from starlette.routing import Mount, Route
 
 from reconciler.clock import Clock, SystemClock
 from reconciler.devices.client import VyOSClient
-from reconciler.devices.endpoint import Endpoint, endpoint_for
+from reconciler.devices.endpoint import Endpoint
+from reconciler.devices.fleet import device_endpoint
 from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
 from reconciler.errors import (
@@ -68,13 +68,14 @@ from reconciler.rollout.journal import Journal
 from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import RolloutSettings, Transition
 from reconciler.rollout.progress import rollout_progress
-from reconciler.secrets import resolve_secret
+from reconciler.secrets import SecretPolicy
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
 from reconciler.source.verify import Verifier
 from reconciler.source.watch import wake_on_changes
-from reconciler.source.webhooks import WebhookSecrets, webhook_routes
+from reconciler.source.webhooks import FORGES, WebhookSecrets, webhook_routes
 from reconciler.statusbook import StatusBook
+from reconciler.surfaces import HttpServers, OperatorAccess, Surfaces, build_surfaces
 
 __all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
 
@@ -133,6 +134,17 @@ class DaemonSettings(BaseModel):
         default=None, description="SSH private key that signs status commits"
     )
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    secrets: SecretPolicy = Field(
+        default_factory=SecretPolicy,
+        description="Which env vars and files a Device's apiKey may name (never set in Git)",
+    )
+    operator_token_env: str = Field(
+        default="GITFIRM_OPERATOR_TOKEN",
+        description="Env var of the bearer token that / and /metrics require",
+    )
+    operator_listen: str | None = Field(
+        default=None, description="host:port serving / and /metrics instead of the device port"
+    )
 
     @property
     def base_url(self) -> str:
@@ -192,6 +204,10 @@ class Daemon:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.webhook_secrets = self._webhook_secrets()
         self._secrets: set[str] = set(self.webhook_secrets.values())
+        self.secret_policy = self._secret_policy()
+        self._operator_token = self.environ.get(settings.operator_token_env) or None
+        self._remember(self._operator_token or "")
+        self._key_refusals: dict[str, str] = {}
         self.mirror = Mirror(settings.repo, state_dir / "source", settings.branch)
         self.poller = Poller(
             self.mirror,
@@ -258,6 +274,16 @@ class Daemon:
             gitlab=self.environ.get(f"{env}_GITLAB", shared),
             gitea=self.environ.get(f"{env}_GITEA", shared),
         )
+
+    def _secret_policy(self) -> SecretPolicy:
+        # The daemon's own secrets are never a device's API key, whatever the allowlist says.
+        s = self.settings
+        hook = s.webhook_secret_env
+        env = [hook, *(f"{hook}_{forge.upper()}" for forge in FORGES)]
+        env += [s.backup_key_env, s.operator_token_env]
+        paths = [s.state_dir, Path.home() / ".ssh", Path.home() / ".git-credentials"]
+        paths += [s.status_signing_key] if s.status_signing_key else []
+        return s.secrets.deny(env=env, paths=paths)
 
     def _secret_file(self, name: str, make: bytes) -> bytes:
         # Keys that only this instance needs live in its state dir, readable by it alone.
@@ -375,17 +401,16 @@ class Daemon:
 
     def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
         out: dict[str, Endpoint] = {}
-        base = Path(desired.root)
+        self._key_refusals = {}
         for name, device in desired.devices.items():
             try:
-                key = resolve_secret(
-                    device.spec.credentials.apiKey, environ=self.environ, base=base
-                )
+                endpoint = device_endpoint(device, environ=self.environ, policy=self.secret_policy)
             except ConfigError as exc:
+                self._key_refusals[name] = f"credentials: {exc}"
                 log.error(str(exc), extra={"event": "credentials", "device": name})
                 continue
-            self._remember(key)
-            out[name] = endpoint_for(device, key)
+            self._remember(endpoint.api_key)
+            out[name] = endpoint
         return out
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
@@ -423,7 +448,7 @@ class Daemon:
                     name=name,
                     reachable=False,
                     observed_at=self.clock.now(),
-                    error="API key could not be resolved",
+                    error=self._key_refusals.get(name, "API key could not be resolved"),
                 )
         self.state.facts = facts
         self.book.observed(facts, desired)
@@ -509,7 +534,12 @@ class Daemon:
     # --- HTTP surface -----------------------------------------------------------------------
 
     def app(self) -> Starlette:
-        """The one port: health, readiness, metrics, webhooks, image distribution, dashboard."""
+        """The device port: health, readiness, webhooks, image distribution (and the operator
+        endpoints unless they have their own listener)."""
+        return self.surfaces().device
+
+    def surfaces(self) -> Surfaces:
+        """Device and operator apps (see :mod:`reconciler.surfaces`)."""
 
         async def healthz(_: Request) -> Response:
             return PlainTextResponse("ok\n")
@@ -526,15 +556,18 @@ class Daemon:
         async def dashboard(_: Request) -> Response:
             return JSONResponse(self.book.summary(self.state.desired, self.secrets))
 
-        return Starlette(
-            routes=[
-                Route("/healthz", healthz),
-                Route("/readyz", readyz),
-                Route("/metrics", metrics),
-                Route("/", dashboard),
+        return build_surfaces(
+            probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+            operator=[Route("/metrics", metrics), Route("/", dashboard)],
+            devices=[
                 *webhook_routes(self.webhook_secrets, self.poller.wake, self.clock),
                 Mount("/", app=self.distribution.app),
-            ]
+            ],
+            access=OperatorAccess(
+                self.settings.operator_token_env,
+                token=self._operator_token,
+                listen=self.settings.operator_listen,
+            ),
         )
 
     # --- forever ------------------------------------------------------------------------------
@@ -542,17 +575,7 @@ class Daemon:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Serve and reconcile until ``stop`` is set (SIGTERM in ``gitfirm run``)."""
         stop = stop or asyncio.Event()
-        host, _, port = self.settings.listen.rpartition(":")
-        server = _Server(
-            uvicorn.Config(
-                self.app(),
-                host=host.strip("[]") or "127.0.0.1",
-                port=int(port),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-        )
+        server = HttpServers(self.surfaces(), self.settings.listen, self.settings.operator_listen)
         own_http = self._http is None
         if own_http:
             self._http = make_http_client()
@@ -595,7 +618,7 @@ class Daemon:
                 await self.reconcile(None)
 
     async def _shutdown(
-        self, server: uvicorn.Server, tasks: list[asyncio.Task[Any]], own_http: bool
+        self, server: HttpServers, tasks: list[asyncio.Task[Any]], own_http: bool
     ) -> None:
         # SIGTERM: stop starting devices; in-flight ones park at their next step boundary,
         # and the journal lets the next process resume them.
@@ -623,13 +646,6 @@ class Daemon:
             self._http = None
         self.journal.close()
         self.marks.close()
-
-
-class _Server(uvicorn.Server):
-    # The daemon owns SIGTERM (graceful rollout parking); uvicorn must not take it.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _has_work(plan: Plan, policy: str) -> bool:

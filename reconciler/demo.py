@@ -131,6 +131,7 @@ def _prepare_fleet(work: Path, sim_url: str) -> list[VirtualDevice]:
         )
         doc["spec"]["address"] = f"{sim_url}/{name}"
         doc["spec"].pop("tls", None)  # the simulator speaks plain HTTP on loopback
+        doc["spec"]["insecurePlaintext"] = True
         return doc
 
     for path in sorted((work / "fleet").glob("*.yaml")):
@@ -311,7 +312,7 @@ async def _wait(check: Any, seconds: float) -> bool:
 async def _demo(example: Path, root: Path, console: Console) -> int:
     api_key = secrets.token_urlsafe(24)
     webhook_secret = secrets.token_urlsafe(24)
-    sim_port, port = _free_port(), _free_port()
+    sim_port, port, operator_port = _free_port(), _free_port(), _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     demo, devices, pin = _setup(example, root, sim_url, console)
     # Devices drop connections when they reboot; that is the point, not an error to print.
@@ -329,6 +330,7 @@ async def _demo(example: Path, root: Path, console: Console) -> int:
             repo=str(demo.remote),
             state_dir=root / "state",
             listen=f"127.0.0.1:{port}",
+            operator_listen=f"127.0.0.1:{operator_port}",
             poll_interval=30,
             observe_interval=3600,
             status_coalesce=1,
@@ -353,8 +355,8 @@ async def _demo(example: Path, root: Path, console: Console) -> int:
             console.print("[red]the daemon did not apply the first revision[/]")
             return 1
         console.print(
-            f"[bold]daemon[/]       http://127.0.0.1:{port}"
-            "  (/healthz /metrics /webhooks/github /images)"
+            f"[bold]daemon[/]       http://127.0.0.1:{port}  (/healthz /webhooks/github /images)"
+            f"\n[bold]operator[/]     http://127.0.0.1:{operator_port}  (/ /metrics)"
         )
         _policies(demo.work, merged=True)
         pr = load_repository(demo.work)

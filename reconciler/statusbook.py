@@ -169,6 +169,7 @@ class StatusBook:
                     last_transition=self.changes.get(name),
                     last_error=self.errors.get(name),
                     tls_insecure=device.spec.tls.insecureSkipVerify,
+                    plaintext=device.spec.insecurePlaintext,
                 )
             )
         return out

@@ -1,42 +1,54 @@
 """From ``kind: Device`` documents to endpoints and a printable view of facts.
 
-:func:`endpoints_for` resolves each device's API key (``reconciler.secrets``) at the last
-moment; a device whose key cannot be resolved gets facts saying so instead of an endpoint,
-so one missing variable never stops a pass. :func:`facts_table` renders facts for a terminal.
+:func:`endpoints_for` resolves each device's API key (``reconciler.secrets``, under the
+operator's :class:`~reconciler.secrets.SecretPolicy`) at the last moment; a device whose key
+cannot be resolved or may not be sent gets facts saying so instead of an endpoint, so one
+refused reference never stops a pass. :func:`facts_table` renders facts for a terminal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 
 from rich.table import Table
 
-from reconciler.devices.endpoint import Endpoint, endpoint_for
+from reconciler.devices.endpoint import Endpoint, check_transport, endpoint_for
 from reconciler.errors import ConfigError
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.kinds import Device
-from reconciler.secrets import resolve_secret
+from reconciler.secrets import SecretPolicy, resolve_secret
 
-__all__ = ["endpoints_for", "facts_table"]
+__all__ = ["device_endpoint", "endpoints_for", "facts_table"]
+
+
+def device_endpoint(
+    device: Device, *, environ: Mapping[str, str], policy: SecretPolicy
+) -> Endpoint:
+    """The device's endpoint with its API key; :class:`ConfigError` (never naming the value)
+    when the key may not be sent to its address or the policy refuses the reference."""
+    check_transport(device)  # before resolving: a refused key is not even read
+    key = resolve_secret(device.spec.credentials.apiKey, environ=environ, policy=policy)
+    return endpoint_for(device, key)
 
 
 def endpoints_for(
-    devices: Iterable[Device], *, environ: Mapping[str, str], base: Path, now: datetime
+    devices: Iterable[Device],
+    *,
+    environ: Mapping[str, str],
+    policy: SecretPolicy,
+    now: datetime,
 ) -> tuple[list[Endpoint], dict[str, DeviceFacts]]:
     """Endpoints for the devices whose key resolves, and facts for those whose key does not."""
     endpoints: list[Endpoint] = []
     failed: dict[str, DeviceFacts] = {}
     for device in devices:
         try:
-            key = resolve_secret(device.spec.credentials.apiKey, environ=environ, base=base)
+            endpoints.append(device_endpoint(device, environ=environ, policy=policy))
         except ConfigError as e:
             failed[device.name] = DeviceFacts(
                 name=device.name, reachable=False, observed_at=now, error=f"credentials: {e}"
             )
-            continue
-        endpoints.append(endpoint_for(device, key))
     return endpoints, failed
 
 

@@ -156,6 +156,11 @@ class DeviceSpec(Strict):
     tls: Tls = Field(default_factory=Tls)
     site: Name
     redundancyGroup: Name | None = None
+    insecurePlaintext: bool = Field(
+        default=False,
+        description="Allow sending the API key over plain http://. Only a signer with the "
+        "AccessPolicy's adminRole may add or change a Device that says true; status warns.",
+    )
 
 
 class Device(Document):

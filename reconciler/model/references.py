@@ -5,7 +5,9 @@ selected by several rollout policies, a redundancy group split across policies, 
 signature key or sigstore trust that no TrustPolicy of its channel provides, a missing
 trusted-root file, several AccessPolicies.
 Warnings: a selector matching no device, a redundancy group of one, an advisory naming a
-version no Image declares, an access rule naming a role nobody holds.
+version no Image declares, an access rule naming a role nobody holds, a device whose API
+key would cross the network in clear text (``insecurePlaintext``) or is never sent (plain
+``http://`` without it).
 """
 
 from __future__ import annotations
@@ -230,6 +232,20 @@ def _check_advisories(state: DesiredState, locate: Locate, warnings: list[Config
                 )
 
 
+def _check_plaintext(state: DesiredState, locate: Locate, warnings: list[ConfigError]) -> None:
+    for name, device in sorted(state.devices.items()):
+        plain = device.spec.address.scheme == "http"
+        if device.spec.insecurePlaintext:
+            text = "insecurePlaintext: true: the API key crosses the network in clear text"
+        elif plain:
+            text = "plain http:// address without insecurePlaintext: the API key is never sent"
+        else:
+            continue
+        warnings.append(
+            ConfigError(text, location=locate("Device", name, ("spec",)), field="spec.address")
+        )
+
+
 def _check_compliance(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
 
     for name, policy in sorted(state.compliance_policies.items()):
@@ -254,5 +270,6 @@ def check_references(
     _check_trust(state, locate, errors)
     _check_access(state, locate, errors, warnings)
     _check_advisories(state, locate, warnings)
+    _check_plaintext(state, locate, warnings)
     _check_compliance(state, locate, errors)
     return errors, warnings

@@ -3,11 +3,19 @@
 Every call runs the ``git`` CLI with a timeout and only per-command ``-c`` settings (the
 user's global config is never written). Async callers run these methods in a thread.
 Error text passes through :func:`reconciler.sanitize.redact` (remote URLs may carry tokens).
+
+The branch is untrusted input: anyone who can push to it may plant a symlink (say
+``devices/r1.yaml`` pointing at the daemon's key) or a submodule. :meth:`GitStore.sync`
+drops every symlink and gitlink from the index and the work tree (the next commit
+regenerates those paths as plain files), and files are only read and written as regular
+files below real directories of the work tree, never through a link.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +28,9 @@ from reconciler.report.render import is_owned
 from reconciler.sanitize import redact
 
 __all__ = ["GitIdentity", "GitStore", "PushOutcome"]
+
+# Tree entry modes that are not a regular file or directory: symlink, gitlink (submodule).
+_UNTRUSTED_MODES = frozenset({"120000", "160000"})
 
 # Variables a calling environment (a hook, a test) may set that would aim git elsewhere.
 _INHERITED_GIT_VARS = frozenset(
@@ -65,6 +76,8 @@ class GitStore:
         self.notes_ref = notes_ref
         self._timeout = timeout
         self._secrets = secrets
+        self.untrusted: tuple[str, ...] = ()
+        """Links the last :meth:`sync` dropped; the next commit must remove or replace them."""
 
     def __repr__(self) -> str:
         return f"GitStore(root={str(self.root)!r}, branch={self.branch!r})"
@@ -138,6 +151,23 @@ class GitStore:
         else:
             self._run("read-tree", "--empty")
         self._run("clean", "-q", "-f", "-d", "-x")
+        self._drop_untrusted()
+
+    def _drop_untrusted(self) -> None:
+        """Remove symlinks and gitlinks from the index and the work tree, never following
+        them; remembered in :attr:`untrusted` so the next commit regenerates the branch."""
+        listed = self._run("ls-files", "--stage", "-z").stdout
+        found = []
+        for entry in listed.split("\0"):
+            meta, _, path = entry.partition("\t")
+            if path and meta.split(" ", 1)[0] in _UNTRUSTED_MODES:
+                found.append(path)
+        if found:
+            literal = [f":(literal){p}" for p in found]
+            self._run("rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", *literal)
+            for path in found:
+                _remove(self.root / path)
+        self.untrusted = tuple(found)
 
     def head(self) -> str | None:
         """The local branch's commit, or None on an unborn branch."""
@@ -156,24 +186,54 @@ class GitStore:
         return head is not None and head != self._rev(self._tracking)
 
     def read_owned(self) -> dict[str, bytes]:
-        """The generated files currently in the work tree."""
+        """The generated files currently in the work tree: regular files only, found without
+        following a symlink (a link at an owned path is not read, and is replaced on write)."""
         files: dict[str, bytes] = {}
-        for path in self.root.rglob("*"):
-            rel = path.relative_to(self.root).as_posix()
-            if path.is_file() and not rel.startswith(".git/") and is_owned(rel):
-                files[rel] = path.read_bytes()
+        for top, dirs, names in os.walk(self.root):  # never descends into a linked directory
+            base = Path(top)
+            if base == self.root:
+                dirs[:] = [d for d in dirs if d != ".git"]
+            for name in names:
+                path = base / name
+                rel = path.relative_to(self.root).as_posix()
+                if is_owned(rel) and stat.S_ISREG(path.lstat().st_mode):
+                    files[rel] = _read_regular(path)
         return files
 
     def write_files(self, files: Mapping[str, bytes]) -> None:
-        """Make the generated files exactly ``files``; files gitfirm does not own are kept."""
+        """Make the generated files exactly ``files``; files gitfirm does not own are kept.
+
+        Nothing is written through a link: a link or other non-regular entry on the way to
+        a generated file is removed first, so every write lands inside the work tree.
+        """
         for rel in self.read_owned():
             if rel not in files:
                 (self.root / rel).unlink()
         for rel, data in files.items():
-            target = self.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists() or target.read_bytes() != data:
-                target.write_bytes(data)
+            target = self._real_parent(rel) / Path(rel).name
+            mode = _lstat_mode(target)
+            if mode is not None and not stat.S_ISREG(mode):
+                _remove(target)
+            elif mode is not None and _read_regular(target) == data:
+                continue
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+
+    def _real_parent(self, rel: str) -> Path:
+        """The directory of ``rel`` in the work tree, made of real directories only."""
+        here = self.root
+        for part in Path(rel).parent.parts:
+            if part in ("", ".", "..") or (here == self.root and part == ".git"):
+                raise ReportError(f"refusing status path {rel!r}")
+            here = here / part
+            mode = _lstat_mode(here)
+            if mode is not None and not stat.S_ISDIR(mode):
+                _remove(here)  # a symlink or file where a directory belongs
+                mode = None
+            if mode is None:
+                here.mkdir()
+        return here
 
     def commit_if_changed(self, message: str, when: datetime) -> str | None:
         """Commit the work tree when it differs from HEAD; returns the new commit or None."""
@@ -190,6 +250,7 @@ class GitStore:
         if key is not None:
             args.append("-S")
         self._run(*args, when=when)
+        self.untrusted = ()
         return self.head()
 
     def push(self) -> PushOutcome:
@@ -230,3 +291,27 @@ class GitStore:
     def push_notes(self) -> PushOutcome:
         """Push the notes ref; ``REJECTED`` when the remote notes moved."""
         return self._push(f"{self.notes_ref}:{self.notes_ref}")
+
+
+def _lstat_mode(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path`` itself: a link (never its target), a file or a real directory tree."""
+    mode = _lstat_mode(path)
+    if mode is None:
+        return
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path)  # lstat said a real directory; rmtree does not follow links
+    else:
+        path.unlink()
+
+
+def _read_regular(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()

@@ -83,6 +83,8 @@ def _devices(devices: list[dict[str, Any]]) -> list[str]:
     rows: list[list[Any]] = []
     for d in devices:
         tls = "off" if d["tls"]["insecure"] else "verified"
+        if d["tls"].get("plaintext"):
+            tls = "PLAINTEXT allowed"
         rows.append(
             [d["name"], _version(d), d["desired"]["version"], d["phase"], tls, d["lastError"]]
         )

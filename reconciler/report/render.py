@@ -108,7 +108,7 @@ def _device_doc(device: DeviceStatus) -> dict[str, Any]:
             "at": _iso(transition.at),
         },
         "lastError": device.last_error,
-        "tls": {"insecure": device.tls_insecure},
+        "tls": {"insecure": device.tls_insecure, "plaintext": device.plaintext},
     }
 
 

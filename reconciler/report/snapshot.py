@@ -57,6 +57,8 @@ class DeviceStatus:
     """Already sanitized by the caller; the renderer sanitizes it again."""
     tls_insecure: bool = False
     """True when TLS verification is off for this device (an explicit, visible choice)."""
+    plaintext: bool = False
+    """True when the device's API key may go over plain http:// (``insecurePlaintext``)."""
 
 
 @dataclass(frozen=True, slots=True)

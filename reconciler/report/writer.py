@@ -175,7 +175,9 @@ class StatusWriter:
         previous = self._documents(old)
         files = render_files(snapshot, self._secrets, previous)
         changed = sorted(p for p in old.keys() | files.keys() if old.get(p) != files.get(p))
-        if not changed:
+        # Links that sync dropped from an untrusted branch leave it in a commit even when
+        # every generated file is unchanged.
+        if not changed and not self.store.untrusted:
             return None
         before = {p: previous[p] for p in changed if p in previous}
         after = load_documents({p: files[p] for p in changed if p in files})

@@ -3,8 +3,8 @@
 Each backup is one file ``<root>/<device>/<revision>-<n>.cfg.gcm`` holding a format tag, a
 random 96-bit nonce and the ciphertext. The associated data binds it to its device and
 revision, so a file copied to another name fails to decrypt. The key is 32 bytes, given as
-bytes or as base64 text (from an environment variable or a file, via
-:func:`reconciler.secrets.resolve_secret`); it never appears in repr, logs or errors.
+bytes or as base64 text (the daemon's own ``GITFIRM_BACKUP_KEY``, or a key file generated in
+its state dir); it never appears in repr, logs or errors.
 """
 
 from __future__ import annotations

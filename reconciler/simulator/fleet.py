@@ -85,6 +85,8 @@ def fleet_documents(
             "credentials": {"apiKey": {"env": key_env}},
             "site": _SITES[(i // 2) % len(_SITES)],
         }
+        if spec["address"].startswith("http://"):
+            spec["insecurePlaintext"] = True  # the simulator speaks plain HTTP on loopback
         if i % 4 < 2:
             # Consecutive pairs share a redundancy group (half the fleet).
             spec["redundancyGroup"] = f"pair-{i // 2 + 1:04d}"

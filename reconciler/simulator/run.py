@@ -31,7 +31,7 @@ class SimOptions:
     settings: SimSettings
     per_device_ports: bool = False
     write_fleet: Path | None = None
-    key_env: str = "GITFIRM_SIM_API_KEY"
+    key_env: str = "VYOS_API_KEY_SIM"
     releases: tuple[str, ...] = ()
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per device name, the :class:`Faults` fields to set (``*`` means every device)."""

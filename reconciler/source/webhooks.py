@@ -7,9 +7,15 @@
 A request that authenticates only wakes the poller (202). The payload is never parsed, and
 no ref, SHA or URL in it is believed: the poller fetches and decides for itself. Comparisons
 are constant-time (:func:`hmac.compare_digest`); a mismatch is 401, a forge with no secret
-configured is 404, a body over the cap is 413, and past the rate limit (one token bucket for
-all endpoints, on the injected clock) requests get 429 before any HMAC work. Responses and
-logs name the forge and the outcome only, never a secret or a header value.
+configured is 404, a body over the cap is 413.
+
+Only *failed* authentications are rate limited, each (forge, source address) pair with its
+own token bucket on the injected clock (IPv6 sources by /64): a source past its budget gets
+429 before its body is read or hashed, while every other source, and every correctly
+signed delivery from anywhere else, is unaffected. A delivery that authenticates is never
+refused for someone else's failures and costs nothing: it only sets the poller's wake flag,
+which coalesces. The table of sources is bounded (least recently failed evicted first).
+Responses and logs name the forge, the source and the outcome, never a secret or a header.
 
 The daemon mounts :func:`webhook_routes` next to its other routes on its single port.
 """
@@ -18,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +40,7 @@ from reconciler.clock import Clock
 
 __all__ = [
     "FORGES",
+    "FailureLimiter",
     "TokenBucket",
     "WebhookSecrets",
     "WebhookSettings",
@@ -65,10 +74,13 @@ class WebhookSettings:
     max_body: int = 1 << 20
     """Bytes. The body is only hashed, and push payloads are far below 1 MiB; the cap stops
     a client from making us hash (or buffer) an unbounded stream."""
-    rate: float = 2.0
-    """Requests per second refilled into the bucket. Wake-ups coalesce, so more is useless."""
-    burst: int = 20
-    """Bucket size: a forge redelivering a batch of events still gets through."""
+    rate: float = 1.0
+    """Failed authentications per second one source may make, per forge, once its burst is
+    spent. A real forge fails only while its secret is being rotated."""
+    burst: int = 10
+    """Failures one source may make at once before it is limited."""
+    max_sources: int = 4096
+    """Sources whose failures are remembered; beyond this the least recent is forgotten."""
 
 
 class TokenBucket:
@@ -81,15 +93,57 @@ class TokenBucket:
         self._tokens = float(burst)
         self._at = clock.monotonic()
 
-    def take(self) -> float:
-        """Take a token: 0.0 when granted, else the seconds until one is available."""
+    def wait(self) -> float:
+        """0.0 when a token is available now, else the seconds until one is (takes nothing)."""
         now = self._clock.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now
-        if self._tokens >= 1.0:
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+
+    def take(self) -> float:
+        """Take a token: 0.0 when granted, else the seconds until one is available."""
+        wait = self.wait()
+        if not wait:
             self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self._rate
+        return wait
+
+
+class FailureLimiter:
+    """Failed authentications per key (forge, source), each key with its own bucket."""
+
+    def __init__(self, clock: Clock, settings: WebhookSettings) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+
+    def wait(self, key: tuple[str, str]) -> float:
+        """Seconds before ``key`` may try again (0.0: now). Keys that never failed pass."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait()
+
+    def failed(self, key: tuple[str, str]) -> None:
+        """Charge one failed authentication to ``key``, and to nobody else."""
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            limits = self._settings
+            bucket = TokenBucket(self._clock, limits.rate, limits.burst)
+            while len(self._buckets) >= limits.max_sources:
+                self._buckets.popitem(last=False)
+        self._buckets[key] = bucket  # most recently failed last
+        bucket.take()
+
+
+def _source_of(request: Request) -> str:
+    """Who sent ``request``: its peer address (an IPv6 peer by /64, which one host holds).
+    Forwarding headers are not believed: anyone can write them."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _hmac_hex(secret: str, body: bytes) -> str:
@@ -138,23 +192,29 @@ def webhook_routes(
 ) -> list[Route]:
     """The three ``/webhooks/<forge>`` routes; each success calls ``wake()``."""
     limits = settings or WebhookSettings()
-    bucket = TokenBucket(clock, limits.rate, limits.burst)
+    failures = FailureLimiter(clock, limits)
 
     def endpoint(forge: str) -> Callable[[Request], object]:
         async def receive(request: Request) -> JSONResponse:
             secret: str | None = getattr(secrets, forge)
             if not secret:
                 return _error(404, f"{forge} webhook is not configured")
-            wait = bucket.take()
+            source = _source_of(request)
+            key = (forge, source)
+            wait = failures.wait(key)
             if wait:
-                log.warning("webhook %s: rate limited", forge)
+                log.warning("webhook %s: %s rate limited after failed deliveries", forge, source)
                 return _error(429, "rate limited", {"Retry-After": str(math.ceil(wait))})
             body = await _read_capped(request, limits.max_body)
             if body is None:
-                log.warning("webhook %s: body over %d bytes", forge, limits.max_body)
+                failures.failed(key)
+                log.warning(
+                    "webhook %s: body over %d bytes from %s", forge, limits.max_body, source
+                )
                 return _error(413, "payload too large")
             if not verify_webhook(forge, secret, request.headers, body):
-                log.warning("webhook %s: signature mismatch", forge)
+                failures.failed(key)
+                log.warning("webhook %s: signature mismatch from %s", forge, source)
                 return _error(401, "signature mismatch")
             log.info("webhook %s: accepted, waking the poller", forge)
             wake()

@@ -14,6 +14,7 @@ from tests.support.gitrepo import git
 
 GITHUB_SECRET = "It's a Secret to Everybody"
 GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+OPERATOR_TOKEN = "operator-token-0c5e7a"
 
 
 def _tree_text(remote: Path, ref: str) -> str:
@@ -22,7 +23,7 @@ def _tree_text(remote: Path, ref: str) -> str:
 
 
 async def test_merged_change_rolls_out_and_status_is_the_audit_trail(tmp_path: Path) -> None:
-    env = {"GITFIRM_WEBHOOK_SECRET": GITHUB_SECRET}
+    env = {"GITFIRM_WEBHOOK_SECRET": GITHUB_SECRET, "GITFIRM_OPERATOR_TOKEN": OPERATOR_TOKEN}
     async with running_gitops(tmp_path, environ=env) as ops:
         assert set(ops.versions().values()) == {"1.4.3"}
         await wait_for(lambda: "status" in git(ops.remote, "branch"), 30, "first status commit")
@@ -68,7 +69,8 @@ async def test_merged_change_rolls_out_and_status_is_the_audit_trail(tmp_path: P
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops.port}") as http:
             assert (await http.get("/healthz")).status_code == 200
             assert (await http.get("/readyz")).status_code == 200
-            metrics = (await http.get("/metrics")).text
+            operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+            metrics = (await http.get("/metrics", headers=operator)).text
             assert "gitfirm_device_transitions_total" in metrics
             hook = {"X-Hub-Signature-256": GITHUB_SIGNATURE, "Content-Type": "text/plain"}
             ok = await http.post("/webhooks/github", content=b"Hello, World!", headers=hook)
@@ -96,6 +98,7 @@ async def test_merged_change_rolls_out_and_status_is_the_audit_trail(tmp_path: P
         for text in texts:
             assert key not in text
             assert GITHUB_SECRET not in text
+            assert OPERATOR_TOKEN not in text
         assert '"event": "transition"' in ops.logs.getvalue()
 
 

@@ -35,7 +35,7 @@ async def test_sim_fleet_then_observe_json(tmp_path: Path) -> None:
             sys.executable, "-m", "reconciler.cli", "observe", str(tmp_path / "repo"),
             "--format", "json",
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "GITFIRM_SIM_API_KEY": sim.api_key},
+            env={**os.environ, "VYOS_API_KEY_SIM": sim.api_key},
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 SIM_KEY = "sim-test-key-7f3a9c"
-KEY_ENV = "GITFIRM_SIM_API_KEY"
+KEY_ENV = "VYOS_API_KEY_SIM"
 
 
 @dataclass

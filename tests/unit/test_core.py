@@ -21,7 +21,7 @@ from reconciler.errors import (
 )
 from reconciler.model.fields import SecretRef
 from reconciler.sanitize import redact
-from reconciler.secrets import resolve_secret
+from reconciler.secrets import SecretPolicy, resolve_secret
 
 
 def test_success_envelope_is_no_error() -> None:
@@ -99,10 +99,12 @@ async def test_autojump_clock_never_waits() -> None:
 
 def test_resolve_secret_from_env_and_file(tmp_path: Path) -> None:
     (tmp_path / "k").write_text("file-secret\n")
-    assert resolve_secret(SecretRef(file="k"), environ={}, base=tmp_path) == "file-secret"
-    assert resolve_secret(SecretRef(env="K"), environ={"K": "v"}, base=tmp_path) == "v"
-    with pytest.raises(ConfigError, match="environment variable MISSING is not set"):
-        resolve_secret(SecretRef(env="MISSING"), environ={}, base=tmp_path)
+    policy = SecretPolicy(env_prefix="K", secrets_dir=tmp_path)
+    ref = SecretRef(file=str(tmp_path / "k"))
+    assert resolve_secret(ref, environ={}, policy=policy) == "file-secret"
+    assert resolve_secret(SecretRef(env="K"), environ={"K": "v"}, policy=policy) == "v"
+    with pytest.raises(ConfigError, match="environment variable K_MISSING is not set"):
+        resolve_secret(SecretRef(env="K_MISSING"), environ={}, policy=policy)
 
 
 def test_tune_gc_sets_thresholds_and_freezes() -> None:

@@ -43,7 +43,7 @@ def test_observed_round_trips_as_device_facts_without_live_numbers() -> None:
     assert parsed.version == "1.4.2" and parsed.running_image == "1.4.2"
     assert "health" not in doc["observed"] and "rtt_ms" not in doc["observed"]
     assert doc["lastTransition"] == {"from": "pending", "to": "stage", "at": "2026-01-01T00:00:00Z"}
-    assert doc["tls"] == {"insecure": False}
+    assert doc["tls"] == {"insecure": False, "plaintext": False}
     # The planner's --status-dir reader gets the same facts back (live numbers aside).
     stems = {"r1": doc}
     assert facts_from_status(stems)["r1"] == parsed

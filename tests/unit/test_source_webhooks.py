@@ -8,10 +8,12 @@ import logging
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 import reconciler.source.webhooks as webhooks
 from reconciler.clock import FakeClock
 from reconciler.source.webhooks import (
+    FailureLimiter,
     TokenBucket,
     WebhookSecrets,
     WebhookSettings,
@@ -36,10 +38,15 @@ class Wakes:
 
 
 def _client(
-    wakes: Wakes, clock: FakeClock | None = None, settings: WebhookSettings | None = None
+    wakes: Wakes,
+    clock: FakeClock | None = None,
+    settings: WebhookSettings | None = None,
+    app: Starlette | None = None,
+    source: str = "127.0.0.1",
 ) -> httpx.AsyncClient:
-    app = webhook_app(SECRETS, wakes, clock or FakeClock(), settings)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    app = app or webhook_app(SECRETS, wakes, clock or FakeClock(), settings)
+    transport = httpx.ASGITransport(app=app, client=(source, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 def test_github_published_vector() -> None:
@@ -106,25 +113,51 @@ async def test_body_cap() -> None:
     assert wakes.count == 0
 
 
-async def test_rate_limit_on_fake_clock() -> None:
+async def test_failures_are_limited_per_forge_and_source_on_fake_clock() -> None:
     clock = FakeClock()
     wakes = Wakes()
-    settings = WebhookSettings(rate=1.0, burst=3)
-    headers = {"X-Hub-Signature-256": GITHUB_SIG}
-    async with _client(wakes, clock, settings) as client:
+    app = webhook_app(SECRETS, wakes, clock, WebhookSettings(rate=1.0, burst=3))
+    good = {"X-Hub-Signature-256": GITHUB_SIG}
+    bad = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    async with (
+        _client(wakes, app=app, source="127.0.0.2") as attacker,
+        _client(wakes, app=app, source="127.0.0.1") as forge,
+        _client(wakes, app=app, source="2001:db8::1") as v6,
+        _client(wakes, app=app, source="2001:db8::2") as v6_neighbour,
+    ):
         codes = [
-            (
-                await client.post("/webhooks/github", content=GITHUB_BODY, headers=headers)
-            ).status_code
+            (await attacker.post("/webhooks/github", content=GITHUB_BODY, headers=bad)).status_code
             for _ in range(5)
         ]
-        limited = await client.post("/webhooks/github", content=GITHUB_BODY, headers=headers)
+        limited = await attacker.post("/webhooks/github", content=GITHUB_BODY, headers=good)
+        gitlab = await attacker.post(
+            "/webhooks/gitlab", content=b"x", headers={"X-Gitlab-Token": "no"}
+        )
+        valid = [
+            (await forge.post("/webhooks/github", content=GITHUB_BODY, headers=good)).status_code
+            for _ in range(50)
+        ]
+        for _ in range(3):
+            await v6.post("/webhooks/github", content=GITHUB_BODY, headers=bad)
+        same_64 = await v6_neighbour.post("/webhooks/github", content=GITHUB_BODY, headers=bad)
         clock.advance(1.0)
-        again = await client.post("/webhooks/github", content=GITHUB_BODY, headers=headers)
-    assert codes == [202, 202, 202, 429, 429]
-    assert limited.headers["retry-after"] == "1"
+        again = await attacker.post("/webhooks/github", content=GITHUB_BODY, headers=good)
+    assert codes == [401, 401, 401, 429, 429]
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
+    assert gitlab.status_code == 401  # another forge's budget
+    assert valid == [202] * 50  # never charged, never refused for the attacker's failures
+    assert same_64.status_code == 429
     assert again.status_code == 202
-    assert wakes.count == 4
+    assert wakes.count == 51
+
+
+def test_failure_table_is_bounded() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(clock, WebhookSettings(burst=1, max_sources=2))
+    for source in ("a", "b", "c"):
+        limiter.failed(("github", source))
+    assert limiter.wait(("github", "a")) == 0.0  # forgotten: least recently failed
+    assert limiter.wait(("github", "c")) > 0.0
 
 
 def test_token_bucket_refills_up_to_burst() -> None:
@@ -156,6 +189,6 @@ async def test_secret_never_in_responses_logs_or_repr(caplog: pytest.LogCaptureF
 
 def test_public_names() -> None:
     assert set(webhooks.__all__) == {
-        "FORGES", "TokenBucket", "WebhookSecrets", "WebhookSettings", "verify_webhook",
+        "FORGES", "FailureLimiter", "TokenBucket", "WebhookSecrets", "WebhookSettings", "verify_webhook",
         "webhook_app", "webhook_routes",
     }  # fmt: skip
