@@ -12,7 +12,10 @@ For every Device, in this order (the first rule that applies decides the action)
    no image for the platform, or no path (crossing a train needs an Image whose
    ``upgradeFrom`` names the device's train) is ``incompatible``. A target older than the
    running version is ``blocked`` unless ``strategy.allowDowngrade``.
-6. Already on target: ``none``, unless the engine is still in flight on it.
+6. Already on target: ``none``, unless the engine is still in flight on it. The journal
+   is the truth for a device in a disruptive phase (activate .. verify-rollback): its
+   journalled hop is put back in front of the path, so the engine resumes it there (health
+   gate included) whatever the device's current version says.
 7. An upgrade is needed. Gates, in order: in flight (``upgrade``, the engine finishes);
    halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
    already attempted under this revision and retryToken (``blocked``); outside every
@@ -49,7 +52,7 @@ from reconciler.planning.plan import (
     PlannedWave,
     WindowInfo,
 )
-from reconciler.planning.progress import Phase, RolloutProgress
+from reconciler.planning.progress import DISRUPTIVE, DeviceProgress, Phase, RolloutProgress
 from reconciler.planning.targets import platform_text, resolve_target
 from reconciler.planning.waves import Assignment, Candidate, assign_waves
 from reconciler.planning.windows import WindowStatus, window_status
@@ -185,6 +188,30 @@ def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
         draft.action = Action.UPGRADE
 
 
+def _resume_hop(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
+    """Put a disrupted device's journalled hop back in front of its path (see step 6)."""
+    if mine is None or mine.phase not in DISRUPTIVE or not mine.target_version:
+        return
+    if any(i.spec.version == mine.target_version for i in draft.path):
+        return
+    hop = next(
+        (
+            i
+            for i in usable_images(ctx.images, draft.device.spec.platform)
+            if i.spec.version == mine.target_version
+        ),
+        None,
+    )
+    if hop is None:
+        draft.notes.append(f"in flight on {mine.target_version}, which no Image names any more")
+        return
+    if draft.action is not Action.NONE:
+        # The route refused a new upgrade; the journalled hop still has to finish.
+        draft.notes.append(f"finishing the hop to {mine.target_version}: {draft.reason}")
+        draft.path, draft.action, draft.reason = (), Action.NONE, None
+    draft.path = (hop, *draft.path)
+
+
 def _judge(draft: _Draft, ctx: _Context) -> None:
     """Step 9: compliance of the running version, and whether the target fixes it."""
     if draft.current is None:
@@ -237,6 +264,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
     if draft.policy is not None:
         _resolve(draft, draft.policy, ctx)
         mine = ctx.progress.device(draft.policy.name, device.name)
+        _resume_hop(draft, mine, ctx)
         if draft.path:
             _gate(draft, draft.policy, ctx)
         elif draft.action is Action.NONE and mine is not None and mine.in_flight:

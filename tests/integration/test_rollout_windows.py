@@ -29,12 +29,13 @@ async def test_window_closes_mid_wave(tmp_path: Path) -> None:
     windows = [{"type": "allow", "schedule": "*/30 * * * *", "duration": "8m"}]
     policy = make_policy(
         strategy={"canary": 0, "waves": [100], "maxParallel": 3, "maxUnavailable": 3,
-                  "pause": "0s", "stageEarly": False},
+                  "pause": "0s", "stageEarly": False, "maxStepDuration": "4m"},
         windows=windows,
     )  # fmt: skip
-    clock = ScaledClock(TWO_AM - timedelta(minutes=1), scale=3000)
-    # Boot takes 0.1 s real = 5 min on the engine's clock: two batches overrun the window.
-    async with rig(tmp_path, devices, clock=clock, boot_seconds=0.1) as r:
+    clock = ScaledClock(TWO_AM - timedelta(minutes=1), scale=600)
+    # Boot takes 0.3 s real = 3 min on the engine's clock: the second batch starts in the
+    # window but may not reboot in it (4 min steps), so it waits for the next one.
+    async with rig(tmp_path, devices, clock=clock, boot_seconds=0.3) as r:
         plan = make_plan("rev1", "fleet", devices, waves={d.name: 1 for d in devices})
         result = await r.run(policy, plan)
         assert result.complete, result.reason
@@ -50,6 +51,9 @@ async def test_window_closes_mid_wave(tmp_path: Path) -> None:
             assert not (close + slack <= t < reopen), (name, t)
         overran = [n for n in starts if starts[n] < close <= ends[n]]
         assert overran, "some device started in the window and finished after it closed"
+        for e in r.events:
+            if e.to_phase == "await-boot":  # every reboot fits its window
+                assert not (close - timedelta(minutes=4) + slack <= e.time < reopen), e
         assert any(t >= reopen for t in starts.values()), "the rest waited for the next window"
 
 
