@@ -1,0 +1,90 @@
+"""Device safety through the whole daemon: real git, the simulator, restarts.
+
+The canary loses its BGP session after its upgrade (a simulator fault). The daemon is
+SIGKILLed while the canary waits for its boot or sits in its health gate; a fresh daemon
+on the same state dir must resume the canary at its journalled phase, run the health gate,
+roll the canary back, halt, and upgrade nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.planning.progress import Phase
+from tests.support.daemon import (
+    ALWAYS_OPEN,
+    config_files,
+    free_port,
+    make_daemon,
+    policy_yaml,
+    wait_for,
+)
+from tests.support.gitrepo import seeded_remote
+from tests.support.rollout import OLD, TARGET, make_device
+from tests.support.safety import daemon_process, journal_phases
+from tests.support.simulator import KEY_ENV, running_simulator
+
+# Established peers print two numbers before N/A; a peer that is down prints "Active 0".
+ESTABLISHED = r"\s\d+\s+\d+\s+N/A$"
+
+
+def bgp_policy(**spec: object) -> str:
+    """A policy to TARGET, one device at a time, with a BGP health gate."""
+    doc = yaml.safe_load(policy_yaml(TARGET, window=ALWAYS_OPEN, maxParallel=1))
+    doc["spec"]["healthChecks"] = [
+        {"name": "bgp", "show": ["ip", "bgp", "summary"], "expect": ESTABLISHED,
+         "initialDelay": "2s", "interval": "1s", "timeout": "20s", "failureThreshold": 1},
+    ]  # fmt: skip
+    doc["spec"].update(spec)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.mark.parametrize("phase", ["await-boot", "health"])
+async def test_restart_runs_the_health_gate_and_rolls_back(tmp_path: Path, phase: str) -> None:
+    devices = [make_device(f"r{i}") for i in range(4)]
+    for d in devices:
+        d.faults.degrade_after_upgrade = True  # whichever device is the canary
+    async with running_simulator(devices=devices, boot_seconds=2.0) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
+        files["policies/fleet.yaml"] = bgp_policy()
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        state, port = tmp_path / "state", free_port()
+        env = {KEY_ENV: fleet.api_key}
+        job = {"remote": str(remote), "state_dir": str(state), "port": port, "environ": env}
+        async with daemon_process(job, tmp_path / "job.json") as first:
+            await wait_for(lambda: phase in journal_phases(state).values(), 60, phase)
+            first.kill()  # SIGKILL: no step finishes, nothing is flushed
+            await first.wait()
+        canary = next(n for n, p in journal_phases(state).items() if p == phase)
+        assert fleet.device(canary).running in (OLD, TARGET)
+
+        daemon = make_daemon(remote, state, port, env, io.StringIO(), poll_interval=0.2,
+                             status_coalesce=0)  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await wait_for(
+                lambda: journal_phases(state).get(canary) == Phase.FAILED or task.done(),
+                60,
+                "the canary's health gate after the restart",
+            )
+            record = daemon.journal.device("fleet", canary)
+            assert record is not None and "health check failed" in record.last_error, record
+            assert record.marker == "rolled-back"
+            assert fleet.device(canary).running == OLD
+            roll = daemon.journal.rollout("fleet")
+            assert roll is not None and roll.halted
+            # Let a few more passes run: nobody else is touched.
+            for _ in range(3):
+                await daemon.reconcile(None)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+        for name in fleet.names:
+            adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
+            assert len(adds) == (1 if name == canary else 0), (name, adds)
