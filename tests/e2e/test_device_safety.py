@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from reconciler.planning.progress import Phase
+from reconciler.rollout.model import Transition
 from tests.support.daemon import (
     ALWAYS_OPEN,
     config_files,
@@ -25,7 +26,7 @@ from tests.support.daemon import (
     wait_for,
 )
 from tests.support.gitrepo import seeded_remote
-from tests.support.rollout import OLD, TARGET, make_device
+from tests.support.rollout import OLD, OLDER, TARGET, make_device
 from tests.support.safety import daemon_process, journal_phases
 from tests.support.simulator import KEY_ENV, running_simulator
 
@@ -88,3 +89,52 @@ async def test_restart_runs_the_health_gate_and_rolls_back(tmp_path: Path, phase
         for name in fleet.names:
             adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
             assert len(adds) == (1 if name == canary else 0), (name, adds)
+
+
+async def test_config_changed_after_the_add_survives_and_old_images_go(tmp_path: Path) -> None:
+    # Staged early (1.5+), activated later: an operator changes the config in between.
+    devices = [make_device(f"r{i}") for i in range(3)]
+    sick = devices[2]
+    sick.bgp_down = True  # unhealthy before the upgrade: precheck refuses it
+    async with running_simulator(devices=devices) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
+        files["policies/fleet.yaml"] = bgp_policy()
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        state = tmp_path / "state"
+        daemon = make_daemon(remote, state, free_port(), {KEY_ENV: fleet.api_key},
+                             io.StringIO(), poll_interval=0.2, status_coalesce=0)  # fmt: skip
+        details: dict[tuple[str, str], str] = {}
+
+        def operator(event: Transition) -> None:
+            details[(event.device, event.to_phase)] = event.detail
+            if event.to_phase == "activate":  # after the add, before the reboot
+                fleet.device(event.device).config["system"]["login"] = {"banner": "keep me"}
+
+        daemon.listeners.append(operator)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            healthy = [d.name for d in devices if d is not sick]
+            await wait_for(
+                lambda: all(journal_phases(state).get(n) == "done" for n in healthy) or task.done(),
+                60,
+                "the healthy devices' upgrades",
+            )
+            await wait_for(lambda: journal_phases(state).get(sick.name) == "skipped", 30, "skip")
+            record = daemon.journal.device("fleet", sick.name)
+            assert record is not None and "unhealthy before the upgrade" in record.last_error
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+        for name in healthy:
+            dev = fleet.device(name)
+            assert dev.running == TARGET
+            # The change made after the add is running and saved in the new image.
+            assert dev.config["system"]["login"] == {"banner": "keep me"}, dev.config
+            assert dev.saved_config == dev.config
+            assert "config restored" in details[(name, "health")]
+            # keepImages 2: the running image and the previous one; the oldest is gone.
+            assert sorted(dev.images) == sorted([OLD, TARGET])
+            assert "deleted old images: " + OLDER in details[(name, "done")]
+        assert fleet.device(sick.name).running == OLD
+        assert not [e for e in fleet.device(sick.name).log if e["event"] == "image-add"]
