@@ -112,6 +112,7 @@ class DaemonSettings(BaseModel):
     backup_key_env: str = Field(
         default="GITFIRM_BACKUP_KEY", description="Env var of the config-backup AES key"
     )
+    backup_keep: int = Field(default=30, ge=2, description="Config backups kept per device")
     image_url_ttl: float = Field(
         default=3 * 3600.0, gt=0, description="Seconds a device's image URL stays valid"
     )
@@ -194,7 +195,9 @@ class Daemon:
             self.store, TokenSigner(self._token_key(), clock=self.clock), clock=self.clock
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
-        self.backups = BackupStore(state_dir / "backups", self._backup_key())
+        self.backups = BackupStore(
+            state_dir / "backups", self._backup_key(), keep=settings.backup_keep
+        )
         self.book = StatusBook()
         self.writer = StatusWriter(
             WriterSettings(

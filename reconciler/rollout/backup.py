@@ -19,13 +19,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reconciler.errors import ConfigError, RolloutError
 
-__all__ = ["BackupEntry", "BackupKey", "BackupStore"]
+__all__ = ["BackupEntry", "BackupKey", "BackupStore", "ConfigTarget", "restore_backup"]
 
 _TAG = b"GFBK1"
 _NONCE = 12
@@ -141,6 +142,25 @@ class BackupStore:
                 f"backup {path.name} does not decrypt for {device} at {revision}"
             ) from None
         return plain.decode()
+
+
+class ConfigTarget(Protocol):
+    """The device calls a restore needs (the devices client satisfies it)."""
+
+    async def config_file_load_text(self, text: str) -> object:
+        """``/config-file load`` of config text (1.5+)."""
+        ...
+
+    async def config_file_save(self, file: str | None = None) -> object:
+        """``/config-file save``."""
+        ...
+
+
+async def restore_backup(store: BackupStore, entry: BackupEntry, device: ConfigTarget) -> None:
+    """Push a backup to its device: load it as the running config, then save it."""
+    config = store.read(entry.path, entry.device, entry.revision)
+    await device.config_file_load_text(config)
+    await device.config_file_save()
 
 
 def _aad(device: str, revision: str) -> bytes:

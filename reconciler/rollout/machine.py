@@ -342,7 +342,7 @@ class DeviceRun:
     async def _backup(self) -> None:
         await self.client.config_file_save()
         config = str(await self.client.retrieve(config_format="raw"))
-        self.ctx.backups.put(self.work.device, self.ctx.revision, config)
+        self.ctx.backups.put(self.work.device, self.ctx.revision, config, self.ctx.clock.now())
         self._enter(Phase.STAGE)
 
     async def _stage(self) -> None:

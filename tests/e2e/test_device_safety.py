@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,33 @@ async def test_config_changed_after_the_add_survives_and_old_images_go(tmp_path:
             assert "deleted old images: " + OLDER in details[(name, "done")]
         assert fleet.device(sick.name).running == OLD
         assert not [e for e in fleet.device(sick.name).log if e["event"] == "image-add"]
+
+        # The backups the daemon took: listed, shown only on request, and restored.
+        r0, cli = fleet.device("r0"), ("--state-dir", str(state))
+        code, out, _ = await gitfirm("backup", "list", "r0", *cli)
+        assert code == 0 and len(out.splitlines()) == 2, out  # backup + pre-activation
+        code, out, err = await gitfirm("backup", "show", "r0", *cli)
+        assert code == 1 and not out and err.startswith("error: ") and "--print" in err
+        code, out, _ = await gitfirm("backup", "show", "r0", "--print", *cli)
+        assert code == 0 and "keep me" in out
+        r0.config["system"] = {"host-name": "broken"}  # someone breaks it
+        env = {"GITFIRM_API_KEY": fleet.api_key}
+        code, out, err = await gitfirm("backup", "restore", "r0", "--url", fleet.url("r0"),
+                                       *cli, env=env)  # fmt: skip
+        assert code == 0, err
+        assert r0.config["system"]["login"] == {"banner": "keep me"}
+        assert r0.saved_config == r0.config
+        code, _, err = await gitfirm("backup", "restore", "r0", "--at", "2000-01-01T00:00:00",
+                                     "--url", fleet.url("r0"), *cli, env=env)  # fmt: skip
+        assert code == 1 and err.startswith("error: no backup of r0 at")
+        assert fleet.api_key not in err
+
+
+async def gitfirm(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``gitfirm ARGS`` as a process (the simulator keeps serving meanwhile)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", *args, env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -109,3 +109,20 @@ def test_backup_key_never_shows(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert "not valid base64" in str(err.value)
     with pytest.raises(ConfigError):
         BackupKey(b"short")
+
+
+def test_backups_keep_the_newest_per_device_and_find_one_by_time(tmp_path: Path) -> None:
+    store = BackupStore(tmp_path, _key(), keep=3)
+    hour = timedelta(hours=1)
+    for i in range(5):
+        store.put("r1", f"rev{i}", f"config {i}", NOW + i * hour)
+    store.put("r2", "rev0", "other device", NOW)
+    kept = store.entries("r1")
+    assert [e.revision for e in kept] == ["rev2", "rev3", "rev4"]
+    assert [e.taken for e in kept] == [NOW + 2 * hour, NOW + 3 * hour, NOW + 4 * hour]
+    assert len(store.entries("r2")) == 1  # retention is per device
+    found = store.at("r1", NOW + 3 * hour + timedelta(minutes=5))
+    assert found is not None and store.read(found.path, "r1", found.revision) == "config 3"
+    assert store.at("r1", NOW) is None  # older ones are gone
+    with pytest.raises(ConfigError):
+        BackupStore(tmp_path, _key(), keep=1)
