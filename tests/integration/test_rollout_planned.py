@@ -109,6 +109,26 @@ async def test_unreachable_after_boot_rolls_back_by_default(tmp_path: Path) -> N
         assert result.halted and r.device("r1").calls.total() == 0
 
 
+async def test_builtin_gate_wants_the_uptime_reset(tmp_path: Path) -> None:
+    # No health checks: the built-in gate. The device says it runs the target, but its
+    # uptime says it never went down (a stale answer): that is no proof of a boot.
+    devices = [make_device("r0"), make_device("r1")]
+    plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1})
+    async with rig(tmp_path, devices) as r:
+
+        def stale(event: Transition) -> None:
+            r.events.append(event)
+            if event.device == "r0" and event.to_phase == "verify":
+                r.device("r0").booted_at = r.fleet.sim.now() - 86_400
+
+        r.engine.events = stale
+        result = await r.run(make_policy(), plan_)
+        out = result.outcomes["r0"]
+        assert out.status is OutcomeStatus.FAILED and "did not reboot" in (out.error or "")
+        assert r.device("r0").running == OLD and out.rolled_back
+        assert result.halted and r.device("r1").calls.total() == 0
+
+
 async def test_unreachable_devices_use_up_max_unavailable(tmp_path: Path) -> None:
     devices = [make_device(f"r{i}") for i in range(8)]
     down = ["r6", "r7"]
