@@ -12,10 +12,17 @@ from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Action
 from reconciler.planning.planner import plan
 from reconciler.planning.progress import Phase
-from reconciler.rollout import OutcomeStatus, Transition, policy_progress, rollout_progress
+from reconciler.rollout import (
+    DeviceRecord,
+    OutcomeStatus,
+    RolloutRecord,
+    Transition,
+    policy_progress,
+    rollout_progress,
+)
 from tests.integration.test_rollout_engine import in_flight_sets
 from tests.support.images import image_doc
-from tests.support.rollout import OLD, TARGET, Rig, make_device, make_plan, make_policy, rig
+from tests.support.rollout import OLD, OLDER, TARGET, Rig, make_device, make_plan, make_policy, rig
 
 
 def _device_doc(r: Rig, name: str, group: str) -> Device:
@@ -127,6 +134,22 @@ async def test_builtin_gate_wants_the_uptime_reset(tmp_path: Path) -> None:
         assert out.status is OutcomeStatus.FAILED and "did not reboot" in (out.error or "")
         assert r.device("r0").running == OLD and out.rolled_back
         assert result.halted and r.device("r1").calls.total() == 0
+
+
+async def test_a_halted_rollout_still_finishes_a_disrupted_device(tmp_path: Path) -> None:
+    # The journal after a crash: the rollout halted (another device failed) while r0 sat
+    # in its health gate on the new image, whose BGP is down.
+    r0 = make_device("r0", images=(OLDER, OLD, TARGET))
+    r0.bgp_down = True
+    policy = make_policy(healthChecks=[_BGP | {"expect": r"\s\d+\s+\d+\s+N/A$"}])
+    plan_ = make_plan("rev1", "fleet", [r0], waves={"r0": 0}, paths={"r0": [TARGET]})
+    async with rig(tmp_path, [r0]) as r:
+        r.journal.write_rollout(RolloutRecord("fleet", "rev1", halted=True, reason="r9 failed"))
+        r.journal.write_device(DeviceRecord("fleet", "r0", "rev1", phase=Phase.HEALTH,
+                                            target=TARGET, previous=OLD, attempts=1))  # fmt: skip
+        result = await r.run(policy, plan_)
+        assert result.halted and result.outcomes["r0"].status is OutcomeStatus.FAILED
+        assert result.outcomes["r0"].rolled_back and r.device("r0").running == OLD
 
 
 async def test_unreachable_devices_use_up_max_unavailable(tmp_path: Path) -> None:
