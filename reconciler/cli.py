@@ -607,6 +607,7 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
+    p.add_argument("--backup-keep", type=int, default=30, help="config backups kept per device")
     p.add_argument(
         "--no-watch",
         action="store_true",
@@ -635,6 +636,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         access_pin=args.access_pin,
         status_signing_key=args.status_signing_key,
         watch_local=not args.no_watch,
+        backup_keep=args.backup_keep,
     )
     formatter = configure_json_logging()
 
