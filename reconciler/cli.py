@@ -661,7 +661,9 @@ def _register_backup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("action", choices=["list", "show", "restore"])
     p.add_argument("device")
     p.add_argument("--state-dir", required=True, type=Path, help="the daemon's state dir")
-    p.add_argument("--at", help="ISO time: the newest backup taken at or before it")
+    p.add_argument(
+        "--at", help="ISO time (UTC without an offset): the newest backup taken at or before it"
+    )
     p.add_argument("--print", dest="reveal", action="store_true", help="show: print it")
     p.add_argument("--url", help="restore: the device's API base URL")
     p.add_argument("--api-key-env", default="GITFIRM_API_KEY", help="restore: its key's var")

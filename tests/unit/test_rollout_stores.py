@@ -54,6 +54,23 @@ def test_journal_round_trip_and_wal(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
+def test_attempt_records_survive_restarts_and_older_journals(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    # A journal from before attempt records existed: other tables, not this one.
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE device_state (policy TEXT, device TEXT)")
+    old.commit()
+    old.close()
+    journal = Journal(path)
+    assert journal.attempt("p", "r1") == {}
+    journal.write_attempt("p", "r1", {"baseline": {"bgp": 2.0}, "rebooted_at": NOW.isoformat()})
+    journal.close()
+    again = Journal(path)
+    assert again.attempt("p", "r1") == {"baseline": {"bgp": 2.0}, "rebooted_at": NOW.isoformat()}
+    assert again.attempt("p", "r2") == {}
+    again.close()
+
+
 def test_progress_export_uses_planning_types(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.sqlite")
     journal.write_device(
