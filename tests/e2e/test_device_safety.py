@@ -170,3 +170,45 @@ async def gitfirm(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("on_unreachable", ["rollback", "pause"])
+async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str) -> None:
+    devices = [make_device(f"r{i}") for i in range(3)]
+    async with running_simulator(devices=devices) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
+        files["policies/fleet.yaml"] = bgp_policy(rollback={"onUnreachable": on_unreachable})
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        state = tmp_path / "state"
+        daemon = make_daemon(remote, state, free_port(), {KEY_ENV: fleet.api_key},
+                             io.StringIO(), poll_interval=0.2, status_coalesce=0)  # fmt: skip
+
+        def silence(event: Transition) -> None:
+            # Silent from its health gate on; a rollback finds it answering again.
+            if event.to_phase in ("health", "rollback"):
+                fleet.device(event.device).faults.unreachable = event.to_phase == "health"
+
+        daemon.listeners.append(silence)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await wait_for(
+                lambda: bool((r := daemon.journal.rollout("fleet")) and r.halted) or task.done(),
+                60,
+                "the halt",
+            )
+            (canary,) = daemon.journal.devices("fleet")
+            record = daemon.journal.device("fleet", canary)
+            assert record is not None and "probe error" in record.last_error, record
+            if on_unreachable == "rollback":
+                assert record.phase is Phase.FAILED and record.marker == "rolled-back"
+                assert fleet.device(canary).running == OLD
+            else:  # left for a human, on the new image, and said so
+                assert record.phase is Phase.HEALTH and record.marker == "inconclusive"
+                assert fleet.device(canary).running == TARGET
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+        for name in fleet.names:
+            adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
+            assert len(adds) == (1 if name == canary else 0), (name, adds)
