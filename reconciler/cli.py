@@ -656,6 +656,7 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
     p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
+    p.add_argument("--backup-keep", type=int, default=30, help="config backups kept per device")
     p.add_argument(
         "--operator-token-env",
         default="GITFIRM_OPERATOR_TOKEN",
@@ -696,6 +697,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         secrets=_secret_policy(args),
         operator_token_env=args.operator_token_env,
         operator_listen=args.operator_listen,
+        backup_keep=args.backup_keep,
     )
     formatter = configure_json_logging()
 
@@ -713,6 +715,73 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_run)
+
+
+def _register_backup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("backup", help="list, show or restore a device's config backups")
+    p.add_argument("action", choices=["list", "show", "restore"])
+    p.add_argument("device")
+    p.add_argument("--state-dir", required=True, type=Path, help="the daemon's state dir")
+    p.add_argument(
+        "--at", help="ISO time (UTC without an offset): the newest backup taken at or before it"
+    )
+    p.add_argument("--print", dest="reveal", action="store_true", help="show: print it")
+    p.add_argument("--url", help="restore: the device's API base URL")
+    p.add_argument("--api-key-env", default="GITFIRM_API_KEY", help="restore: its key's var")
+    p.add_argument("--backup-key-env", default="GITFIRM_BACKUP_KEY")
+    p.set_defaults(handler=_cmd_backup)
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from datetime import UTC, datetime
+
+    from reconciler.devices.client import VyOSClient
+    from reconciler.devices.endpoint import Endpoint
+    from reconciler.devices.transport import make_http_client
+    from reconciler.errors import GitfirmError
+    from reconciler.rollout.backup import BackupKey, BackupStore, restore_backup
+
+    def fail(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+    key_file = args.state_dir / "backup.key"
+    text = os.environ.get(args.backup_key_env) or (key_file.exists() and key_file.read_text())
+    if not text:
+        return fail(f"no backup key: set {args.backup_key_env} or give the daemon's --state-dir")
+    try:
+        store = BackupStore(args.state_dir / "backups", BackupKey.from_text(text))
+        if args.action == "list":
+            for e in store.entries(args.device):
+                print(f"{e.taken.isoformat()}  {e.revision}  {e.path.name}")
+            return 0
+        at = datetime.fromisoformat(args.at) if args.at else None
+        entry = store.at(args.device, at.replace(tzinfo=at.tzinfo or UTC) if at else None)
+        if entry is None:
+            return fail(f"no backup of {args.device}{f' at {args.at}' if at else ''}")
+        if args.action == "show":
+            if not args.reveal:
+                return fail("show prints the decrypted config: add --print to confirm")
+            print(store.read(entry.path, entry.device, entry.revision), end="")
+            return 0
+        if not args.url or not os.environ.get(args.api_key_env):
+            return fail(f"restore needs --url and the device's API key in {args.api_key_env}")
+
+        async def push() -> None:
+            async with make_http_client() as http:
+                endpoint = Endpoint(args.device, args.url, os.environ[args.api_key_env])
+                await restore_backup(store, entry, VyOSClient(endpoint, http))
+
+        asyncio.run(push())
+    except (GitfirmError, ValueError) as e:
+        return fail(f"{e}; list the backups with: gitfirm backup list {args.device}")
+    print(f"restored {entry.path.name} (taken {entry.taken.isoformat()}) to {args.device}")
+    return 0
+
+
+_COMMANDS.append(_register_backup)
 
 
 def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

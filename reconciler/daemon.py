@@ -122,6 +122,7 @@ class DaemonSettings(BaseModel):
     backup_key_env: str = Field(
         default="GITFIRM_BACKUP_KEY", description="Env var of the config-backup AES key"
     )
+    backup_keep: int = Field(default=30, ge=2, description="Config backups kept per device")
     image_url_ttl: float = Field(
         default=15 * 60.0,
         gt=0,
@@ -223,7 +224,9 @@ class Daemon:
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
         self.marks = HighWaterMarks(state_dir / "journal.sqlite3")
-        self.backups = BackupStore(state_dir / "backups", self._backup_key())
+        self.backups = BackupStore(
+            state_dir / "backups", self._backup_key(), keep=settings.backup_keep
+        )
         self.book = StatusBook()
         self.writer = StatusWriter(
             WriterSettings(

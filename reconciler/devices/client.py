@@ -214,6 +214,11 @@ class VyOSClient:
         """``/config-file load``: replace the running config with ``file``."""
         return str(await self._call("/config-file", {"op": "load", "file": file}, read=False) or "")
 
+    async def config_file_load_text(self, text: str) -> str:
+        """``/config-file load`` of config text (``string``, 1.5+)."""
+        payload = {"op": "load", "string": text}
+        return str(await self._call("/config-file", payload, read=False) or "")
+
     async def image_add(self, url: str, *, expected_name: str | None = None) -> str:
         """``/image add``: blocks until the device installed the image (made default).
 

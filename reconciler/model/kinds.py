@@ -334,6 +334,11 @@ class RolloutStrategy(Strict):
     stageEarly: bool = Field(
         default=True, description="On 1.5+, add the image before the window opens"
     )
+    maxStepDuration: Duration = Field(
+        default=timedelta(minutes=30),
+        description="Longest a disruptive step (reboot to health verdict) may take; it "
+        "starts only if the window stays open that long (or the longest measured so far)",
+    )
 
     @field_validator("maxUnavailable", mode="before")
     @classmethod
@@ -379,6 +384,14 @@ class HealthCheck(Strict):
     retries: int = Field(default=3, ge=0)
     successThreshold: int = Field(default=1, ge=1)
     failureThreshold: int = Field(default=3, ge=1)
+    baseline: bool = Field(
+        default=True,
+        description="Measure the output before the upgrade (the numbers expect's first "
+        "group captures, or its matching lines) and require at least as much after it",
+    )
+    baselineTolerance: int = Field(
+        default=0, ge=0, le=100, description="Percent the measure may drop below the baseline"
+    )
 
     @field_validator("expect", "reject")
     @classmethod
@@ -401,6 +414,11 @@ class RollbackSpec(Strict):
     """Automatic rollback to the previous image when an upgrade fails."""
 
     automatic: bool = True
+    onUnreachable: Literal["rollback", "pause"] = Field(
+        default="rollback",
+        description="A device that does not answer after its reboot (past the boot timeout "
+        "or the health checks' retries) is rolled back, or the rollout pauses for a human",
+    )
 
 
 class RolloutPolicy(Document):
@@ -422,6 +440,12 @@ class RolloutPolicySpec(Strict):
     )
     healthChecks: list[HealthCheck] = Field(default_factory=list)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    keepImages: int = Field(
+        default=2,
+        ge=1,
+        description="Images kept on a device after a healthy upgrade (running plus "
+        "previous); the running, default-boot and rollback images are never deleted",
+    )
     suspend: bool = False
     retryToken: str | None = None
 

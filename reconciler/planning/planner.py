@@ -5,7 +5,8 @@ For every Device, in this order (the first rule that applies decides the action)
 1. Selected by more than one RolloutPolicy: ``blocked`` ("selected by several policies"),
    and an error in ``Plan.errors``. No policy wins, so a merge cannot pick one silently.
 2. No facts, or not reachable: ``unreachable`` (without any observation source every
-   device is "not observed yet").
+   device is "not observed yet"), except a device in a disruptive phase (see 6): it is an
+   ``upgrade`` at its journalled hop, for the engine to wait for or roll back.
 3. Running version unknown or not a VyOS version: ``incompatible``.
 4. No RolloutPolicy: ``none`` (or ``non-compliant``, rule 9).
 5. Target (see :mod:`reconciler.planning.targets`): missing or revoked is ``blocked``;
@@ -13,7 +14,10 @@ For every Device, in this order (the first rule that applies decides the action)
    ``upgradeFrom`` names the device's train) is ``incompatible``. A target older than the
    running version is ``blocked`` unless ``strategy.allowDowngrade``; so is a target
    below the anti-rollback mark of its channel (:mod:`reconciler.planning.rollback`).
-6. Already on target: ``none``, unless the engine is still in flight on it.
+6. Already on target: ``none``, unless the engine is still in flight on it. The journal
+   is the truth for a device in a disruptive phase (activate .. verify-rollback): its
+   journalled hop is put back in front of the path, so the engine resumes it there (health
+   gate included) whatever the device's current version says.
 7. An upgrade is needed. Gates, in order: in flight (``upgrade``, the engine finishes);
    halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
    already attempted under this revision and retryToken (``blocked``); outside every
@@ -50,7 +54,7 @@ from reconciler.planning.plan import (
     PlannedWave,
     WindowInfo,
 )
-from reconciler.planning.progress import Phase, RolloutProgress
+from reconciler.planning.progress import DISRUPTIVE, DeviceProgress, Phase, RolloutProgress
 from reconciler.planning.rollback import Marks, rollback_reason
 from reconciler.planning.targets import platform_text, resolve_target
 from reconciler.planning.waves import Assignment, Candidate, assign_waves
@@ -192,6 +196,45 @@ def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
         draft.action = Action.UPGRADE
 
 
+def _journalled_hop(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> Image | None:
+    """The Image of a disrupted device's journalled hop (None when not disrupted)."""
+    if mine is None or mine.phase not in DISRUPTIVE or not mine.target_version:
+        return None
+    for image in usable_images(ctx.images, draft.device.spec.platform):
+        if image.spec.version == mine.target_version:
+            return image
+    draft.notes.append(f"in flight on {mine.target_version}, which no Image names any more")
+    return None
+
+
+def _resume_unanswered(draft: _Draft, ctx: _Context) -> bool:
+    """A disrupted device that does not answer (rebooting, or gone) is resumed at its
+    journalled hop all the same: the engine waits for it, or rolls it back."""
+    if draft.policy is None:
+        return False
+    mine = ctx.progress.device(draft.policy.name, draft.device.name)
+    hop = _journalled_hop(draft, mine, ctx)
+    if mine is None or hop is None:
+        return False
+    draft.current = version_of(hop.spec.version)
+    draft.path, draft.action, draft.in_waves = (hop,), Action.UPGRADE, True
+    draft.notes.append(f"in flight: {mine.phase.value}, not answering: {draft.reason}")
+    draft.reason = None
+    return True
+
+
+def _resume_hop(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
+    """Put a disrupted device's journalled hop back in front of its path (see step 6)."""
+    hop = _journalled_hop(draft, mine, ctx)
+    if mine is None or hop is None or any(i.spec.version == hop.spec.version for i in draft.path):
+        return
+    if draft.action is not Action.NONE:
+        # The route refused a new upgrade; the journalled hop still has to finish.
+        draft.notes.append(f"finishing the hop to {mine.target_version}: {draft.reason}")
+        draft.path, draft.action, draft.reason = (), Action.NONE, None
+    draft.path = (hop, *draft.path)
+
+
 def _judge(draft: _Draft, ctx: _Context) -> None:
     """Step 9: compliance of the running version, and whether the target fixes it."""
     if draft.current is None:
@@ -235,6 +278,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
             if facts is not None
             else ("not observed yet" if observed else "no observation given")
         )
+        _resume_unanswered(draft, ctx)
         return draft
     draft.current = _current_version(facts)
     if draft.current is None:
@@ -244,6 +288,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
     if draft.policy is not None:
         _resolve(draft, draft.policy, ctx)
         mine = ctx.progress.device(draft.policy.name, device.name)
+        _resume_hop(draft, mine, ctx)
         if draft.path:
             _gate(draft, draft.policy, ctx)
         elif draft.action is Action.NONE and mine is not None and mine.in_flight:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "DISRUPTIVE",
     "IN_FLIGHT",
     "DeviceProgress",
     "Phase",
@@ -60,6 +61,11 @@ IN_FLIGHT: frozenset[Phase] = frozenset(
         Phase.VERIFY_ROLLBACK,
     }
 )
+
+
+# Phases in which the device may be disrupted (rebooting, or running an unproven image):
+# the journal, not the planner's view of the device, says where it resumes.
+DISRUPTIVE: frozenset[Phase] = IN_FLIGHT - {Phase.PRECHECK, Phase.BACKUP, Phase.STAGE}
 
 
 def attempt_key(revision: str, retry_token: str | None) -> str:

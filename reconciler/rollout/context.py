@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from reconciler.clock import Clock
 from reconciler.model.kinds import RolloutPolicySpec
@@ -57,6 +58,9 @@ class RunContext:
     secrets: tuple[str, ...] = ()
     peer_busy: Callable[[Work], bool] = field(default=_never_busy)
     marks: HighWaterMarks | None = None
+    longest_step: timedelta = timedelta(0)
+    """The longest reboot-to-health step measured in this run; a disruptive step starts
+    only if the window fits it (or ``maxStepDuration``, whichever is longer)."""
 
     def emit(self, event: Transition) -> None:
         """Hand a transition to the daemon's sink, if any."""

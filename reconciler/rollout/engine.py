@@ -277,6 +277,11 @@ class _Run:
 
     async def execute(self) -> RolloutResult:
         if self.spec.suspend or self.roll.halted:
+            # The journal is the truth: a disrupted device finishes (health gate and
+            # rollback included) whatever stops the rollout.
+            resume = [w for w in self.work if w.device in self.resuming]
+            if resume:
+                await self._run_wave(resume)
             return self._result()
         waves = sorted({w.wave for w in self.work})
         for i, wave in enumerate(waves):

@@ -13,10 +13,12 @@ pages); only a power cut can lose the last transaction, and observation covers t
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.planning.progress import Phase
 from reconciler.rollout.model import Transition
@@ -38,6 +40,9 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, device TEXT NOT NULL,
     revision TEXT NOT NULL, from_phase TEXT NOT NULL, to_phase TEXT NOT NULL,
     hop INTEGER NOT NULL, target TEXT NOT NULL, time TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_attempt (
+    policy TEXT NOT NULL, device TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (policy, device));
 """
 
 
@@ -144,6 +149,23 @@ class Journal:
                         event.detail,
                     ),
                 )
+
+    def attempt(self, policy: str, device: str) -> dict[str, Any]:
+        """What the current hop of a device recorded for after its reboot (health
+        baseline, reboot time, pre-activation backup); empty if nothing."""
+        row = self._db.execute(
+            "SELECT data FROM device_attempt WHERE policy=? AND device=?", (policy, device)
+        ).fetchone()
+        data: dict[str, Any] = json.loads(row[0]) if row else {}
+        return data
+
+    def write_attempt(self, policy: str, device: str, data: dict[str, Any]) -> None:
+        """Replace what the current hop of a device recorded."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO device_attempt VALUES (?,?,?)",
+                (policy, device, json.dumps(data, sort_keys=True)),
+            )
 
     def rollout(self, policy: str) -> RolloutRecord | None:
         """The rollout record of a policy, if any."""

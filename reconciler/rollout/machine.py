@@ -20,13 +20,34 @@ health gate cannot be rolled back automatically; it ends ``failed`` with reason
 ``rollback-unsupported`` and the rollout halts for a human. 1.3 has no ``/reboot`` either:
 such a device waits in ``activate`` (``reboot-unsupported``) until someone reboots it; the
 next pass sees it on the target and carries on.
+
+Safety around the reboot (the journal's ``attempt`` record keeps what it needs, so a
+restart resumes with it):
+
+- precheck probes the policy's health checks once: a device already unhealthy is skipped,
+  and the measures of a healthy one are its baseline for the health gate;
+- a disruptive step (the add on 1.3/1.4, which makes the target the default boot, and
+  every reboot but a rollback's) starts only if the allow window stays open, with no deny
+  window, for ``maxStepDuration`` (or the longest step measured so far) per step; until
+  then the device waits, and parks when the run is told to stop;
+- right before the reboot the config is saved again, backed up, and copied to a file on the
+  device; after the boot the running config is compared with that backup and, if they
+  differ, the copy is loaded and saved, and the transition says so;
+- the built-in gate (always): the device answers, runs the target, and its uptime reset;
+- a device that does not answer after its reboot follows ``rollback.onUnreachable``;
+- after the health gate passes, old images beyond ``keepImages`` are deleted (never the
+  running, default-boot or rollback image).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
 
+from reconciler.devices.parse import parse_uptime
 from reconciler.errors import (
     CommandError,
     DeviceError,
@@ -39,8 +60,9 @@ from reconciler.errors import (
 from reconciler.model.facts import InstalledImage
 from reconciler.model.versions import VersionError, parse_version
 from reconciler.planning.progress import Phase
+from reconciler.planning.windows import allowed_until, is_allowed
 from reconciler.rollout.context import RunContext, Work
-from reconciler.rollout.health import Verdict, evaluate
+from reconciler.rollout.health import Verdict, evaluate, measure, probe_problem
 from reconciler.rollout.journal import DeviceRecord
 from reconciler.rollout.model import (
     DISRUPTIVE,
@@ -50,7 +72,13 @@ from reconciler.rollout.model import (
     Transition,
 )
 
-__all__ = ["DeviceRun", "supports_set_default"]
+__all__ = ["PRE_ACTIVATION_FILE", "DeviceRun", "supports_set_default"]
+
+# Where the config saved right before a reboot is copied on the device: the persistence
+# root is shared by every installed image, unlike /config, which the add copies per image.
+PRE_ACTIVATION_FILE = "/lib/live/mount/persistence/gitfirm-pre-activation.boot"
+# Slack on "uptime has reset": rounding of the device's uptime and our own polling.
+_UPTIME_SLACK = timedelta(minutes=1)
 
 _ADD_ISSUED = "add-issued"
 _REBOOT_ISSUED = "reboot-issued"
@@ -118,6 +146,7 @@ class DeviceRun:
         self.early = early
         self.stopping = stopping
         self._looked: _Seen | None = None
+        self._step_started: float | None = None
         self.rec = self._initial_record()
 
     # --- bookkeeping ------------------------------------------------------------------
@@ -172,6 +201,14 @@ class DeviceRun:
         if before != phase:
             self.ctx.emit(event)
 
+    def _attempt(self) -> dict[str, Any]:
+        return self.ctx.journal.attempt(self.ctx.policy, self.work.device)
+
+    def _note(self, **data: Any) -> None:
+        """Add to the hop's attempt record, which a restart reads back."""
+        merged = {**self._attempt(), **data}
+        self.ctx.journal.write_attempt(self.ctx.policy, self.work.device, merged)
+
     def _mark(self, marker: str) -> None:
         self.rec = self.rec.but(marker=marker, updated=self.ctx.clock.now().isoformat())
         self.ctx.journal.write_device(self.rec)
@@ -208,7 +245,7 @@ class DeviceRun:
         if rec.phase is Phase.DONE:
             self._completed()
             return self._outcome(OutcomeStatus.DONE)
-        if rec.phase is Phase.HEALTH and rec.marker == _INCONCLUSIVE:
+        if rec.phase in DISRUPTIVE and rec.marker == _INCONCLUSIVE:
             return self._outcome(OutcomeStatus.PAUSED, rec.last_error)
         if rec.phase in _RESTART:
             self.rec = rec.but(hop=0, target=self.work.path[0], marker="")
@@ -270,6 +307,7 @@ class DeviceRun:
             self._enter(Phase.SKIPPED, "unreachable before its turn")
             return
         if seen.running == self.rec.target:
+            self.ctx.journal.write_attempt(self.ctx.policy, self.work.device, {})
             self._enter(Phase.VERIFY, "already runs the target", previous=self._expected)
             return
         if seen.running != self._expected:
@@ -278,15 +316,34 @@ class DeviceRun:
         if self.ctx.peer_busy(self.work):
             self._enter(Phase.SKIPPED, "a redundancy peer is in flight")
             return
+        problem, baseline = await self._baseline()
+        if problem:
+            self._enter(Phase.SKIPPED, f"unhealthy before the upgrade: {problem}")
+            return
+        self.ctx.journal.write_attempt(self.ctx.policy, self.work.device, {"baseline": baseline})
         self._looked = seen
         # The attempt begins here, when the device is first changed; a skipped device
         # never began, so it keeps its chance under this revision and token.
         self._enter(Phase.BACKUP, previous=seen.running, attempts=max(1, self.rec.attempts))
 
+    async def _baseline(self) -> tuple[str, dict[str, float]]:
+        """One probe of each health check: the first problem, or the measures."""
+        found: dict[str, float] = {}
+        for check in self.ctx.spec.healthChecks:
+            try:
+                output = await self.client.show(check.show)
+            except DeviceError as e:
+                return f"{check.name}: probe error ({e.reason})", found
+            problem = probe_problem(check, output)
+            if problem:
+                return f"{check.name}: {problem}", found
+            found[check.name] = measure(check, output)
+        return "", found
+
     async def _backup(self) -> None:
         await self.client.config_file_save()
         config = str(await self.client.retrieve(config_format="raw"))
-        self.ctx.backups.put(self.work.device, self.ctx.revision, config)
+        self.ctx.backups.put(self.work.device, self.ctx.revision, config, self.ctx.clock.now())
         self._enter(Phase.STAGE)
 
     async def _stage(self) -> None:
@@ -299,6 +356,10 @@ class DeviceRun:
         if target not in seen.names and self.rec.marker == _ADD_ISSUED:
             seen = await self._watch_add(target)
         added = target not in seen.names
+        if added and not self.early and not supports_set_default(seen.running):
+            # On 1.3/1.4 the add makes the target the default boot for good: it is as
+            # disruptive as the reboot that follows it.
+            await self._await_window("stopped before disrupting the device")
         if added:
             self._mark(_ADD_ISSUED)
             await self._add(target)
@@ -353,9 +414,14 @@ class DeviceRun:
             raise RolloutError(f"target image {target} is no longer installed")
         if self.rec.marker == _REBOOT_ISSUED and seen.default == previous:
             raise _Failure(f"{target} did not boot; the device reverted to {previous}")
+        if await self._await_window("waiting for the window to fit the reboot"):
+            return  # time passed: look at the device again
+        await self._save_before_reboot()
         if seen.default != target:
             await self._set_default(target)
         self._mark(_REBOOT_ISSUED)
+        self._step_started = self.ctx.clock.monotonic()
+        self._note(rebooted_at=self.ctx.clock.now().isoformat())
         try:
             await self.client.reboot()
         except Unsupported:
@@ -365,6 +431,43 @@ class DeviceRun:
             if not isinstance(e, _TRANSIENT):
                 raise
         self._enter(Phase.AWAIT_BOOT)
+
+    def _window_fits(self) -> bool:
+        """Whether a disruptive step can start now and end before the allow window closes
+        or a deny window opens."""
+        now, windows = self.ctx.clock.now(), self.ctx.spec.windows
+        if not is_allowed(windows, now):
+            return False
+        step = max(self.ctx.spec.strategy.maxStepDuration, self.ctx.longest_step)
+        until = allowed_until(windows, now)
+        return until is None or now + step <= until
+
+    async def _await_window(self, parked: str) -> bool:
+        """Wait until the window fits a step (True if it had to wait); park with ``parked``
+        when the run is told to stop meanwhile."""
+        waited = False
+        while not self._window_fits():
+            if self.stopping():
+                raise _Park(OutcomeStatus.WAITING, parked)
+            waited = True
+            await self.ctx.clock.sleep(self.ctx.settings.window_poll.total_seconds())
+        return waited
+
+    async def _save_before_reboot(self) -> None:
+        """Save the config again (changes since the add would be lost), back it up, and
+        copy it to a file on the device that the new image can load."""
+        await self.client.config_file_save()
+        config = str(await self.client.retrieve(config_format="raw"))
+        taken = self.ctx.clock.now()
+        path = self.ctx.backups.put(self.work.device, self.ctx.revision, config, taken)
+        try:
+            await self.client.config_file_save(PRE_ACTIVATION_FILE)
+            copied = True
+        except CommandError:
+            copied = False  # the comparison after the boot still tells
+        self._note(
+            pre_activation=str(path), pre_activation_revision=self.ctx.revision, copied=copied
+        )
 
     async def _wait_boot(self, want: str, revert: str | None) -> _Seen | None:
         clock, settings = self.ctx.clock, self.ctx.settings
@@ -383,19 +486,71 @@ class DeviceRun:
     async def _await_boot(self) -> None:
         seen = await self._wait_boot(self.rec.target, self.rec.previous)
         if seen is None:
-            raise _Failure(f"no answer within {self.ctx.settings.boot_timeout} of the reboot")
+            self._unreachable(f"no answer within {self.ctx.settings.boot_timeout} of the reboot")
         if seen.running != self.rec.target:
             raise _Failure(f"{self.rec.target} did not boot; running {seen.running}")
         self._enter(Phase.VERIFY, marker="")
 
+    def _unreachable(self, why: str) -> NoReturn:
+        """No answer after the reboot: roll back, or pause (``onUnreachable``)."""
+        if self.ctx.spec.rollback.onUnreachable != "pause":
+            raise _Failure(why)
+        detail = self.ctx.redact(f"paused: {why}")
+        self.rec = self.rec.but(marker=_INCONCLUSIVE, last_error=detail)
+        self.ctx.journal.write_device(self.rec)
+        raise _Park(OutcomeStatus.PAUSED, detail)
+
     async def _verify(self) -> None:
-        seen = await self._must_observe()
+        """The built-in gate: the device answers, runs the target, and rebooted; then
+        the config it booted with is checked against the pre-activation backup."""
+        seen = await self._observe() or self._unreachable("no answer after the boot")
         if seen.running != self.rec.target:
             raise _Failure(f"running {seen.running}, expected {self.rec.target}")
-        self._enter(Phase.HEALTH, marker="")
+        attempt = self._attempt()
+        await self._check_uptime(attempt)
+        self._enter(Phase.HEALTH, await self._check_config(attempt), marker="")
+
+    async def _check_uptime(self, attempt: dict[str, Any]) -> None:
+        if not attempt.get("rebooted_at"):
+            return  # not rebooted by us (a human did, or it already ran the target)
+        seconds, _ = parse_uptime(await self.client.show(["system", "uptime"]))
+        if seconds is None:
+            return
+        elapsed = self.ctx.clock.now() - datetime.fromisoformat(attempt["rebooted_at"])
+        if timedelta(seconds=seconds) > elapsed + _UPTIME_SLACK:
+            raise _Failure(f"uptime {seconds:.0f}s: the device did not reboot")
+
+    async def _check_config(self, attempt: dict[str, Any]) -> str:
+        """Compare the running config with the pre-activation backup; restore it if they
+        differ. Returns what to report (empty: nothing to say)."""
+        saved = attempt.get("pre_activation")
+        if not saved:
+            return ""
+        try:
+            before = self.ctx.backups.read(
+                Path(saved), self.work.device, attempt["pre_activation_revision"]
+            )
+        except (OSError, RolloutError):
+            return "config not compared: the pre-activation backup is gone"
+        if str(await self.client.retrieve(config_format="raw")) == before:
+            return ""
+        if not attempt.get("copied"):
+            return (
+                "config differs from the pre-activation backup and no copy is on the "
+                "device: restore it with gitfirm backup restore"
+            )
+        await self.client.config_file_load(PRE_ACTIVATION_FILE)
+        await self.client.config_file_save()
+        return "config restored: the booted config differed from the pre-activation backup"
 
     async def _health(self) -> None:
-        result = await evaluate(self.ctx.spec.healthChecks, self.client.show, self.ctx.clock)
+        result = await evaluate(
+            self.ctx.spec.healthChecks,
+            self.client.show,
+            self.ctx.clock,
+            self._attempt().get("baseline"),
+            pause_unreachable=self.ctx.spec.rollback.onUnreachable == "pause",
+        )
         if result.verdict is Verdict.INCONCLUSIVE:
             detail = self.ctx.redact(f"health inconclusive: {result.detail}")
             self.rec = self.rec.but(marker=_INCONCLUSIVE, last_error=detail)
@@ -403,23 +558,25 @@ class DeviceRun:
             raise _Park(OutcomeStatus.PAUSED, detail)
         if result.verdict is Verdict.FAIL:
             raise _Failure(f"health check failed: {result.detail}")
-        # The built-in gate (reachable, running the target) held at verify; after checks
-        # that took time, look again.
-        if self.ctx.spec.healthChecks:
-            seen = await self._must_observe()
-            if seen.running != self.rec.target:
-                raise _Failure(f"running {seen.running} after health checks")
+        # The built-in gate held at verify; after checks that took time, look again.
+        seen = await self._must_observe()
+        if seen.running != self.rec.target:
+            raise _Failure(f"running {seen.running} after health checks")
+        if self._step_started is not None:
+            took = timedelta(seconds=self.ctx.clock.monotonic() - self._step_started)
+            self.ctx.longest_step = max(self.ctx.longest_step, took)
+        cleaned = await self._housekeep(seen)
         if self.rec.hop + 1 < len(self.work.path):
             nxt = self.work.path[self.rec.hop + 1]
             self._enter(
                 Phase.PRECHECK,
-                f"hop {self.rec.hop} done",
+                "; ".join(filter(None, [f"hop {self.rec.hop} done", cleaned])),
                 hop=self.rec.hop + 1,
                 target=nxt,
                 marker="",
             )
             return
-        self._enter(Phase.DONE, marker="")
+        self._enter(Phase.DONE, cleaned, marker="")
         self._completed()
 
     def _completed(self) -> None:
@@ -429,6 +586,23 @@ class DeviceRun:
             self.ctx.marks.completed(
                 self.work.channel, self.rec.target, self.work.device, self.ctx.clock.now()
             )
+
+    async def _housekeep(self, seen: _Seen) -> str:
+        """Delete old images beyond ``keepImages`` (newest kept, as the device lists them);
+        never the running, default-boot or rollback image. Says what it did."""
+        protected = {seen.running, seen.default, self.rec.previous} - {None}
+        room = max(0, self.ctx.spec.keepImages - len(protected & set(seen.names)))
+        doomed = [n for n in seen.names if n not in protected][room:]
+        deleted: list[str] = []
+        for name in doomed:
+            try:
+                await self.client.image_delete(name)
+            except DeviceError as e:
+                # Housekeeping never fails a healthy upgrade; the next one tries again.
+                done = f"deleted {', '.join(deleted)}; " if deleted else ""
+                return f"images: {done}could not delete {name} ({e.reason})"
+            deleted.append(name)
+        return f"deleted old images: {', '.join(deleted)}" if deleted else ""
 
     async def _rollback(self) -> None:
         """Back to ``previous``: set it default (1.5+), reboot, and wait for the boot.

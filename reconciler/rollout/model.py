@@ -12,7 +12,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.model.facts import InstalledImage
-from reconciler.planning.progress import IN_FLIGHT, Phase
+from reconciler.planning import progress
+from reconciler.planning.progress import Phase
 
 __all__ = [
     "DISRUPTIVE",
@@ -26,11 +27,10 @@ __all__ = [
     "Transition",
 ]
 
-
-# Phases in which the device may be disrupted (rebooting, or running an unproven image):
-# a restart or a new revision finishes these before anything else. Earlier phases can stop
-# at any step boundary and start over from observation.
-DISRUPTIVE = IN_FLIGHT - {Phase.PRECHECK, Phase.BACKUP, Phase.STAGE}
+# A restart or a new revision finishes these phases before anything else; earlier phases
+# can stop at any step boundary and start over. Planning owns the set: the planner resumes
+# the same devices at their journalled hop.
+DISRUPTIVE = progress.DISRUPTIVE
 
 
 class DeviceClient(Protocol):
@@ -58,8 +58,16 @@ class DeviceClient(Protocol):
         """``/reboot now``; a dropped connection is normal; ``Unsupported`` on 1.3."""
         ...
 
-    async def config_file_save(self) -> object:
-        """``/config-file save``."""
+    async def config_file_save(self, file: str | None = None) -> object:
+        """``/config-file save`` (to the saved config, or to ``file``)."""
+        ...
+
+    async def config_file_load(self, file: str) -> object:
+        """``/config-file load``: replace the running config with ``file``."""
+        ...
+
+    async def image_delete(self, name: str) -> object:
+        """``/image delete``."""
         ...
 
     async def retrieve(

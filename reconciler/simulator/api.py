@@ -255,6 +255,9 @@ async def _config_file(sim: Simulator, dev: VirtualDevice, commands: list[Any]) 
         else:
             sim.files[(dev.name, target)] = copy.deepcopy(dev.config)
         return f"Saving configuration to '{target}'...\nDone\n"
+    if op == "load" and "string" in command and dev.family == "1.5":
+        dev.config = outputs.parse_raw(str(command["string"]))
+        return None
     if not name:
         raise _Fail('Missing required field "file"')
     stored = dev.saved_config if name == "/config/config.boot" else sim.files.get((dev.name, name))

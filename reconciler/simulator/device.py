@@ -81,6 +81,9 @@ class VirtualDevice:
     faults: Faults = field(default_factory=Faults)
     # Dynamic state.
     saved_config: dict[str, Any] = field(default_factory=dict)
+    image_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The saved config each image boots with: an add copies the saved config into the new
+    image, so later saves do not reach it (as on VyOS, where /config is per image)."""
     booted_at: float = 0.0
     down_until: float | None = None
     dead: bool = False
@@ -128,6 +131,7 @@ class VirtualDevice:
         """Add an installed image; like VyOS, it becomes the default boot at once."""
         self.images.append(name)
         self.default = name
+        self.image_configs[name] = copy.deepcopy(self.saved_config)
 
     def start_reboot(self, now: float, boot_seconds: float) -> None:
         """Go down for ``boot_seconds``; :meth:`tick` brings the device back."""
@@ -151,6 +155,9 @@ class VirtualDevice:
             self.default = previous
             self.record(now, "boot-failed", image=target, outcome="revert", running=previous)
             target = previous
+        if target != previous:
+            self.image_configs[previous] = copy.deepcopy(self.saved_config)
+            self.saved_config = copy.deepcopy(self.image_configs.get(target, self.saved_config))
         self.running = target
         self.booted_at = now
         self.config = copy.deepcopy(self.saved_config)

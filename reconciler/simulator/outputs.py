@@ -18,6 +18,7 @@ __all__ = [
     "config_raw",
     "image_list",
     "memory",
+    "parse_raw",
     "show_version",
     "uptime",
 ]
@@ -161,3 +162,28 @@ def _raw(node: Any, indent: int) -> list[str]:
 def config_raw(node: dict[str, Any]) -> str:
     """A config tree in VyOS's curly-brace text format."""
     return "\n".join(_raw(node, 0)) + "\n"
+
+
+def parse_raw(text: str) -> dict[str, Any]:
+    """The config tree of :func:`config_raw`'s text (``/config-file load`` of a string)."""
+    root: dict[str, Any] = {}
+    stack = [root]
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("//"):
+            continue
+        if line == "}":
+            stack.pop()
+            continue
+        key, _, rest = line.partition(" ")
+        node = stack[-1]
+        if rest == "{":
+            stack.append(node.setdefault(key, {}))
+        elif not rest:
+            node.setdefault(key, {})
+        else:
+            value = json.loads(rest)
+            old = node.get(key)
+            node[key] = (
+                value if old is None else [*(old if isinstance(old, list) else [old]), value]
+            )
+    return root

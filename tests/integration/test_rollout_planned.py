@@ -12,10 +12,17 @@ from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Action
 from reconciler.planning.planner import plan
 from reconciler.planning.progress import Phase
-from reconciler.rollout import OutcomeStatus, policy_progress, rollout_progress
+from reconciler.rollout import (
+    DeviceRecord,
+    OutcomeStatus,
+    RolloutRecord,
+    Transition,
+    policy_progress,
+    rollout_progress,
+)
 from tests.integration.test_rollout_engine import in_flight_sets
 from tests.support.images import image_doc
-from tests.support.rollout import TARGET, Rig, make_device, make_plan, make_policy, rig
+from tests.support.rollout import OLD, OLDER, TARGET, Rig, make_device, make_plan, make_policy, rig
 
 
 def _device_doc(r: Rig, name: str, group: str) -> Device:
@@ -58,13 +65,27 @@ async def test_engine_runs_the_planners_plan(tmp_path: Path) -> None:
         assert {d.action for d in after.devices} == {Action.NONE}
 
 
-async def test_inconclusive_health_pauses_until_a_new_retry_token(tmp_path: Path) -> None:
+def _silence_in_health(r: Rig, name: str) -> None:
+    """The device stops answering when it enters health, and answers again at rollback."""
+
+    def hook(event: Transition) -> None:
+        r.events.append(event)
+        if event.device == name and event.to_phase in ("health", "rollback"):
+            r.device(name).faults.unreachable = event.to_phase == "health"
+
+    r.engine.events = hook
+
+
+_BGP = {"name": "bgp", "show": ["ip", "bgp", "summary"], "expect": "Neighbor",
+        "initialDelay": "1s", "interval": "1s", "retries": 1}  # fmt: skip
+
+
+async def test_unreachable_in_health_pauses_until_a_new_retry_token(tmp_path: Path) -> None:
     devices = [make_device("r0"), make_device("r1")]
-    broken = {"name": "ospf", "show": ["ip", "ospf", "neighbor"], "expect": "Full",
-              "initialDelay": "1s", "interval": "1s", "retries": 1}  # fmt: skip
-    policy = make_policy(healthChecks=[broken])
+    policy = make_policy(healthChecks=[_BGP], rollback={"onUnreachable": "pause"})
     plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1})
     async with rig(tmp_path, devices) as r:
+        _silence_in_health(r, "r0")
         result = await r.run(policy, plan_)
         out = result.outcomes["r0"]
         assert out.status is OutcomeStatus.PAUSED and "inconclusive" in (out.error or "")
@@ -72,13 +93,63 @@ async def test_inconclusive_health_pauses_until_a_new_retry_token(tmp_path: Path
         assert r.device("r0").running == TARGET  # not failed, not rolled back
         assert r.device("r1").calls.total() == 0
         assert policy_progress(r.journal, "fleet").devices["r0"].phase is Phase.HEALTH
-        # A human fixes the check and sets a new retryToken: the gate runs again.
-        fixed = make_policy(healthChecks=[broken | {"show": ["ip", "bgp", "summary"],
-                                                    "expect": "Neighbor"}],
-                            retryToken="checked")  # fmt: skip
-        result = await r.run(fixed, plan_)
+        # A human brings it back and sets a new retryToken: the gate runs again.
+        r.engine.events = r.events.append
+        r.device("r0").faults.unreachable = False
+        result = await r.run(policy.model_copy(update={"spec": policy.spec.model_copy(
+            update={"retryToken": "checked"})}), plan_)  # fmt: skip
         assert result.complete, result.reason
         assert r.device("r1").running == TARGET
+
+
+async def test_unreachable_after_boot_rolls_back_by_default(tmp_path: Path) -> None:
+    devices = [make_device("r0"), make_device("r1")]
+    policy = make_policy(healthChecks=[_BGP])
+    plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1})
+    async with rig(tmp_path, devices) as r:
+        _silence_in_health(r, "r0")
+        result = await r.run(policy, plan_)
+        out = result.outcomes["r0"]
+        assert out.status is OutcomeStatus.FAILED and out.rolled_back, out
+        assert "probe error" in (out.error or "")
+        assert r.device("r0").running == OLD
+        assert result.halted and r.device("r1").calls.total() == 0
+
+
+async def test_builtin_gate_wants_the_uptime_reset(tmp_path: Path) -> None:
+    # No health checks: the built-in gate. The device says it runs the target, but its
+    # uptime says it never went down (a stale answer): that is no proof of a boot.
+    devices = [make_device("r0"), make_device("r1")]
+    plan_ = make_plan("rev1", "fleet", devices, waves={"r0": 0, "r1": 1})
+    async with rig(tmp_path, devices) as r:
+
+        def stale(event: Transition) -> None:
+            r.events.append(event)
+            if event.device == "r0" and event.to_phase == "verify":
+                r.device("r0").booted_at = r.fleet.sim.now() - 86_400
+
+        r.engine.events = stale
+        result = await r.run(make_policy(), plan_)
+        out = result.outcomes["r0"]
+        assert out.status is OutcomeStatus.FAILED and "did not reboot" in (out.error or "")
+        assert r.device("r0").running == OLD and out.rolled_back
+        assert result.halted and r.device("r1").calls.total() == 0
+
+
+async def test_a_halted_rollout_still_finishes_a_disrupted_device(tmp_path: Path) -> None:
+    # The journal after a crash: the rollout halted (another device failed) while r0 sat
+    # in its health gate on the new image, whose BGP is down.
+    r0 = make_device("r0", images=(OLDER, OLD, TARGET))
+    r0.bgp_down = True
+    policy = make_policy(healthChecks=[_BGP | {"expect": r"\s\d+\s+\d+\s+N/A$"}])
+    plan_ = make_plan("rev1", "fleet", [r0], waves={"r0": 0}, paths={"r0": [TARGET]})
+    async with rig(tmp_path, [r0]) as r:
+        r.journal.write_rollout(RolloutRecord("fleet", "rev1", halted=True, reason="r9 failed"))
+        r.journal.write_device(DeviceRecord("fleet", "r0", "rev1", phase=Phase.HEALTH,
+                                            target=TARGET, previous=OLD, attempts=1))  # fmt: skip
+        result = await r.run(policy, plan_)
+        assert result.halted and result.outcomes["r0"].status is OutcomeStatus.FAILED
+        assert result.outcomes["r0"].rolled_back and r.device("r0").running == OLD
 
 
 async def test_unreachable_devices_use_up_max_unavailable(tmp_path: Path) -> None:

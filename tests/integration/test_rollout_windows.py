@@ -11,6 +11,7 @@ from reconciler.planning.windows import is_allowed
 from reconciler.rollout import Journal, OutcomeStatus
 from tests.support.rollout import (
     OLD,
+    OLDER,
     TARGET,
     ScaledClock,
     make_device,
@@ -29,12 +30,13 @@ async def test_window_closes_mid_wave(tmp_path: Path) -> None:
     windows = [{"type": "allow", "schedule": "*/30 * * * *", "duration": "8m"}]
     policy = make_policy(
         strategy={"canary": 0, "waves": [100], "maxParallel": 3, "maxUnavailable": 3,
-                  "pause": "0s", "stageEarly": False},
+                  "pause": "0s", "stageEarly": False, "maxStepDuration": "4m"},
         windows=windows,
     )  # fmt: skip
-    clock = ScaledClock(TWO_AM - timedelta(minutes=1), scale=3000)
-    # Boot takes 0.1 s real = 5 min on the engine's clock: two batches overrun the window.
-    async with rig(tmp_path, devices, clock=clock, boot_seconds=0.1) as r:
+    clock = ScaledClock(TWO_AM - timedelta(minutes=1), scale=600)
+    # Boot takes 0.3 s real = 3 min on the engine's clock: the second batch starts in the
+    # window but may not reboot in it (4 min steps), so it waits for the next one.
+    async with rig(tmp_path, devices, clock=clock, boot_seconds=0.3) as r:
         plan = make_plan("rev1", "fleet", devices, waves={d.name: 1 for d in devices})
         result = await r.run(policy, plan)
         assert result.complete, result.reason
@@ -50,6 +52,9 @@ async def test_window_closes_mid_wave(tmp_path: Path) -> None:
             assert not (close + slack <= t < reopen), (name, t)
         overran = [n for n in starts if starts[n] < close <= ends[n]]
         assert overran, "some device started in the window and finished after it closed"
+        for e in r.events:
+            if e.to_phase == "await-boot":  # every reboot fits its window
+                assert not (close - timedelta(minutes=4) + slack <= e.time < reopen), e
         assert any(t >= reopen for t in starts.values()), "the rest waited for the next window"
 
 
@@ -99,6 +104,29 @@ async def test_multi_hop_13_to_14_to_rolling(tmp_path: Path) -> None:
         assert hops.index((0, "health")) < hops.index((1, "precheck")) < hops.index((1, "health"))
         urls = [e["url"] for e in r.adds("old")]
         assert len(urls) == 2 and "1.4.4" in urls[0] and TARGET in urls[1]
+
+
+async def test_deny_window_holds_the_reboot_of_a_later_hop(tmp_path: Path) -> None:
+    dev = make_device("mh", images=("1.5-rolling-202409250007", OLDER))
+    plan = make_plan("rev1", "fleet", [dev], waves={"mh": 1}, paths={"mh": [OLD, TARGET]})
+    deny = TWO_AM + timedelta(minutes=15)
+    policy = make_policy(
+        windows=[{"type": "allow", "schedule": "0 2 * * *", "duration": "3h"},
+                 {"type": "deny", "schedule": "15 2 * * *", "duration": "1h"}],
+        strategy={"canary": 0, "waves": [100], "pause": "0s", "maxStepDuration": "12m"},
+    )  # fmt: skip
+    # Boot takes 0.3 s real = 3 min: the first hop fits before the freeze, the second not.
+    async with rig(tmp_path, [dev], versions=(OLD, TARGET), clock=ScaledClock(TWO_AM),
+                   boot_seconds=0.3) as r:  # fmt: skip
+        result = await r.run(policy, plan)
+        assert result.complete, result.reason
+        assert r.device("mh").running == TARGET
+        reboots = [e for e in r.events if e.to_phase == "await-boot"]
+        assert [e.hop for e in reboots] == [0, 1]
+        slack = timedelta(seconds=30)  # the decision precedes its journal entry
+        for e in reboots:  # no reboot could run into the freeze, none inside it
+            assert not (deny - timedelta(minutes=12) + slack <= e.time < deny + timedelta(hours=1))
+        assert reboots[1].time >= deny + timedelta(hours=1)
 
 
 async def test_suspend_starts_nothing(tmp_path: Path) -> None:

@@ -182,6 +182,29 @@ def test_in_flight_device_finishes_even_outside_window() -> None:
     assert d.action is Action.UPGRADE
 
 
+def test_journal_is_the_truth_for_a_disrupted_device() -> None:
+    def progress(phase: Phase) -> RolloutProgress:
+        flying = DeviceProgress(
+            name="r1", phase=phase, revision="rev1", hop=0, target_version="1.4.3"
+        )
+        return RolloutProgress(policies={"fleet": PolicyProgress(
+            policy="fleet", revision="rev1", devices={"r1": flying})})  # fmt: skip
+
+    # It already runs its hop's target: the hop comes back, so the engine runs its gate.
+    d = _one("1.4.3", version="1.4.3", progress=progress(Phase.HEALTH))
+    assert d.action is Action.UPGRADE and [h.version for h in d.path] == ["1.4.3"]
+    # A later target: the journalled hop first, then on from there.
+    d = _one("1.4.3", version=ROLLING, progress=progress(Phase.VERIFY))
+    assert [h.version for h in d.path][:1] == ["1.4.3"] and d.path[-1].version == ROLLING
+    # Rebooting (no answer): still the engine's, at its hop, not "unreachable".
+    d = _one("1.4.2", version="1.4.3", reachable=False, progress=progress(Phase.AWAIT_BOOT))
+    assert d.action is Action.UPGRADE and [h.version for h in d.path] == ["1.4.3"]
+    assert any(n.startswith("in flight: await-boot, not answering") for n in d.notes)
+    # Before the disruption nothing carries over: an unreachable device is unreachable.
+    d = _one("1.4.2", version="1.4.3", reachable=False, progress=progress(Phase.BACKUP))
+    assert d.action is Action.UNREACHABLE
+
+
 def test_selected_by_two_policies_is_blocked_and_an_error() -> None:
     state = desired(
         [device("r1")], IMAGES, [policy("a", version="1.4.3"), policy("b", version="1.4.3")]

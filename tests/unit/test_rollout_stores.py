@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,23 @@ def test_journal_round_trip_and_wal(tmp_path: Path) -> None:
     assert again.events("p") == [event]
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_attempt_records_survive_restarts_and_older_journals(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    # A journal from before attempt records existed: other tables, not this one.
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE device_state (policy TEXT, device TEXT)")
+    old.commit()
+    old.close()
+    journal = Journal(path)
+    assert journal.attempt("p", "r1") == {}
+    journal.write_attempt("p", "r1", {"baseline": {"bgp": 2.0}, "rebooted_at": NOW.isoformat()})
+    journal.close()
+    again = Journal(path)
+    assert again.attempt("p", "r1") == {"baseline": {"bgp": 2.0}, "rebooted_at": NOW.isoformat()}
+    assert again.attempt("p", "r2") == {}
+    again.close()
 
 
 def test_progress_export_uses_planning_types(tmp_path: Path) -> None:
@@ -104,3 +121,20 @@ def test_backup_key_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     assert "not valid base64" in str(err.value)
     with pytest.raises(ConfigError):
         BackupKey(b"short")
+
+
+def test_backups_keep_the_newest_per_device_and_find_one_by_time(tmp_path: Path) -> None:
+    store = BackupStore(tmp_path, _key(), keep=3)
+    hour = timedelta(hours=1)
+    for i in range(5):
+        store.put("r1", f"rev{i}", f"config {i}", NOW + i * hour)
+    store.put("r2", "rev0", "other device", NOW)
+    kept = store.entries("r1")
+    assert [e.revision for e in kept] == ["rev2", "rev3", "rev4"]
+    assert [e.taken for e in kept] == [NOW + 2 * hour, NOW + 3 * hour, NOW + 4 * hour]
+    assert len(store.entries("r2")) == 1  # retention is per device
+    found = store.at("r1", NOW + 3 * hour + timedelta(minutes=5))
+    assert found is not None and store.read(found.path, "r1", found.revision) == "config 3"
+    assert store.at("r1", NOW) is None  # older ones are gone
+    with pytest.raises(ConfigError):
+        BackupStore(tmp_path, _key(), keep=1)
