@@ -3,6 +3,11 @@
 Documents are composed into nodes (never constructed by PyYAML), so no language-specific
 tag can run, duplicate keys are caught, and every value keeps its line and column. The
 result is plain data plus a map from field path to position.
+
+The text may come from an unverified commit, so reading is bounded: at most
+:data:`MAX_FILE_BYTES` bytes, :data:`MAX_DEPTH` levels of nesting, and :data:`MAX_NODES`
+values per file counting every alias expansion (a "billion laughs" file stops there). Each
+limit is a :class:`~reconciler.errors.ConfigError`, never a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import yaml
 from reconciler.errors import ConfigError, Location
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_DOCUMENTS",
     "MAX_FILE_BYTES",
+    "MAX_NODES",
     "Positions",
     "SourceDocument",
     "dotted",
@@ -25,6 +32,10 @@ __all__ = [
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 10_000
+MAX_DEPTH = 64
+"""Nesting levels per document; real documents need fewer than ten."""
+MAX_NODES = 1_000_000
+"""Values per file, aliases expanded each time they are used; a 1 MiB file holds fewer."""
 
 try:  # The C composer is much faster; fall back where libyaml is missing.
     _Loader: type[Any] = yaml.CSafeLoader
@@ -76,7 +87,26 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
+@dataclass
+class _Budget:
+    """What is left of :data:`MAX_NODES` for one file."""
+
+    nodes: int = MAX_NODES
+
+
+def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str, budget: _Budget) -> Any:
+    budget.nodes -= 1
+    if budget.nodes < 0 or len(path) > MAX_DEPTH:
+        line, col = _mark(node)
+        what = (
+            f"{MAX_NODES} values (aliases count each time they are used)"
+            if budget.nodes < 0
+            else f"{MAX_DEPTH} levels of nesting"
+        )
+        raise ConfigError(
+            f"document exceeds {what}",
+            location=Location(file, line, col),
+        )
     pos.values[path] = _mark(node)
     tag = node.tag or ""
     if not tag.startswith(_CORE):
@@ -109,12 +139,12 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
                     field=dotted((*path, key)),
                 )
             pos.keys[(*path, key)] = _mark(key_node)
-            result[key] = _convert(value_node, (*path, key), pos, file)
+            result[key] = _convert(value_node, (*path, key), pos, file, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
         if short != "seq":
             raise _tag_error(node, path, file)
-        return [_convert(item, (*path, i), pos, file) for i, item in enumerate(node.value)]
+        return [_convert(item, (*path, i), pos, file, budget) for i, item in enumerate(node.value)]
     if short not in _SCALAR_TAGS:
         raise _tag_error(node, path, file)
     if short in ("str", "timestamp"):
@@ -151,6 +181,7 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
             location=Location(file),
         )
     docs: list[SourceDocument] = []
+    budget = _Budget()
     try:
         for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
             if index >= MAX_DOCUMENTS:
@@ -161,7 +192,7 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
             if node is None:
                 continue
             pos = Positions()
-            data = _convert(node, (), pos, file)
+            data = _convert(node, (), pos, file, budget)
             docs.append(SourceDocument(file, index, data, pos))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -172,4 +203,6 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"YAML error: {e}", location=Location(file)) from None
+    except RecursionError:  # the composer nests per level; MAX_DEPTH normally stops first
+        raise ConfigError("document nests too deeply", location=Location(file)) from None
     return docs
