@@ -3,7 +3,9 @@
 Errors: a policy's target missing or not supporting a selected device's platform, a device
 selected by several rollout policies, a redundancy group split across policies, an image
 signature key or sigstore trust that no TrustPolicy of its channel provides, a missing
-trusted-root file, several AccessPolicies.
+trusted-root file, several AccessPolicies, two TrustPolicies covering one channel (one trust
+root per channel: its keys are the only keys for that channel), two Images declaring the
+same version for the same channel and platform (the planner must never choose by name).
 Warnings: a selector matching no device, a redundancy group of one, an advisory naming a
 version no Image declares, an access rule naming a role nobody holds.
 """
@@ -147,8 +149,21 @@ def _check_groups(
 def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
     keys_by_channel: dict[str, set[str]] = defaultdict(set)
     sigstore_channels: set[str] = set()
+    governs: dict[str, str] = {}
     for name, trust in sorted(state.trust_policies.items()):
-        for channel in trust.spec.channels:
+        for index, channel in enumerate(trust.spec.channels):
+            if channel in governs:
+                first = locate("TrustPolicy", governs[channel], ("spec", "channels"))
+                errors.append(
+                    ConfigError(
+                        f"channel {channel} is already covered by TrustPolicy "
+                        f"{governs[channel]!r} ({first}); one TrustPolicy governs a channel",
+                        location=locate("TrustPolicy", name, ("spec", "channels", index)),
+                        field=f"spec.channels[{index}]",
+                    )
+                )
+                continue
+            governs[channel] = name
             keys_by_channel[channel].update(k.name for k in trust.spec.minisign)
             if trust.spec.sigstore is not None:
                 sigstore_channels.add(channel)
@@ -182,6 +197,25 @@ def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError])
                     field="spec.signature.sigstore",
                 )
             )
+
+
+def _check_image_versions(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for name, image in sorted(state.images.items(), key=lambda kv: str(locate("Image", kv[0], ()))):
+        for index, platform in enumerate(image.spec.platforms):
+            key = (image.spec.version, image.spec.channel, platform.arch, platform.flavor)
+            if key in seen and seen[key] != name:
+                first = locate("Image", seen[key], ())
+                errors.append(
+                    ConfigError(
+                        f"Image {seen[key]!r} ({first}) already declares version "
+                        f"{image.spec.version} for channel {image.spec.channel} on "
+                        f"{platform.arch}/{platform.flavor}",
+                        location=locate("Image", name, ("spec", "platforms", index)),
+                        field=f"spec.platforms[{index}]",
+                    )
+                )
+            seen.setdefault(key, name)
 
 
 def _check_access(
@@ -252,6 +286,7 @@ def check_references(
     warnings: list[ConfigError] = []
     _check_policies(state, locate, errors, warnings)
     _check_trust(state, locate, errors)
+    _check_image_versions(state, locate, errors)
     _check_access(state, locate, errors, warnings)
     _check_advisories(state, locate, warnings)
     _check_compliance(state, locate, errors)
