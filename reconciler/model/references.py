@@ -146,11 +146,24 @@ def _check_groups(
             )
 
 
+def _in_file_order(
+    kind: str, locate: Locate
+) -> Callable[[tuple[str, object]], tuple[str, int, int]]:
+    def key(item: tuple[str, object]) -> tuple[str, int, int]:
+        where = locate(kind, item[0], ())
+        return (where.file, where.line, where.column)
+
+    return key
+
+
 def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
     keys_by_channel: dict[str, set[str]] = defaultdict(set)
     sigstore_channels: set[str] = set()
     governs: dict[str, str] = {}
-    for name, trust in sorted(state.trust_policies.items()):
+    # In file order, so the error lands on the later declaration.
+    for name, trust in sorted(
+        state.trust_policies.items(), key=_in_file_order("TrustPolicy", locate)
+    ):
         for index, channel in enumerate(trust.spec.channels):
             if channel in governs:
                 first = locate("TrustPolicy", governs[channel], ("spec", "channels"))
@@ -201,7 +214,7 @@ def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError])
 
 def _check_image_versions(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
     seen: dict[tuple[str, str, str, str], str] = {}
-    for name, image in sorted(state.images.items(), key=lambda kv: str(locate("Image", kv[0], ()))):
+    for name, image in sorted(state.images.items(), key=_in_file_order("Image", locate)):
         for index, platform in enumerate(image.spec.platforms):
             key = (image.spec.version, image.spec.channel, platform.arch, platform.flavor)
             if key in seen and seen[key] != name:

@@ -21,7 +21,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -201,12 +201,13 @@ class Repository:
             tree = self._repo.commit(rev).tree
         except (ValueError, git.exc.BadName, git.exc.GitCommandError) as exc:
             raise SourceError(redact(f"cannot read revision {rev}: {exc}", self._secrets)) from None
+        unsafe = [p for p in self.changed_files(None, rev) if unsafe_path(p)]
+        if unsafe:
+            raise SourceError(f"revision {rev} has an unsafe path {unsafe[0]!r}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=dest.parent))
         try:
-            for item in tree.traverse():
-                if unsafe_path(item.path):
-                    raise SourceError(f"revision {rev} has an unsafe path {item.path!r}")
+            for item in _walk(tree, rev):
                 if not isinstance(item, git.Blob) or stat.S_ISLNK(item.mode):
                     continue
                 target = staging / item.path
@@ -219,6 +220,16 @@ class Repository:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return dest
+
+
+def _walk(tree: git.Tree, rev: str) -> Iterator[git.Object]:
+    # GitPython refuses some entry names itself (ValueError): keep the error typed.
+    try:
+        for item in tree.traverse():
+            assert isinstance(item, git.Object)
+            yield item
+    except ValueError as exc:
+        raise SourceError(f"revision {rev} has an unsafe tree: {exc}") from None
 
 
 class Mirror:

@@ -89,8 +89,10 @@ def read_policy(repo: Repository, rev: str) -> PolicySnapshot:
             try:
                 found.append((entry.path, AccessPolicy.model_validate(doc.data)))
             except ValidationError as exc:
-                # Keep the message short and key-free.
-                detail = str(exc).splitlines()[0]
+                # Field and message only: short, and never the input (keys) itself.
+                first = exc.errors(include_url=False, include_input=False)[0]
+                where = ".".join(str(part) for part in first["loc"])
+                detail = f"{where}: {first['msg']}"
                 raise _refuse(rev, f"invalid AccessPolicy in {entry.path}: {detail}") from None
     if len(found) > 1:
         where = ", ".join(sorted({p for p, _ in found}))

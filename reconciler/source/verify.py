@@ -253,11 +253,12 @@ class Verifier:
         enforce = current.policy is not None and current.policy.spec.mode != "none"
         signer = self._signer(info, current.policy) if enforce and current.policy else None
         changes = self._documents.changes(base, info.sha, info.files)
+        if signer is not None and current.policy is not None:
+            self._check_documents(info.sha, signer, current.policy, changes)
         after = current
         if any(c.kind == "AccessPolicy" for c in changes):
             after = self._read(info.sha)
         if signer is not None and current.policy is not None:
-            self._check_documents(info.sha, signer, current.policy, changes)
             exempt = frozenset(p for p in (current.path, after.path) if p)
             self._check_paths(info, signer, current.policy, exempt)
         return after

@@ -9,6 +9,7 @@ the log), leave the good revision in force and leave every device untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,28 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reconciler.errors import SourceError
 from reconciler.model.kinds import AccessPolicy
+from reconciler.source.git import Repository
 from reconciler.source.policy import policy_fingerprint
 from tests.support.daemon import ALWAYS_OPEN, GitOps, policy_yaml, running_gitops, wait_for
-from tests.support.gitrepo import SshKey, access_policy, commit_files, git, push, ssh_key
+from tests.support.gitrepo import (
+    SshKey,
+    access_policy,
+    clone,
+    commit_files,
+    git,
+    make_remote,
+    push,
+    ssh_key,
+)
 from tests.support.images import make_image, trust_policy
 from tests.support.security import (
     assert_untouched,
+    copy_to_testing,
     git_input,
     refuse,
     refused_push,
-    copy_to_testing,
 )
 
 POLICY = "trust/access.yaml"
@@ -202,3 +214,20 @@ async def test_tree_entry_dot_dot_is_refused_and_nothing_is_written_outside(
     state = world.tmp / "state"
     assert not list(state.rglob("escaped.yaml")) and not list(world.tmp.rglob("escaped.yaml"))
     assert_untouched(ops)
+
+
+def test_export_refuses_a_dot_dot_entry_and_writes_nothing_outside(tmp_path: Path) -> None:
+    """The export itself, under the verifier: a ``..`` entry is refused before any write."""
+    remote = make_remote(tmp_path / "remote.git")
+    work = clone(remote, tmp_path / "work")
+    commit_files(work, {"fleet/a.yaml": "a: 1\n"}, "base")
+    blob = git_input(work, "pwned: true\n", "hash-object", "-w", "--stdin")
+    inner = git_input(work, f"100644 blob {blob}\tescaped.yaml\n", "mktree")
+    listing = git(work, "ls-tree", "HEAD^{tree}")
+    tree = git_input(work, listing + f"040000 tree {inner}\t..\n", "mktree")
+    sha = git_input(work, "", "commit-tree", tree, "-p", "HEAD", "-m", "dot-dot")
+    repo = Repository(work)
+    with pytest.raises(SourceError, match=re.escape("unsafe path '../escaped.yaml'")):
+        repo.export(sha, tmp_path / "out" / "tree")
+    assert not list(tmp_path.rglob("escaped.yaml"))
+    assert not (tmp_path / "out" / "tree").exists()
