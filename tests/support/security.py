@@ -21,12 +21,12 @@ from tests.support.images import image_doc
 
 __all__ = [
     "assert_untouched",
+    "copy_to_testing",
     "git_input",
     "refusal_reason",
     "refuse",
     "refused_push",
     "status_refusals",
-    "copy_to_testing",
 ]
 
 ACTING_CALLS = ("/image", "/reboot", "/config-file")
