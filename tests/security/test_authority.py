@@ -133,6 +133,18 @@ async def test_netops_signer_cannot_move_a_production_image_under_fleet(world: W
     assert_untouched(ops)
 
 
+async def test_plaintext_device_needs_the_admin(world: World) -> None:
+    """A Device that would send its API key over plain http is an admin's decision."""
+    ops = world.ops
+    devices = list(yaml.safe_load_all((ops.work / "fleet" / "devices.yaml").read_text()))
+    extra = {**devices[0], "metadata": {"name": "plaintext"}}
+    extra["spec"] = {**devices[0]["spec"], "insecurePlaintext": True}
+    files = {"fleet/plaintext.yaml": yaml.safe_dump(extra)}
+    await refuse(ops, world.good, files, world.netops, "kind-not-allowed")
+    assert "insecurePlaintext: true needs adminRole" in ops.daemon.book.refusals[-1].reason
+    assert_untouched(ops)
+
+
 async def test_access_policy_respelled_in_another_file_is_still_the_policy(world: World) -> None:
     """Rename and respelling bypass: a non-admin moves the AccessPolicy into a file under
     ``fleet/`` in flow style with an escaped kind (no line reads ``kind: AccessPolicy``),
