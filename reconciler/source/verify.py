@@ -1,9 +1,10 @@
-"""Commit verification against the AccessPolicy: signatures, path rules, policy changes.
+"""Commit verification against the AccessPolicy: signatures, document authority, path rules.
 
 Signatures are checked by git itself (``git log --format=%G?...``), with
 ``gpg.ssh.allowedSignersFile`` set by ``-c`` on that one command to a temporary file written
 from the policy's SSH signers (principal = signer name); the user's git config is never
-touched. OpenPGP signers are matched by the signing key's or its primary key's fingerprint;
+touched. An SSH signer's roles are those of the entry whose key made the signature (signer
+names and keys are unique in a valid policy). OpenPGP signers are matched by the signing key's or its primary key's fingerprint;
 their public keys must be in the keyring of ``gnupg_home`` (or the daemon's ``GNUPGHOME``).
 
 Which commits, against which policy:
@@ -20,11 +21,15 @@ Which commits, against which policy:
 - ``none``: nothing is checked; the policy may still be changed, and its successor applies.
 - The head must descend from ``since``; rewritten history is refused (``not-descendant``).
 
-Path rules: a changed file matching one or more rules needs a signer holding one of the roles
-of *each* matching rule; a file matching no rule may be changed by any known signer. The file
-that declares the AccessPolicy (before or after the commit) may be changed only by a signer
-with the policy's ``adminRole``; rules do not apply to it. The admin role has no implicit
-right to other paths.
+Each commit, once its signature is known good: every document it adds, changes or removes
+(compared by kind and name, see :mod:`~reconciler.source.changes`) needs one role of each
+rule governing its kind and channel (:mod:`~reconciler.source.authority`; the AccessPolicy
+itself always needs ``adminRole``), refused as ``kind-not-allowed`` or
+``policy-change-not-admin``. Then path rules: a changed file matching one or more rules needs
+a signer holding one of the roles of *each* matching rule (``path-not-allowed``); a file
+matching no rule may be changed by any known signer, and the file declaring the AccessPolicy
+(before or after the commit) answers to the document rule alone. A head whose tree holds an
+unsafe path (``..`` and the like) is refused first (``unsafe-path``).
 
 Bootstrap: with no verified revision yet, the *pinned* fingerprint (see
 :func:`~reconciler.source.policy.policy_fingerprint`) names the first trusted policy. The
