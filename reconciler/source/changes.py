@@ -8,19 +8,22 @@ touches are read, on both sides, through the loader's own reader
 same documents. The content is unverified, so reading is bounded: a blob larger than the
 loader accepts, a symbolic link, or a file that does not parse holds no document here (the
 loader refuses such a revision anyway); its documents then count as removed, or added on
-the other side, which asks for more authority, never less.
+the other side, which asks for more authority, never less. A TrustPolicy's pinned sigstore
+root (``spec.sigstore.trustedRoot``) is part of it: a commit touching that file changes the
+TrustPolicy.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.errors import ConfigError
-from reconciler.model.documents import file_documents, is_document_file
+from reconciler.model.documents import DOCUMENT_SUFFIXES, file_documents, is_document_file
 from reconciler.model.yamlsource import MAX_FILE_BYTES, SourceDocument
 from reconciler.source.git import Repository
 
@@ -74,6 +77,7 @@ class DocumentReader:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self._blobs: dict[str, list[SourceDocument]] = {}
+        self._roots: dict[str, list[SourceDocument]] = {}
 
     def documents(self, rev: str | None, paths: Iterable[str]) -> list[SourceDocument]:
         """The documents in the files ``paths`` of revision ``rev`` (none for no revision)."""
@@ -111,7 +115,10 @@ class DocumentReader:
                 if ident is not None:
                     sides[ident][side].append(doc)
         out: list[DocumentChange] = []
+        touched_roots = self._touched_roots(base, rev, files)
         for (kind, name), (before, after) in sorted(sides.items()):
+            if (kind, name) in touched_roots:
+                continue  # reported below, with the rest of its trust root
             if sorted(map(_canonical, (d.data for d in before))) == sorted(
                 map(_canonical, (d.data for d in after))
             ):
@@ -126,4 +133,48 @@ class DocumentReader:
                     str(first.location()),
                 )
             )
+        for (kind, name), (before, after) in sorted(touched_roots.items()):
+            old, new = sides.get((kind, name), ([], []))
+            first = (new or old or after or before)[0]
+            out.append(
+                DocumentChange(
+                    kind,
+                    name,
+                    tuple(d.data for d in old or before),
+                    tuple(d.data for d in new or after),
+                    str(first.location()),
+                )
+            )
         return out
+
+    def _touched_roots(
+        self, base: str | None, rev: str, files: list[str]
+    ) -> dict[Identity, tuple[list[SourceDocument], list[SourceDocument]]]:
+        """TrustPolicies whose ``sigstore.trustedRoot`` file (before or after) is in ``files``:
+        replacing a pinned root changes the trust as surely as editing the policy."""
+        changed = {posixpath.normpath(f) for f in files}
+        found: dict[Identity, tuple[list[SourceDocument], list[SourceDocument]]] = {}
+        for side, at in ((0, base), (1, rev)):
+            for doc in self._trust_policies(at):
+                sigstore = doc.data.get("spec", {}).get("sigstore")
+                root = sigstore.get("trustedRoot") if isinstance(sigstore, dict) else None
+                ident = identity(doc.data)
+                if isinstance(root, str) and ident and posixpath.normpath(root) in changed:
+                    found.setdefault(ident, ([], []))[side].append(doc)
+        return found
+
+    def _trust_policies(self, rev: str | None) -> list[SourceDocument]:
+        if rev is None:
+            return []
+        if rev not in self._roots:
+            # A backslash may spell the key with an escape, as for the AccessPolicy.
+            globs = [f"*{suffix}" for suffix in DOCUMENT_SUFFIXES]
+            paths = self.repo.grep_files(rev, r"trustedRoot|\\", globs)
+            self._roots[rev] = [
+                d
+                for d in self.documents(rev, paths)
+                if isinstance(d.data, dict)
+                and d.data.get("kind") == "TrustPolicy"
+                and isinstance(d.data.get("spec"), dict)
+            ]
+        return self._roots[rev]

@@ -4,8 +4,9 @@ Signatures are checked by git itself (``git log --format=%G?...``), with
 ``gpg.ssh.allowedSignersFile`` set by ``-c`` on that one command to a temporary file written
 from the policy's SSH signers (principal = signer name); the user's git config is never
 touched. An SSH signer's roles are those of the entry whose key made the signature (signer
-names and keys are unique in a valid policy). OpenPGP signers are matched by the signing key's or its primary key's fingerprint;
-their public keys must be in the keyring of ``gnupg_home`` (or the daemon's ``GNUPGHOME``).
+names and keys are unique in a valid policy). OpenPGP signers are matched by the signing
+key's or its primary key's fingerprint; their public keys must be in the keyring of
+``gnupg_home`` (or the daemon's ``GNUPGHOME``).
 
 Which commits, against which policy:
 

@@ -75,8 +75,22 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     text = _policy(admin, netops)
     pin = policy_fingerprint(AccessPolicy.model_validate(yaml.safe_load(text)))
     # Devices follow channel testing, whose newest image is the 1.4.3 they run.
+    ci_trust = {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "TrustPolicy",
+        "metadata": {"name": "ci"},
+        "spec": {
+            "channels": ["development"],
+            "sigstore": {
+                "trustedRoot": "fleet/ci-root.json",
+                "identities": [{"identity": "https://ci.example/build", "issuer": "https://id"}],
+            },
+        },
+    }
     extra = {
         POLICY: text,
+        "trust/ci.yaml": yaml.safe_dump(ci_trust),
+        "fleet/ci-root.json": '{"mediaType": "trusted-root"}\n',
         "policies/fleet.yaml": _testing_rollout(),
         "images/testing.yaml": yaml.safe_dump(
             copy_to_testing(tmp_path / "upstream", "1.4.3", "testing-1-4-3").model_dump(mode="json")
@@ -130,6 +144,15 @@ async def test_netops_signer_cannot_move_a_production_image_under_fleet(world: W
         "kind-not-allowed",
     )
     assert "default: Image on production needs adminRole" in ops.daemon.book.refusals[-1].reason
+    assert_untouched(ops)
+
+
+async def test_replacing_a_pinned_sigstore_root_is_a_trust_policy_change(world: World) -> None:
+    """The root file lives under ``fleet/``, which netops may change; it is still trust."""
+    ops = world.ops
+    files = {"fleet/ci-root.json": '{"mediaType": "attacker-root"}\n'}
+    await refuse(ops, world.good, files, world.netops, "kind-not-allowed")
+    assert "change TrustPolicy 'ci'" in ops.daemon.book.refusals[-1].reason
     assert_untouched(ops)
 
 
