@@ -34,8 +34,9 @@ MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 10_000
 MAX_DEPTH = 64
 """Nesting levels per document; real documents need fewer than ten."""
-MAX_NODES = 1_000_000
-"""Values per file, aliases expanded each time they are used; a 1 MiB file holds fewer."""
+MAX_NODES = 250_000
+"""Values per file, aliases expanded each time they are used (a 1 MiB fleet file of real
+devices holds about 50,000); past it, an alias bomb is stopped within a second."""
 
 try:  # The C composer is much faster; fall back where libyaml is missing.
     _Loader: type[Any] = yaml.CSafeLoader
