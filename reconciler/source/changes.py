@@ -154,6 +154,8 @@ class DocumentReader:
         replacing a pinned root changes the trust as surely as editing the policy."""
         changed = {posixpath.normpath(f) for f in files}
         found: dict[Identity, tuple[list[SourceDocument], list[SourceDocument]]] = {}
+        if not changed:
+            return found  # an empty commit touches no root: spare the two greps
         for side, at in ((0, base), (1, rev)):
             for doc in self._trust_policies(at):
                 sigstore = doc.data.get("spec", {}).get("sigstore")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -63,7 +64,7 @@ def assert_untouched(ops: GitOps, version: str = "1.4.3") -> None:
 async def refuse(
     ops: GitOps,
     good: str,
-    files: dict[str, str | None],
+    files: Mapping[str, str | None],
     key: SshKey | None,
     reason: str,
     message: str = "attack",
