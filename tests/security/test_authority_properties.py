@@ -34,12 +34,15 @@ KINDS_RULES = [
 FILES = ("fleet/a.yaml", "policies/b.yaml", "trust/c.yaml", "misc/d.yaml")
 
 
-def _needs(kind: str, channel: str | None) -> str | None:
-    """The one role a change to such a document needs here (``None``: any known signer)."""
-    if kind in ("AccessPolicy", "TrustPolicy"):
+def _needs(kind: str, channel: str | None, rules: bool) -> str | None:
+    """The one role a change to such a document needs here (``None``: any known signer);
+    without ``rules`` only the defaults hold."""
+    if kind in ("AccessPolicy", "TrustPolicy") or (kind, channel) == ("Image", "production"):
         return "admin"
+    if not rules:
+        return None
     if kind == "Image":
-        return {"production": "admin", "testing": "release"}.get(channel or "")
+        return {"testing": "release"}.get(channel or "")
     return {"Device": "netops", "RolloutPolicy": "netops-lead"}.get(kind)
 
 
@@ -60,6 +63,7 @@ class Repo:
     base: str
     pin: str
     layout: dict[str, list[dict[str, Any]]]
+    rules: bool
 
 
 def _base_layout(policy: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -77,8 +81,9 @@ def _texts(layout: dict[str, list[dict[str, Any]]]) -> dict[str, str | None]:
     return {f: yaml.safe_dump_all(docs) if docs else "# empty\n" for f, docs in layout.items()}
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+@pytest.fixture(scope="module", params=[True, False], ids=["kind-rules", "defaults-only"])
+def repo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Repo:
+    rules: bool = request.param
     base = tmp_path_factory.mktemp("authority")
     keys = {name: ssh_key(base / "keys", name) for name in ROLES}
     policy = {
@@ -90,7 +95,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
             "signers": [
                 {"name": n, "sshKey": keys[n].public, "roles": [r]} for n, r in ROLES.items()
             ],
-            "kinds": KINDS_RULES,
+            **({"kinds": KINDS_RULES} if rules else {}),
         },
     }
     remote = make_remote(base / "remote.git")
@@ -99,7 +104,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     sha = commit_files(work, _texts(layout), "base", key=keys["admin"])
     push(work)
     pin = policy_fingerprint(AccessPolicy.model_validate(policy)) or ""
-    return Repo(work, Mirror(str(remote), base / "state"), keys, sha, pin, layout)
+    return Repo(work, Mirror(str(remote), base / "state"), keys, sha, pin, layout, rules)
 
 
 @st.composite
@@ -150,7 +155,7 @@ def _verify(repo: Repo, layout: dict[str, Any], signer: str) -> tuple[bool, str]
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(change=changes(), data=st.data())
 def test_governed_change_needs_the_governing_role(
@@ -158,7 +163,7 @@ def test_governed_change_needs_the_governing_role(
 ) -> None:
     kind, channel, action, target = change
     layout = _apply(repo, kind, channel, action, target)
-    role = _needs(kind, channel)
+    role = _needs(kind, channel, repo.rules)
     holder = next((n for n, r in ROLES.items() if r == role), None)
     if role is not None:
         outsider = data.draw(st.sampled_from([n for n, r in ROLES.items() if r != role]))
