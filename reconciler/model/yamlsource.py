@@ -151,7 +151,13 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str, budget: _B
     if short in ("str", "timestamp"):
         # Dates stay text: YAML 1.1's implicit timestamps surprise more than they help.
         return node.value
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except ValueError:  # e.g. an integer longer than Python converts (4,300 digits)
+        line, col = _mark(node)
+        raise ConfigError(
+            f"{short} value cannot be read", location=Location(file, line, col), field=dotted(path)
+        ) from None
 
 
 def _tag_error(node: yaml.Node, path: Path_, file: str) -> ConfigError:

@@ -37,6 +37,7 @@ from tests.support.security import (
     assert_untouched,
     copy_to_testing,
     git_input,
+    logged_errors,
     refuse,
     refused_push,
 )
@@ -227,6 +228,16 @@ async def test_unsigned_deep_nesting_is_refused_and_a_signed_commit_still_applie
     push(ops.work, force=True)
     await wait_for(lambda: ops.daemon.state.verified == sha, 30, "the admin's commit applied")
     await wait_for(lambda: set(ops.versions().values()) == {"1.4.4"}, 60, "rollout")
+
+
+async def test_a_number_too_long_to_convert_is_a_refused_config(world: World) -> None:
+    """Python refuses to convert a 5,000-digit integer; the loader says so, typed."""
+    ops = world.ops
+    files = {"fleet/huge.yaml": "count: " + "1" * 5000 + "\n"}
+    await refuse(ops, world.good, files, world.netops, "invalid desired state")
+    sha = ops.daemon.book.refusals[-1].revision
+    assert "fleet/huge.yaml:1:8: count: int value cannot be read" in logged_errors(ops, sha)
+    assert_untouched(ops)
 
 
 async def test_tree_entry_dot_dot_is_refused_and_nothing_is_written_outside(

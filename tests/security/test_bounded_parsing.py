@@ -38,6 +38,16 @@ def test_arbitrary_bytes_are_documents_or_config_errors(data: bytes, suffix: str
     _read(f"fleet/x{suffix}", data)
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    digits=st.integers(min_value=1, max_value=20_000),
+    prefix=st.sampled_from(["", "-", "0x", "0o", "0b", "1_", "1."]),
+    suffix=st.sampled_from([".yaml", ".json"]),
+)
+def test_long_scalars_are_documents_or_config_errors(digits: int, prefix: str, suffix: str) -> None:
+    _read(f"fleet/n{suffix}", f'{{"a": {prefix}{"1" * digits}}}'.encode())
+
+
 @settings(max_examples=30, deadline=None)
 @given(value=_VALUES, depth=st.integers(min_value=0, max_value=3000), kind=st.booleans())
 def test_nesting_at_any_depth_is_bounded(value: object, depth: int, kind: bool) -> None:

@@ -8,6 +8,7 @@ observation calls.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "assert_untouched",
     "copy_to_testing",
     "git_input",
+    "logged_errors",
     "refusal_reason",
     "refuse",
     "refused_push",
@@ -84,8 +86,18 @@ async def refused_push(ops: GitOps, good: str, sha: str, reason: str) -> str:
     assert ops.daemon.state.verified == good
     await wait_for(lambda: sha in status_refusals(ops.remote), 30, "refusal in source.yaml")
     assert reason in status_refusals(ops.remote)[sha]
-    assert reason in ops.logs.getvalue()
+    assert logged_errors(ops, sha), f"no error logged for {sha}"
     return sha
+
+
+def logged_errors(ops: GitOps, sha: str) -> list[str]:
+    """The messages of the daemon's JSON error lines about revision ``sha``."""
+    lines = (json.loads(line) for line in ops.logs.getvalue().splitlines() if line.strip())
+    return [
+        str(e.get("msg", ""))
+        for e in lines
+        if e.get("level") == "error" and e.get("revision") == sha
+    ]
 
 
 def copy_to_testing(upstream: Path, version: str, name: str) -> Image:

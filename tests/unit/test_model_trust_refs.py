@@ -106,6 +106,11 @@ def test_deep_nesting_and_alias_bombs_are_config_errors() -> None:
         read_documents(bomb, "bomb.yaml")
 
 
+def test_a_number_too_long_to_convert_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"x.yaml:1:4: a: int value cannot be read"):
+        read_documents("a: " + "1" * 5000, "x.yaml")
+
+
 def test_non_utf8_document_is_a_config_error(tmp_path: Path) -> None:
     write_repo(tmp_path, BASE)
     (tmp_path / "bad.yaml").write_bytes(b"kind: \xff\xfe\n")
