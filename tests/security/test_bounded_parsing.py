@@ -65,3 +65,16 @@ def test_alias_expansion_is_bounded(width: int, levels: int) -> None:
     for n in range(1, levels + 1):
         text += f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * width) + "]\n"
     _read("fleet/bomb.yaml", text.encode())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    osv_id=_VALUES,
+    affected=_VALUES,
+    specific=_VALUES | st.fixed_dictionaries({"severity": st.sampled_from(["HIGH", "low"])}),
+)
+def test_malformed_osv_records_are_documents_or_config_errors(
+    osv_id: object, affected: object, specific: object
+) -> None:
+    record = {"id": osv_id, "affected": affected, "database_specific": specific}
+    _read("advisories/x.json", json.dumps(record).encode())
