@@ -246,14 +246,16 @@ def _check_access(
     for name in names:
         spec = state.access_policies[name].spec
         held = {role for s in spec.signers for role in s.roles}
-        for i, rule in enumerate(spec.rules):
-            for role in rule.roles:
+        listed = [("rules", i, r.roles) for i, r in enumerate(spec.rules)]
+        listed += [("kinds", i, r.roles) for i, r in enumerate(spec.kinds)]
+        for section, i, roles in listed:
+            for role in roles:
                 if role not in held:
                     warnings.append(
                         ConfigError(
                             f"role {role!r} is held by no signer",
-                            location=locate("AccessPolicy", name, ("spec", "rules", i, "roles")),
-                            field=f"spec.rules[{i}].roles",
+                            location=locate("AccessPolicy", name, ("spec", section, i, "roles")),
+                            field=f"spec.{section}[{i}].roles",
                         )
                     )
 

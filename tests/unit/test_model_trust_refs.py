@@ -68,6 +68,17 @@ def test_duplicate_signer_names_and_keys_are_errors() -> None:
         )
 
 
+def test_kind_rule_role_held_by_nobody_is_a_warning(tmp_path: Path) -> None:
+    policy = _policy(
+        signers=[_signer("a", "AAAA1", ["admin"])],
+        kinds=[{"kind": "Device", "roles": ["netops"]}],
+    )
+    result = load_repository(write_repo(tmp_path, {**BASE, "access.yaml": yaml.safe_dump(policy)}))
+    assert [str(w) for w in result.warnings] == [
+        "access.yaml:8:5: spec.kinds[0].roles: role 'netops' is held by no signer"
+    ]
+
+
 def test_kind_rule_channels_only_for_channel_kinds() -> None:
     with pytest.raises(ValidationError, match="channels apply only to Image and TrustPolicy"):
         KindRule.model_validate({"kind": "Device", "channels": ["testing"], "roles": ["x"]})
