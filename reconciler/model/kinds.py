@@ -52,6 +52,7 @@ __all__ = [
     "ImageSignature",
     "ImageSource",
     "ImageSpec",
+    "KindRule",
     "Metadata",
     "MinisignKey",
     "MinisignSignature",
@@ -549,6 +550,13 @@ class CommitSigner(Strict):
         self._require_one_of("sshKey", "pgpFingerprint")
         return self
 
+    @property
+    def key_id(self) -> str:
+        """The key itself: the base64 blob of ``sshKey`` or the upper-case fingerprint."""
+        if self.sshKey:
+            return self.sshKey.split()[1]
+        return (self.pgpFingerprint or "").upper()
+
 
 class AccessRule(Strict):
     """Paths (git-style globs) that only the listed roles may change."""
@@ -557,13 +565,59 @@ class AccessRule(Strict):
     roles: list[Name] = Field(min_length=1)
 
 
+_CHANNEL_KINDS = ("Image", "TrustPolicy")
+
+
+class KindRule(Strict):
+    """Roles that may add, change or remove documents of one kind, wherever they live.
+
+    For ``Image`` and ``TrustPolicy``, ``channels`` narrows the rule to documents of those
+    channels (empty: every channel). A document matched by no rule falls back to the
+    defaults: ``TrustPolicy`` and ``production`` ``Image`` documents need ``adminRole``,
+    anything else any known signer.
+    """
+
+    kind: Literal["Device", "Image", "RolloutPolicy", "CompliancePolicy", "TrustPolicy", "Advisory"]
+    """The AccessPolicy itself is not listed: it always needs ``adminRole``."""
+    channels: list[Channel] = Field(default_factory=list)
+    roles: list[Name] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _channels_for_channel_kinds(self) -> KindRule:
+        if self.channels and self.kind not in _CHANNEL_KINDS:
+            raise ValueError(f"channels apply only to {' and '.join(_CHANNEL_KINDS)} rules")
+        return self
+
+
 class AccessPolicySpec(Strict):
-    """Who may change what. With ``mode: strict`` every commit is checked."""
+    """Who may change what. With ``mode: strict`` every commit is checked.
+
+    ``kinds`` governs documents by kind (and channel), ``rules`` by path; a change must
+    satisfy both. ``adminRole`` names the role that may change the AccessPolicy itself, and
+    by default every TrustPolicy, every production Image and any Device with
+    ``insecurePlaintext: true``.
+    """
 
     mode: Literal["none", "head", "strict"] = "strict"
     adminRole: Name = "admin"
     signers: list[CommitSigner] = Field(default_factory=list)
+    kinds: list[KindRule] = Field(default_factory=list)
     rules: list[AccessRule] = Field(default_factory=list)
+
+    @field_validator("signers")
+    @classmethod
+    def _unique_signers(cls, value: list[CommitSigner]) -> list[CommitSigner]:
+        # A name is git's SSH principal and a key maps to one set of roles: no ambiguity.
+        names: set[str] = set()
+        keys: set[str] = set()
+        for signer in value:
+            if signer.name in names:
+                raise ValueError(f"duplicate signer name {signer.name!r}")
+            if signer.key_id in keys:
+                raise ValueError(f"signer {signer.name!r} repeats another signer's key")
+            names.add(signer.name)
+            keys.add(signer.key_id)
+        return value
 
 
 class AccessPolicy(Document):

@@ -15,15 +15,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import ConfigError, Location
+from reconciler.model.documents import file_documents, is_document_file
 from reconciler.model.kinds import API_VERSION, KINDS, Document
-from reconciler.model.osv import is_osv, osv_to_advisory
 from reconciler.model.references import check_references
 from reconciler.model.state import DesiredState
-from reconciler.model.yamlsource import SourceDocument, dotted, read_documents
+from reconciler.model.yamlsource import MAX_FILE_BYTES, SourceDocument, dotted
 
 __all__ = ["LoadResult", "load_repository"]
 
-_YAML_SUFFIXES = (".yaml", ".yml")
 _FIELD_OF_KIND = {
     "Device": "devices",
     "Image": "images",
@@ -55,8 +54,9 @@ def _files(root: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and name.endswith((*_YAML_SUFFIXES, ".json")):
-                found.append(Path(dirpath) / name)
+            path = Path(dirpath) / name
+            if is_document_file(path.relative_to(root).as_posix()):
+                found.append(path)
     return found
 
 
@@ -153,28 +153,14 @@ def load_repository(root: Path, *, revision: str = "") -> LoadResult:
     for path in files:
         rel = path.relative_to(root).as_posix()
         try:
-            if path.stat().st_size > (1 << 20):
-                raise ConfigError(
-                    "file is larger than 1024 KiB; split it into several files",
-                    location=Location(rel),
-                )
-            text = path.read_text(encoding="utf-8")
-            docs = read_documents(text, rel)
-        except UnicodeDecodeError:
-            errors.append(ConfigError("file is not UTF-8 text", location=Location(rel)))
-            continue
+            with path.open("rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)  # one byte more tells "too large" apart
+            docs, problems = file_documents(rel, data)
         except ConfigError as e:
             errors.append(e)
             continue
+        errors.extend(problems)
         for doc in docs:
-            if rel.endswith(".json"):
-                if not is_osv(doc.data):
-                    continue  # other JSON, such as a pinned sigstore trusted root
-                converted, problems = osv_to_advisory(doc)
-                errors.extend(problems)
-                if converted is None:
-                    continue
-                doc = converted
             obj, problems = _validate(doc)
             errors.extend(problems)
             if obj is None:

@@ -30,10 +30,18 @@ def _name(osv_id: str) -> str:
     return re.sub(r"[^a-z0-9.-]", "-", osv_id.lower()).strip("-.")
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def osv_to_advisory(doc: SourceDocument) -> tuple[SourceDocument | None, list[ConfigError]]:
     """Convert an OSV record into the data of an ``Advisory`` document (same positions)."""
     data: dict[str, Any] = doc.data
-    raw = (data.get("database_specific") or {}).get("severity")
+    raw = _dict(data.get("database_specific")).get("severity")
     severity = _SEVERITY.get(str(raw).lower()) if raw else None
     if severity is None:
         return None, [
@@ -45,14 +53,14 @@ def osv_to_advisory(doc: SourceDocument) -> tuple[SourceDocument | None, list[Co
         ]
     versions: list[str] = []
     ranges: list[dict[str, str]] = []
-    for affected in data.get("affected") or []:
-        package = (affected or {}).get("package") or {}
-        if package.get("ecosystem") != "VyOS":
+    # Unverified input: a field of the wrong type counts as absent, never as a crash.
+    for affected in map(_dict, _list(data.get("affected"))):
+        if _dict(affected.get("package")).get("ecosystem") != "VyOS":
             continue
-        versions.extend(str(v) for v in affected.get("versions") or [])
-        for rng in affected.get("ranges") or []:
+        versions.extend(str(v) for v in _list(affected.get("versions")))
+        for rng in map(_dict, _list(affected.get("ranges"))):
             current: dict[str, str] = {}
-            for event in rng.get("events") or []:
+            for event in map(_dict, _list(rng.get("events"))):
                 if "introduced" in event and str(event["introduced"]) != "0":
                     current = {"introduced": str(event["introduced"])}
                 elif "fixed" in event and current:
@@ -68,7 +76,7 @@ def osv_to_advisory(doc: SourceDocument) -> tuple[SourceDocument | None, list[Co
         "spec": {
             "summary": str(data.get("summary", "")),
             "severity": severity,
-            "aliases": [str(a) for a in data.get("aliases") or []],
+            "aliases": [str(a) for a in _list(data.get("aliases"))],
             "versions": versions,
             "ranges": ranges,
         },

@@ -3,7 +3,9 @@
 Errors: a policy's target missing or not supporting a selected device's platform, a device
 selected by several rollout policies, a redundancy group split across policies, an image
 signature key or sigstore trust that no TrustPolicy of its channel provides, a missing
-trusted-root file, several AccessPolicies.
+trusted-root file, several AccessPolicies, two TrustPolicies covering one channel (one trust
+root per channel: its keys are the only keys for that channel), two Images declaring the
+same version for the same channel and platform (the planner must never choose by name).
 Warnings: a selector matching no device, a redundancy group of one, an advisory naming a
 version no Image declares, an access rule naming a role nobody holds, a device whose API
 key would cross the network in clear text (``insecurePlaintext``) or is never sent (plain
@@ -146,11 +148,37 @@ def _check_groups(
             )
 
 
+def _in_file_order(
+    kind: str, locate: Locate
+) -> Callable[[tuple[str, object]], tuple[str, int, int]]:
+    def key(item: tuple[str, object]) -> tuple[str, int, int]:
+        where = locate(kind, item[0], ())
+        return (where.file, where.line, where.column)
+
+    return key
+
+
 def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
     keys_by_channel: dict[str, set[str]] = defaultdict(set)
     sigstore_channels: set[str] = set()
-    for name, trust in sorted(state.trust_policies.items()):
-        for channel in trust.spec.channels:
+    governs: dict[str, str] = {}
+    # In file order, so the error lands on the later declaration.
+    for name, trust in sorted(
+        state.trust_policies.items(), key=_in_file_order("TrustPolicy", locate)
+    ):
+        for index, channel in enumerate(trust.spec.channels):
+            if channel in governs:
+                first = locate("TrustPolicy", governs[channel], ("spec", "channels"))
+                errors.append(
+                    ConfigError(
+                        f"channel {channel} is already covered by TrustPolicy "
+                        f"{governs[channel]!r} ({first}); one TrustPolicy governs a channel",
+                        location=locate("TrustPolicy", name, ("spec", "channels", index)),
+                        field=f"spec.channels[{index}]",
+                    )
+                )
+                continue
+            governs[channel] = name
             keys_by_channel[channel].update(k.name for k in trust.spec.minisign)
             if trust.spec.sigstore is not None:
                 sigstore_channels.add(channel)
@@ -186,6 +214,25 @@ def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError])
             )
 
 
+def _check_image_versions(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for name, image in sorted(state.images.items(), key=_in_file_order("Image", locate)):
+        for index, platform in enumerate(image.spec.platforms):
+            key = (image.spec.version, image.spec.channel, platform.arch, platform.flavor)
+            if key in seen and seen[key] != name:
+                first = locate("Image", seen[key], ())
+                errors.append(
+                    ConfigError(
+                        f"Image {seen[key]!r} ({first}) already declares version "
+                        f"{image.spec.version} for channel {image.spec.channel} on "
+                        f"{platform.arch}/{platform.flavor}",
+                        location=locate("Image", name, ("spec", "platforms", index)),
+                        field=f"spec.platforms[{index}]",
+                    )
+                )
+            seen.setdefault(key, name)
+
+
 def _check_access(
     state: DesiredState, locate: Locate, errors: list[ConfigError], warnings: list[ConfigError]
 ) -> None:
@@ -201,14 +248,16 @@ def _check_access(
     for name in names:
         spec = state.access_policies[name].spec
         held = {role for s in spec.signers for role in s.roles}
-        for i, rule in enumerate(spec.rules):
-            for role in rule.roles:
+        listed = [("rules", i, r.roles) for i, r in enumerate(spec.rules)]
+        listed += [("kinds", i, r.roles) for i, r in enumerate(spec.kinds)]
+        for section, i, roles in listed:
+            for role in roles:
                 if role not in held:
                     warnings.append(
                         ConfigError(
                             f"role {role!r} is held by no signer",
-                            location=locate("AccessPolicy", name, ("spec", "rules", i, "roles")),
-                            field=f"spec.rules[{i}].roles",
+                            location=locate("AccessPolicy", name, ("spec", section, i, "roles")),
+                            field=f"spec.{section}[{i}].roles",
                         )
                     )
 
@@ -268,6 +317,7 @@ def check_references(
     warnings: list[ConfigError] = []
     _check_policies(state, locate, errors, warnings)
     _check_trust(state, locate, errors)
+    _check_image_versions(state, locate, errors)
     _check_access(state, locate, errors, warnings)
     _check_advisories(state, locate, warnings)
     _check_plaintext(state, locate, warnings)

@@ -3,6 +3,11 @@
 Documents are composed into nodes (never constructed by PyYAML), so no language-specific
 tag can run, duplicate keys are caught, and every value keeps its line and column. The
 result is plain data plus a map from field path to position.
+
+The text may come from an unverified commit, so reading is bounded: at most
+:data:`MAX_FILE_BYTES` bytes, :data:`MAX_DEPTH` levels of nesting, and :data:`MAX_NODES`
+values per file counting every alias expansion (a "billion laughs" file stops there). Each
+limit is a :class:`~reconciler.errors.ConfigError`, never a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import yaml
 from reconciler.errors import ConfigError, Location
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_DOCUMENTS",
     "MAX_FILE_BYTES",
+    "MAX_NODES",
     "Positions",
     "SourceDocument",
     "dotted",
@@ -25,6 +32,11 @@ __all__ = [
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DOCUMENTS = 10_000
+MAX_DEPTH = 64
+"""Nesting levels per document; real documents need fewer than ten."""
+MAX_NODES = 250_000
+"""Values per file, aliases expanded each time they are used (a 1 MiB fleet file of real
+devices holds about 50,000); past it, an alias bomb is stopped within a second."""
 
 try:  # The C composer is much faster; fall back where libyaml is missing.
     _Loader: type[Any] = yaml.CSafeLoader
@@ -76,7 +88,26 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
+@dataclass
+class _Budget:
+    """What is left of :data:`MAX_NODES` for one file."""
+
+    nodes: int = MAX_NODES
+
+
+def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str, budget: _Budget) -> Any:
+    budget.nodes -= 1
+    if budget.nodes < 0 or len(path) > MAX_DEPTH:
+        line, col = _mark(node)
+        what = (
+            f"{MAX_NODES} values (aliases count each time they are used)"
+            if budget.nodes < 0
+            else f"{MAX_DEPTH} levels of nesting"
+        )
+        raise ConfigError(
+            f"document exceeds {what}",
+            location=Location(file, line, col),
+        )
     pos.values[path] = _mark(node)
     tag = node.tag or ""
     if not tag.startswith(_CORE):
@@ -109,18 +140,24 @@ def _convert(node: yaml.Node, path: Path_, pos: Positions, file: str) -> Any:
                     field=dotted((*path, key)),
                 )
             pos.keys[(*path, key)] = _mark(key_node)
-            result[key] = _convert(value_node, (*path, key), pos, file)
+            result[key] = _convert(value_node, (*path, key), pos, file, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
         if short != "seq":
             raise _tag_error(node, path, file)
-        return [_convert(item, (*path, i), pos, file) for i, item in enumerate(node.value)]
+        return [_convert(item, (*path, i), pos, file, budget) for i, item in enumerate(node.value)]
     if short not in _SCALAR_TAGS:
         raise _tag_error(node, path, file)
     if short in ("str", "timestamp"):
         # Dates stay text: YAML 1.1's implicit timestamps surprise more than they help.
         return node.value
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except ValueError:  # e.g. an integer longer than Python converts (4,300 digits)
+        line, col = _mark(node)
+        raise ConfigError(
+            f"{short} value cannot be read", location=Location(file, line, col), field=dotted(path)
+        ) from None
 
 
 def _tag_error(node: yaml.Node, path: Path_, file: str) -> ConfigError:
@@ -151,6 +188,7 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
             location=Location(file),
         )
     docs: list[SourceDocument] = []
+    budget = _Budget()
     try:
         for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
             if index >= MAX_DOCUMENTS:
@@ -161,7 +199,7 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
             if node is None:
                 continue
             pos = Positions()
-            data = _convert(node, (), pos, file)
+            data = _convert(node, (), pos, file, budget)
             docs.append(SourceDocument(file, index, data, pos))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -172,4 +210,6 @@ def read_documents(text: str, file: str) -> list[SourceDocument]:
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"YAML error: {e}", location=Location(file)) from None
+    except RecursionError:  # the composer nests per level; MAX_DEPTH normally stops first
+        raise ConfigError("document nests too deeply", location=Location(file)) from None
     return docs

@@ -4,6 +4,10 @@
 :class:`Mirror` keeps a bare mirror of one remote branch in the state directory and exports
 a revision's tree into its own directory, so the loader reads exactly one revision.
 
+Tree entry names come from whoever pushed: :func:`unsafe_path` names the ones never written
+(``..``, ``.``, ``.git``, empty, or holding a slash, backslash or NUL), and an export with
+one is refused, so nothing is ever written outside the export directory.
+
 The remote URL is passed on each fetch and never written into the mirror's config, so a
 token in an ``https://user:token@host`` URL is not stored on disk. Every git error becomes a
 :class:`~reconciler.errors.SourceError` whose text went through
@@ -17,7 +21,8 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,7 +31,7 @@ import git
 from reconciler.errors import SourceError
 from reconciler.sanitize import redact
 
-__all__ = ["Mirror", "Repository", "normalize_url"]
+__all__ = ["Mirror", "Repository", "TreeEntry", "normalize_url", "unsafe_path"]
 
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -39,6 +44,31 @@ def normalize_url(url: str) -> str:
     if "://" in url or _SCP_LIKE.match(url):
         return url
     return str(Path(url).expanduser().resolve())
+
+
+_UNSAFE_NAMES = frozenset({"", ".", "..", ".git"})
+
+
+def unsafe_path(path: str) -> bool:
+    """Whether a tree path has a component that could escape or alter an export directory."""
+    return any(
+        part.lower() in _UNSAFE_NAMES or "\\" in part or "\0" in part for part in path.split("/")
+    )
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One file of a revision's tree, as ``git ls-tree -l`` lists it."""
+
+    path: str
+    mode: str
+    sha: str
+    size: int
+
+    @property
+    def regular(self) -> bool:
+        """A regular file (not a symbolic link or a submodule)."""
+        return self.mode in ("100644", "100755")
 
 
 def _url_secrets(url: str) -> tuple[str, ...]:
@@ -125,6 +155,28 @@ class Repository:
         assert isinstance(out, bytes)
         return out
 
+    def read_blob(self, sha: str) -> bytes:
+        """The bytes of the blob ``sha``."""
+        _, out = self.run("cat-file", "blob", sha, binary=True)
+        assert isinstance(out, bytes)
+        return out
+
+    def entries(self, rev: str, paths: Sequence[str] = ()) -> list[TreeEntry]:
+        """The files of revision ``rev`` (only ``paths`` when given), with mode and size."""
+        found: list[TreeEntry] = []
+        # Chunks keep the command line short; ls-tree takes literal paths, not pathspecs.
+        chunks = [paths[i : i + 500] for i in range(0, len(paths), 500)] if paths else [()]
+        for chunk in chunks:
+            out = self.text("ls-tree", "-r", "-l", "-z", "--full-tree", rev, "--", *chunk)
+            for record in out.split("\0"):
+                meta, tab, path = record.partition("\t")
+                fields = meta.split()
+                if not tab or len(fields) != 4 or fields[1] != "blob":
+                    continue  # submodules (commit entries) hold no file
+                size = int(fields[3]) if fields[3].isdigit() else 0
+                found.append(TreeEntry(path, fields[0], fields[2], size))
+        return found
+
     def grep_files(self, rev: str, pattern: str, globs: Sequence[str]) -> list[str]:
         """Files of revision ``rev`` matching ``globs`` whose text matches regex ``pattern``."""
         status, out = self.run(
@@ -140,20 +192,27 @@ class Repository:
         """Write the tree of ``rev`` into the new directory ``dest``, byte for byte.
 
         Read straight from the object database: no smudge filters, no ``export-ignore``, no
-        hooks. Symbolic links and submodules are left out, so nothing points outside ``dest``.
-        The directory appears atomically (built next to ``dest``, then renamed).
+        hooks. Symbolic links and submodules are left out, so nothing points outside ``dest``,
+        and a tree with an unsafe entry name (:func:`unsafe_path`) is refused with a
+        ``SourceError`` before anything is written. The directory appears atomically (built
+        next to ``dest``, then renamed).
         """
         try:
             tree = self._repo.commit(rev).tree
         except (ValueError, git.exc.BadName, git.exc.GitCommandError) as exc:
             raise SourceError(redact(f"cannot read revision {rev}: {exc}", self._secrets)) from None
+        unsafe = [p for p in self.changed_files(None, rev) if unsafe_path(p)]
+        if unsafe:
+            raise SourceError(f"revision {rev} has an unsafe path {unsafe[0]!r}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=dest.parent))
         try:
-            for item in tree.traverse():
+            for item in _walk(tree, rev):
                 if not isinstance(item, git.Blob) or stat.S_ISLNK(item.mode):
                     continue
                 target = staging / item.path
+                if not target.resolve().is_relative_to(staging.resolve()):
+                    raise SourceError(f"revision {rev} has an unsafe path {item.path!r}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(item.data_stream.read())
             os.replace(staging, dest)
@@ -161,6 +220,16 @@ class Repository:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return dest
+
+
+def _walk(tree: git.Tree, rev: str) -> Iterator[git.Object]:
+    # GitPython refuses some entry names itself (ValueError): keep the error typed.
+    try:
+        for item in tree.traverse():
+            assert isinstance(item, git.Object)
+            yield item
+    except ValueError as exc:
+        raise SourceError(f"revision {rev} has an unsafe tree: {exc}") from None
 
 
 class Mirror:

@@ -1,10 +1,12 @@
-"""Commit verification against the AccessPolicy: signatures, path rules, policy changes.
+"""Commit verification against the AccessPolicy: signatures, document authority, path rules.
 
 Signatures are checked by git itself (``git log --format=%G?...``), with
 ``gpg.ssh.allowedSignersFile`` set by ``-c`` on that one command to a temporary file written
 from the policy's SSH signers (principal = signer name); the user's git config is never
-touched. OpenPGP signers are matched by the signing key's or its primary key's fingerprint;
-their public keys must be in the keyring of ``gnupg_home`` (or the daemon's ``GNUPGHOME``).
+touched. An SSH signer's roles are those of the entry whose key made the signature (signer
+names and keys are unique in a valid policy). OpenPGP signers are matched by the signing
+key's or its primary key's fingerprint; their public keys must be in the keyring of
+``gnupg_home`` (or the daemon's ``GNUPGHOME``).
 
 Which commits, against which policy:
 
@@ -20,11 +22,15 @@ Which commits, against which policy:
 - ``none``: nothing is checked; the policy may still be changed, and its successor applies.
 - The head must descend from ``since``; rewritten history is refused (``not-descendant``).
 
-Path rules: a changed file matching one or more rules needs a signer holding one of the roles
-of *each* matching rule; a file matching no rule may be changed by any known signer. The file
-that declares the AccessPolicy (before or after the commit) may be changed only by a signer
-with the policy's ``adminRole``; rules do not apply to it. The admin role has no implicit
-right to other paths.
+Each commit, once its signature is known good: every document it adds, changes or removes
+(compared by kind and name, see :mod:`~reconciler.source.changes`) needs one role of each
+rule governing its kind and channel (:mod:`~reconciler.source.authority`; the AccessPolicy
+itself always needs ``adminRole``), refused as ``kind-not-allowed`` or
+``policy-change-not-admin``. Then path rules: a changed file matching one or more rules needs
+a signer holding one of the roles of *each* matching rule (``path-not-allowed``); a file
+matching no rule may be changed by any known signer, and the file declaring the AccessPolicy
+(before or after the commit) answers to the document rule alone. A head whose tree holds an
+unsafe path (``..`` and the like) is refused first (``unsafe-path``).
 
 Bootstrap: with no verified revision yet, the *pinned* fingerprint (see
 :func:`~reconciler.source.policy.policy_fingerprint`) names the first trusted policy. The
@@ -38,6 +44,8 @@ without an AccessPolicy needs no verification, and one with an AccessPolicy is r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -45,7 +53,9 @@ from pathlib import Path
 
 from reconciler.errors import CommitRefused
 from reconciler.model.kinds import AccessPolicy, CommitSigner
-from reconciler.source.git import Repository
+from reconciler.source.authority import requirements
+from reconciler.source.changes import DocumentChange, DocumentReader
+from reconciler.source.git import Repository, unsafe_path
 from reconciler.source.paths import glob_match
 from reconciler.source.policy import PolicySnapshot, read_policy
 
@@ -54,7 +64,6 @@ __all__ = ["CommitInfo", "PolicyReader", "Verdict", "Verifier"]
 PolicyReader = Callable[[Repository, str], PolicySnapshot]
 
 _FORMAT = "%x1e%H%x1f%P%x1f%G?%x1f%GS%x1f%GF%x1f%GP"
-_DOC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ class Verifier:
         self.anchor_limit = anchor_limit
         self._reader = read
         self._policies: dict[str, PolicySnapshot] = {}
-        self._may_declare: frozenset[str] = frozenset()
+        self._documents = DocumentReader(repo)
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -125,6 +134,9 @@ class Verifier:
         head = self.repo.resolve(head)
         self._policies.clear()
         try:
+            unsafe = [p for p in self.repo.changed_files(None, head) if unsafe_path(p)]
+            if unsafe:
+                raise _refuse("unsafe-path", head, f"the tree holds an unsafe path {unsafe[0]!r}")
             if since is None:
                 return self._bootstrap(head)
             since = self.repo.resolve(since)
@@ -150,7 +162,6 @@ class Verifier:
         if trusted.policy is not None and trusted.policy.spec.mode == "head":
             return self._verify_head(trusted, since, head)
         mainline = self._rev_list("--first-parent", head, since)
-        self._may_declare = self._declaring(head, *([f"^{since}"] if since else []))
         current = trusted
         logs: dict[str | None, dict[str, CommitInfo]] = {}
         checked = 0
@@ -162,11 +173,9 @@ class Verifier:
             for sha in group:
                 info = log[sha]
                 base = info.parents[0] if info.parents else None
-                change, after, paths = self._policy_change(info, current, base)
-                if current.policy is not None and current.policy.spec.mode != "none":
-                    self._check(info, current.policy, change, paths)
-                    checked += 1
-                if sha == commit and change:
+                after = self._judge(info, current, base)
+                checked += current.policy is not None and current.policy.spec.mode != "none"
+                if sha == commit:
                     current = after
         final = self._read(head)
         if final.fingerprint != current.fingerprint:
@@ -187,11 +196,9 @@ class Verifier:
 
     def _verify_head(self, trusted: PolicySnapshot, since: str | None, head: str) -> Verdict:
         files = tuple(self.repo.changed_files(since, head))
-        self._may_declare = frozenset({head})  # the whole range counts as one change
+        # The head's signer answers for the whole range, as if it were one commit.
         info = replace(self._commits(trusted, None, head, {}, single=True)[head], files=files)
-        change, after, paths = self._policy_change(info, trusted, since)
-        assert trusted.policy is not None
-        self._check(info, trusted.policy, change, paths)
+        after = self._judge(info, trusted, since)
         return Verdict(True, head, "verified", policy=after, checked=1)
 
     def _bootstrap(self, head: str) -> Verdict:
@@ -242,57 +249,70 @@ class Verifier:
 
     # --- one commit -----------------------------------------------------------------------
 
-    def _policy_change(
-        self, info: CommitInfo, current: PolicySnapshot, base: str | None
-    ) -> tuple[bool, PolicySnapshot, frozenset[str]]:
-        """Whether ``info`` changes the AccessPolicy relative to ``base``, the policy after
-        it, and the files that declare a policy (at ``base``, in force, or after).
+    def _judge(self, info: CommitInfo, current: PolicySnapshot, base: str | None) -> PolicySnapshot:
+        """Check one commit (its diff to ``base``) under ``current``; return the policy after it.
 
-        Any change to a file that declares the policy (in force, at ``base`` or after the
-        commit) counts, as does any change of the policy's fingerprint. A commit touching no
-        YAML or JSON file cannot change it, which spares reading the tree.
+        The signature is checked before anything the commit brings is read. Every document
+        the commit adds, changes or removes needs the roles its kind and channel require
+        (:mod:`reconciler.source.authority`), then every changed file the path rules.
         """
-        before = self._policies.get(base, current) if base else PolicySnapshot()
-        if not any(f.endswith(_DOC_SUFFIXES) for f in info.files):
-            if base in self._policies:
-                self._policies[info.sha] = before  # same tree of documents as its base
-            return False, current, frozenset()
-        if base and base not in self._policies:
-            before = self._read(base)
-        paths = frozenset(p for p in (current.path, before.path) if p)
-        if info.sha not in self._may_declare and not any(f in paths for f in info.files):
-            # No policy file touched and no AccessPolicy line added or removed: unchanged.
-            self._policies[info.sha] = before
-            return False, before, paths
-        after = self._read(info.sha)
-        paths |= {after.path} if after.path else set()
-        changed = any(f in paths for f in info.files) or after.fingerprint != before.fingerprint
-        return changed, after, paths
+        enforce = current.policy is not None and current.policy.spec.mode != "none"
+        signer = self._signer(info, current.policy) if enforce and current.policy else None
+        changes = self._documents.changes(base, info.sha, info.files)
+        if signer is not None and current.policy is not None:
+            self._check_documents(info.sha, signer, current.policy, changes)
+        after = current
+        if any(c.kind == "AccessPolicy" for c in changes):
+            after = self._read(info.sha)
+        if signer is not None and current.policy is not None:
+            exempt = frozenset(p for p in (current.path, after.path) if p)
+            self._check_paths(info, signer, current.policy, exempt)
+        return after
 
-    def _check(
+    def _check_documents(
         self,
-        info: CommitInfo,
+        sha: str,
+        signer: CommitSigner,
         policy: AccessPolicy,
-        changes_policy: bool,
-        policy_paths: frozenset[str],
+        changes: list[DocumentChange],
     ) -> None:
-        signer = self._signer(info, policy)
         roles = set(signer.roles)
-        if changes_policy and policy.spec.adminRole not in roles:
-            raise _refuse(
-                "policy-change-not-admin",
-                info.sha,
-                f"{signer.name} changed the AccessPolicy without role {policy.spec.adminRole}",
-            )
+        for change in changes:
+            needed = {
+                req
+                for data in (*change.before, *change.after)
+                for req in requirements(policy.spec, change.kind, data)
+            }
+            for rule, allowed in sorted(needed):
+                if roles & set(allowed):
+                    continue
+                reason = (
+                    "policy-change-not-admin"
+                    if change.kind == "AccessPolicy"
+                    else "kind-not-allowed"
+                )
+                raise _refuse(
+                    reason,
+                    sha,
+                    f"{signer.name} may not {change.action} {change.kind} {change.name!r} "
+                    f"({change.where}): {rule} needs one of [{', '.join(allowed)}]",
+                )
+
+    def _check_paths(
+        self, info: CommitInfo, signer: CommitSigner, policy: AccessPolicy, exempt: frozenset[str]
+    ) -> None:
+        # The file declaring the AccessPolicy answers to adminRole alone (checked above).
+        roles = set(signer.roles)
         for path in info.files:
-            if path in policy_paths:
+            if path in exempt:
                 continue
-            for rule in policy.spec.rules:
+            for index, rule in enumerate(policy.spec.rules):
                 if any(glob_match(p, path) for p in rule.paths) and not roles & set(rule.roles):
                     raise _refuse(
                         "path-not-allowed",
                         info.sha,
-                        f"{signer.name} may not change {path} (needs one of {rule.roles})",
+                        f"{signer.name} may not change {path}: rules[{index}] "
+                        f"({', '.join(rule.paths)}) needs one of [{', '.join(rule.roles)}]",
                     )
 
     def _signer(self, info: CommitInfo, policy: AccessPolicy) -> CommitSigner:
@@ -303,9 +323,10 @@ class Verifier:
             what = {"B": "bad", "X": "expired", "Y": "made by an expired key", "R": "revoked"}
             raise _refuse("bad-signature", info.sha, f"the signature is {what[status]}")
         if info.key.startswith("SHA256:"):
-            # SSH: git found the key in the allowed-signers file only when it reports G.
+            # SSH: git found the key in the allowed-signers file only when it reports G; the
+            # roles are those of the entry holding that very key, whatever its name says.
             for signer in policy.spec.signers:
-                if status == "G" and signer.sshKey and signer.name == info.signer:
+                if status == "G" and signer.sshKey and _ssh_fingerprint(signer) == info.key:
                     return signer
         elif status in ("G", "U"):
             keys = {info.key.upper(), info.primary.upper()} - {""}
@@ -363,6 +384,15 @@ class Verifier:
         infos = [_parse(chunk) for chunk in out.split("\x1e") if chunk.strip("\0\n")]
         cache[key] = {i.sha: i for i in infos}
         return cache[key]
+
+
+def _ssh_fingerprint(signer: CommitSigner) -> str:
+    """``SHA256:<base64>`` of the signer's SSH key, as git's ``%GF`` prints it."""
+    try:
+        blob = base64.b64decode(signer.key_id, validate=True)
+    except ValueError:
+        return ""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def _allowed_signers(policy: AccessPolicy | None) -> str:

@@ -292,4 +292,11 @@ def test_second_access_policy_file_is_refused(world: World) -> None:
     rogue = access_policy([(world.stranger, ["admin"])], name="rogue")
     bad = world.commit({"fleet/extra.yaml": rogue}, world.ops, "sneak a policy in")
     verdict = verifier.verify(bad, since=base.revision)
-    assert (verdict.ok, verdict.reason, verdict.commit) == (False, "policy-invalid", bad)
+    # Adding an AccessPolicy is a policy change, whatever the file: admins only.
+    assert (verdict.ok, verdict.reason, verdict.commit) == (False, "policy-change-not-admin", bad)
+    git(world.work, "reset", "--quiet", "--hard", base.revision)
+    second = commit_files(world.work, {"fleet/extra.yaml": rogue}, "second", key=world.admin)
+    push(world.work, force=True)
+    world.mirror.sync()
+    verdict = verifier.verify(second, since=base.revision)
+    assert (verdict.ok, verdict.reason, verdict.commit) == (False, "policy-invalid", second)
