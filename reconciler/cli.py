@@ -608,6 +608,11 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
     p.add_argument(
+        "--rollout-timings",
+        metavar="JSON",
+        help='engine timings in seconds, e.g. {"boot_poll": 0.2} (defaults fit real routers)',
+    )
+    p.add_argument(
         "--no-watch",
         action="store_true",
         help="do not watch a local repository path for changes (polling only)",
@@ -619,9 +624,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from pydantic import ValidationError
+
     from reconciler.daemon import Daemon, DaemonSettings
     from reconciler.logs import configure_json_logging
+    from reconciler.rollout.model import RolloutSettings
 
+    try:
+        timings = RolloutSettings.model_validate_json(args.rollout_timings or "{}")
+    except ValidationError as e:
+        where = ".".join(str(p) for p in e.errors()[0]["loc"]) or "value"
+        print(f"error: --rollout-timings: {where}: {e.errors()[0]['msg']}; give a JSON "
+              "object of RolloutSettings fields in seconds", file=sys.stderr)  # fmt: skip
+        return 1
     settings = DaemonSettings(
         repo=args.repo,
         branch=args.branch,
@@ -635,6 +650,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         access_pin=args.access_pin,
         status_signing_key=args.status_signing_key,
         watch_local=not args.no_watch,
+        rollout=timings,
     )
     formatter = configure_json_logging()
 
