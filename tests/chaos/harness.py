@@ -60,7 +60,7 @@ _SETTLE_TIMEOUT = 45.0
 _ALWAYS = {"schedule": "0 0 * * *", "duration": "24h"}
 _WINDOWS: dict[str, list[dict[str, str]]] = {
     "open": [_ALWAYS],
-    "short": [{"schedule": "* * * * *", "duration": "40s"}],
+    "short": [{"schedule": "* * * * *", "duration": "20s"}],
     "deny": [_ALWAYS, {"type": "deny", "schedule": "*/2 * * * *", "duration": "20s"}],
 }
 _HEALTH = {
@@ -262,13 +262,13 @@ class _Player:
         self.scenario, self.fleet, self.repo, self.daemon = scenario, fleet, repo, daemon
         self.rng = random.Random(scenario.seed * 7919)
         self.marks: list[ConfigMark] = []
-        self.restarts: list[asyncio.Task[None]] = []
 
     async def play(self, action: Action) -> None:
         release = _release(self.fleet.device(action.device))
-        if action.kind == "unrelated":
-            note = {"notes/README.md": f"chaos note {self.repo.commits}\n"}
-            await self.repo.commit("Unrelated: notes", note)
+        if action.kind in ("unrelated", "burst"):
+            for _ in range(3 if action.kind == "burst" else 1):
+                note = {"notes/README.md": f"chaos note {self.repo.commits}\n"}
+                await self.repo.commit("Unrelated: notes", note)
         elif action.kind == "webhook":
             await _webhook(self.daemon.port)
         elif action.kind == "suspend":
@@ -290,6 +290,18 @@ class _Player:
                 self.marks.append(mark)
         elif action.kind in ("sigkill", "sigterm"):
             await self._restart(signal.SIGKILL if action.kind == "sigkill" else signal.SIGTERM)
+        elif action.kind == "sigkill-in":
+            await self._entered(action.phase)
+            await self._restart(signal.SIGKILL)
+
+    async def _entered(self, phase: str) -> None:
+        """Wait (five seconds at most) until some device enters ``phase``."""
+        seen = len(self.daemon.transitions())
+        for _ in range(100):
+            fresh = self.daemon.transitions()[seen:]
+            if any(str(t["phase"]).endswith("->" + phase) for t in fresh):
+                return
+            await asyncio.sleep(0.05)
 
     async def _restart(self, how: signal.Signals) -> None:
         await self.daemon.stop(how)
@@ -365,7 +377,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         devices=devices,
         seed=scenario.seed,
         latency=0.02,
-        bandwidth=2_000_000,
+        bandwidth=300_000,
         boot_seconds=scenario.boot_seconds,
         upstream_timeout=4.0,
         hang_seconds=5.0,

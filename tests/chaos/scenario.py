@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FAULTS", "TRAINS", "Action", "Scenario", "make_scenario"]
+__all__ = ["FAULTS", "KILL_PHASES", "TRAINS", "Action", "Scenario", "make_scenario"]
 
 TRAINS: dict[str, tuple[str, str, str]] = {
     "1.4": ("1.4.3", "1.4.4", "1.4.5"),
@@ -40,15 +40,20 @@ _TRANSIENT: dict[str, Any] = {"unreachable": False, "http_status": None, "slow_s
 """Faults that come and go, and the value that clears each."""
 _ACTIONS = (
     ("unrelated", 4),
+    ("burst", 2),
     ("webhook", 3),
     ("suspend", 2),
     ("retarget", 1),
     ("new-image", 1),
     ("sigkill", 2),
+    ("sigkill-in", 3),
     ("sigterm", 2),
     ("fault", 3),
     ("config", 3),
 )
+"""Action kinds and their weights. ``burst``: three unrelated commits in a row;
+``sigkill-in``: SIGKILL as soon as some device enters the action's ``phase``."""
+KILL_PHASES = ("stage", "activate", "await-boot", "health")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Action:
     kind: str
     device: str = ""
     faults: dict[str, Any] = field(default_factory=dict)
+    phase: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,8 @@ class Scenario:
     devices: int
     boot_seconds: float
     windows: str
-    """``open`` (always), ``short`` (40 s of every minute) or ``deny`` (open, with a 20 s
-    freeze every second minute)."""
+    """``open`` (always), ``short`` (the first 20 s of every minute) or ``deny`` (open,
+    with a 20 s freeze every second minute)."""
     pause: str
     faults: dict[str, dict[str, Any]]
     """Per device, faults set before the rollout starts."""
@@ -80,7 +86,7 @@ class Scenario:
 
     def describe(self) -> str:
         """One line: what this scenario does."""
-        kinds = ",".join(a.kind for a in self.actions)
+        kinds = ",".join(a.kind + (f"@{a.phase}" if a.phase else "") for a in self.actions)
         faults = ";".join(
             f"{d}:{','.join(f'{k}={v}' for k, v in f.items())}" for d, f in self.faults.items()
         )
@@ -100,7 +106,11 @@ def make_scenario(seed: int, *, duration: float = 25.0) -> Scenario:
     rng = random.Random(seed)
     count = rng.choice([4, 4, 6, 6, 8])
     names = [_name(i) for i in range(count)]
-    faults = {device: dict(rng.choice(FAULTS)) for device in rng.sample(names, rng.randint(0, 2))}
+    # Health degradation is the fault whose mishandling hurts most: it weighs double.
+    faults = {
+        device: dict(rng.choice([*FAULTS, {"degrade_after_upgrade": True}]))
+        for device in rng.sample(names, rng.randint(0, 3))
+    }
     actions: list[Action] = []
     at = rng.uniform(0.5, 2.0)
     weights = [w for _, w in _ACTIONS]
@@ -114,7 +124,8 @@ def make_scenario(seed: int, *, duration: float = 25.0) -> Scenario:
             if clear:
                 # A transient fault clears again a few seconds later.
                 actions.append(Action(at + rng.uniform(1.0, 5.0), "fault", device, clear))
-        actions.append(Action(at, kind, device, changes))
+        phase = rng.choice(KILL_PHASES) if kind == "sigkill-in" else ""
+        actions.append(Action(at, kind, device, changes, phase))
         at += rng.uniform(0.5, 3.0)
     return Scenario(
         seed=seed,
