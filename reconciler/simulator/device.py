@@ -79,6 +79,9 @@ class VirtualDevice:
     memory_used_mb: int = 512
     load1: float = 0.05
     faults: Faults = field(default_factory=Faults)
+    config_per_image: bool = False
+    """As real VyOS: an install copies the saved config into the new image, and a reboot into
+    another image loads that image's copy (a change saved in between is not in it)."""
     # Dynamic state.
     saved_config: dict[str, Any] = field(default_factory=dict)
     booted_at: float = 0.0
@@ -86,6 +89,7 @@ class VirtualDevice:
     dead: bool = False
     bgp_down: bool = False
     pending_previous: str | None = None
+    image_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Counters for tests.
     calls: Counter[str] = field(default_factory=Counter)
     image_ops_active: int = 0
@@ -128,6 +132,8 @@ class VirtualDevice:
         """Add an installed image; like VyOS, it becomes the default boot at once."""
         self.images.append(name)
         self.default = name
+        if self.config_per_image:
+            self.image_configs[name] = copy.deepcopy(self.saved_config)
 
     def start_reboot(self, now: float, boot_seconds: float) -> None:
         """Go down for ``boot_seconds``; :meth:`tick` brings the device back."""
@@ -151,6 +157,9 @@ class VirtualDevice:
             self.default = previous
             self.record(now, "boot-failed", image=target, outcome="revert", running=previous)
             target = previous
+        if self.config_per_image and target != previous:
+            self.image_configs[previous] = copy.deepcopy(self.saved_config)
+            self.saved_config = copy.deepcopy(self.image_configs.get(target, self.saved_config))
         self.running = target
         self.booted_at = now
         self.config = copy.deepcopy(self.saved_config)
