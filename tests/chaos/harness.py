@@ -371,6 +371,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
     devices = _fleet(scenario)
     for device in devices:
         device.faults.update(scenario.faults.get(device.name, {}))
+        device.config_per_image = True
     initial = {d.name: list(d.images) for d in devices}
     families = {d.name: d.family for d in devices}
     async with running_simulator(

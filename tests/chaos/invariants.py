@@ -54,7 +54,7 @@ ARMING_FAMILIES = frozenset({"1.3", "1.4"})
 """Families whose ``/image add`` makes the new image the default boot at once."""
 WINDOW_SLACK = 0.25
 """Seconds of clock slack between the daemon's decision and the simulator's record."""
-REBOOT_RACE = 1.0
+REBOOT_RACE = 2.0
 """A config change this close before a reboot may be lost: nothing can save it in time."""
 
 

@@ -57,7 +57,7 @@ def clean() -> ChaosRecord:
             transition("r2", 9.5, "backup->stage"),
             transition("r2", 17, "health->done"),
         ],
-        marks=[ConfigMark("r1", NOTE, "chaos-0", T0 + 2)],
+        marks=[ConfigMark("r1", NOTE, "chaos-0", T0 + 1)],
     )
 
 
