@@ -469,4 +469,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
     starts = sum('"rollout-start"' in line for line in daemon.lines)
     if starts > 10:
         notes.append(f"{starts} rollout starts")
-    return ChaosResult(scenario, check(record), notes)
+    violations = check(record)
+    report = [scenario.describe(), *notes, *(v.line() for v in violations)]
+    (workdir / "violations.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    return ChaosResult(scenario, violations, notes)

@@ -17,7 +17,9 @@ returns every :class:`Violation` of the safety promises:
   image or with its gate failing; still in flight after the fleet went quiet);
 - ``missing-transition``: a terminal transition the daemon logged that the status branch
   never recorded;
-- ``lost-config``: a saved operator change missing from the device's final configuration.
+- ``lost-config``: a saved operator change missing from the device's final configuration;
+- ``no-halt``: a device started (``pending->precheck``) in a rollout and revision after
+  another device of it failed (the scenarios' policies halt on the first failure).
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def check(record: ChaosRecord) -> list[Violation]:
         *_phase_facts(record),
         *_missing_transitions(record),
         *_lost_config(record),
+        *_halts(record),
     ]
 
 
@@ -326,4 +329,22 @@ def _lost_config(record: ChaosRecord) -> list[Violation]:
                     f"{' '.join(mark.path)} {mark.value} saved at {_clock(mark.wall)} is gone",
                 )
             )
+    return found
+
+
+def _halts(record: ChaosRecord) -> list[Violation]:
+    failed: dict[tuple[str, str], str] = {}
+    found = []
+    for t in sorted(record.transitions, key=lambda t: t["wall"]):
+        run = (str(t.get("rollout", "")), str(t["revision"]))
+        if t["phase"] == "pending->precheck" and run in failed:
+            found.append(
+                Violation(
+                    "no-halt",
+                    str(t["device"]),
+                    f"started in {run[0]} (revision {run[1][:12]}) after {failed[run]} failed",
+                )
+            )
+        elif str(t["phase"]).endswith("->failed"):
+            failed.setdefault(run, str(t["device"]))
     return found

@@ -184,6 +184,16 @@ def test_lost_config_is_caught_unless_it_raced_the_reboot() -> None:
     assert check(record) == []
 
 
+def test_a_device_started_after_a_failure_in_the_same_rollout_is_caught() -> None:
+    record = clean()
+    record.transitions.insert(1, transition("r1", 6.5, "health->failed"))
+    record.status_transitions.add(("r1", "failed"))
+    record.transitions.append(transition("r2", 9, "pending->precheck"))
+    assert kinds(record) == ["no-halt"]
+    record.transitions[-1] = transition("r2", 9, "pending->precheck", revision="rev2")
+    assert check(record) == []  # a new revision (retryToken) may start again
+
+
 def test_fleet_events_normalize_the_simulator_log() -> None:
     dev = VirtualDevice("r1", "amd64", "generic", ["1.4.3"], "1.4.3", "1.4.3")
     dev.record(1.0, "image-add", url="http://127.0.0.1:1/images/t/vyos-1.4.4-generic-amd64.iso")
