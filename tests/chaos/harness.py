@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import yaml
 
 from reconciler.images.minisign import generate_keypair
 from reconciler.model.kinds import Window
+from reconciler.planning.windows import is_allowed
 from reconciler.simulator.device import VirtualDevice
 from reconciler.simulator.events import fleet_events
 from reconciler.simulator.fleet import fleet_documents, make_fleet
@@ -56,7 +57,7 @@ _EXIT_TIMEOUT = 25.0
 _QUIET = 10.0
 """Seconds with no router event and no transition that count as settled: longer than any
 one step may take (boot_timeout)."""
-_SETTLE_TIMEOUT = 45.0
+_SETTLE_TIMEOUT = 60.0
 _ALWAYS = {"schedule": "0 0 * * *", "duration": "24h"}
 _WINDOWS: dict[str, list[dict[str, str]]] = {
     "open": [_ALWAYS],
@@ -318,7 +319,10 @@ class _Player:
             await self.play(action)
 
     async def settle(self) -> bool:
-        """Resume every policy, clear transient faults, wait for quiet; True if it got quiet."""
+        """Resume every policy, clear transient faults, wait for quiet; True if it got quiet.
+
+        Quiet counts only inside an allow window: a staged router may rightly wait, in flight,
+        for the window to open."""
         if not self.daemon.running:
             await self.daemon.start()
         if any(self.repo.suspended.values()):
@@ -326,6 +330,7 @@ class _Player:
             await self.repo.commit("Resume every policy")
         for device in self.fleet.sim.devices.values():
             device.faults.update({"unreachable": False, "http_status": None, "slow_seconds": 0})
+        windows = [Window.model_validate(w) for w in _WINDOWS[self.scenario.windows]]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _SETTLE_TIMEOUT
         seen = (-1, -1)
@@ -336,7 +341,7 @@ class _Player:
                 sum(len(d.log) for d in self.fleet.sim.devices.values()),
                 len(self.daemon.transitions()),
             )
-            if now != seen:
+            if now != seen or not is_allowed(windows, datetime.now(UTC)):
                 seen, quiet_since = now, loop.time()
             elif loop.time() - quiet_since >= _QUIET:
                 return True

@@ -113,7 +113,8 @@ class ChaosRecord:
     """The daemon's transition log lines: device, phase ("a->b"), revision, wall."""
     marks: list[ConfigMark] = field(default_factory=list)
     quiescent: bool = True
-    """Whether the fleet went quiet at the end (no event, no transition for a while)."""
+    """Whether the fleet went quiet at the end: no event and no transition for longer than
+    any one step takes, inside an allow window (so nothing waits for one)."""
 
 
 def check(record: ChaosRecord) -> list[Violation]:
