@@ -1,7 +1,8 @@
 """``make chaos``: seeded chaos scenarios through the real daemon process.
 
 ``CHAOS_SEED`` (default 1) and ``CHAOS_SCENARIOS`` (default 40) select the run: scenario
-*k* uses seed ``CHAOS_SEED + k``, so ``CHAOS_SEED=<seed> CHAOS_SCENARIOS=1`` replays one.
+*k* uses seed ``CHAOS_SEED + k``, so ``CHAOS_SEED=<seed> CHAOS_SCENARIOS=1`` replays one
+(with the same ``CHAOS_DURATION``: the timeline depends on it).
 ``CHAOS_DURATION`` sets the seconds of chaos per scenario (default 25) and ``CHAOS_KEEP=1``
 keeps each scenario's directory (daemon log, event log, git remote) under ``/tmp``.
 

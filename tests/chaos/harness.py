@@ -45,16 +45,16 @@ __all__ = ["ChaosResult", "run_scenario"]
 
 WEBHOOK_SECRET = "chaos-hook-secret-41c7"
 TIMINGS = {
-    "boot_timeout": 8,
+    "boot_timeout": 5,
     "boot_poll": 0.2,
-    "stage_timeout": 6,
+    "stage_timeout": 4,
     "stage_poll": 0.2,
     "window_poll": 0.5,
 }
 """Engine timings for ``--rollout-timings``: simulated boots take about a second."""
 _READY_TIMEOUT = 30.0
 _EXIT_TIMEOUT = 25.0
-_QUIET = 10.0
+_QUIET = 6.0
 """Seconds with no router event and no transition that count as settled: longer than any
 one step may take (boot_timeout)."""
 _SETTLE_TIMEOUT = 60.0
