@@ -8,7 +8,9 @@ returns every :class:`Violation` of the safety promises:
 
 - ``double-add``: more than one image add per device, per version (hop), per revision, or an
   add of an image the device already holds;
-- ``redundancy``: both members of a redundancy group down (rebooting or dead) at once;
+- ``redundancy``: both members of a redundancy group down (rebooting or dead) at once, or
+  both in flight at once (by the daemon's transitions, from ``precheck`` to a terminal
+  phase; a device that never reaches one stays in flight);
 - ``window``: a disruptive step (a reboot into a new image, or on 1.3/1.4, where the add
   arms the next boot, an image add) outside an allow window or inside a deny window;
 - ``failed-gate``: a device that can be rolled back over the API left on the new image
@@ -195,25 +197,41 @@ def _down_spans(events: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
     return spans
 
 
+def _flight_spans(record: ChaosRecord) -> dict[str, list[tuple[float, float]]]:
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    since: dict[str, float] = {}
+    for t in sorted(record.transitions, key=lambda t: t["wall"]):
+        device, to = str(t["device"]), str(t["phase"]).rpartition("->")[2]
+        if to in IN_FLIGHT:
+            since.setdefault(device, t["wall"])
+        elif device in since:
+            spans[device].append((since.pop(device), t["wall"]))
+    for device, start in since.items():
+        spans[device].append((start, math.inf))
+    return spans
+
+
 def _redundancy(record: ChaosRecord) -> list[Violation]:
     members: dict[str, list[str]] = defaultdict(list)
     for device, group in sorted(record.groups.items()):
         members[group].append(device)
-    spans = {d: _down_spans(evs) for d, evs in _by_device(record.events).items()}
+    down = {d: _down_spans(evs) for d, evs in _by_device(record.events).items()}
+    flight = _flight_spans(record)
     found = []
     for group, devices in members.items():
         for i, a in enumerate(devices):
             for b in devices[i + 1 :]:
-                for a0, a1 in spans.get(a, []):
-                    for b0, b1 in spans.get(b, []):
-                        if a0 < b1 and b0 < a1:
-                            found.append(
-                                Violation(
-                                    "redundancy",
-                                    a,
-                                    f"{a} and {b} of {group} both down from {_clock(max(a0, b0))}",
-                                )
-                            )
+                for what, spans in (("down", down), ("in flight", flight)):
+                    found += [
+                        Violation(
+                            "redundancy",
+                            a,
+                            f"{a} and {b} of {group} both {what} from {_clock(max(a0, b0))}",
+                        )
+                        for a0, a1 in spans.get(a, [])
+                        for b0, b1 in spans.get(b, [])
+                        if a0 < b1 and b0 < a1
+                    ]
     return found
 
 

@@ -111,6 +111,14 @@ def test_a_member_that_never_boots_stays_down() -> None:
     assert "redundancy" in kinds(record)
 
 
+def test_both_members_of_a_pair_in_flight_at_once_is_caught() -> None:
+    record = clean()  # r1 in flight from -0.5 to 7, r2 from 9.5 to 17
+    record.transitions.append(transition("r2", 6, "pending->precheck"))
+    found = check(record)
+    assert [v.kind for v in found] == ["redundancy"]
+    assert "both in flight" in found[0].detail
+
+
 def test_a_reboot_outside_the_allow_window_is_caught() -> None:
     record = clean()
     record.windows = {"r1": SIX_TO_ONE_PAST, "r2": SIX_TO_ONE_PAST}
