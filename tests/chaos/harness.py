@@ -286,7 +286,13 @@ class _Player:
         elif action.kind == "fault":
             self.fleet.device(action.device).faults.update(action.faults)
         elif action.kind == "config":
-            mark = await _operator_change(self.fleet, action.device, len(self.marks))
+            device = action.device
+            if action.phase:
+                # Once the image is in (a download takes about a second), change the config
+                # before the activation: the change must survive the upgrade.
+                device = await self._entered(action.phase) or device
+                await asyncio.sleep(1.5)
+            mark = await _operator_change(self.fleet, device, len(self.marks))
             if mark is not None:
                 self.marks.append(mark)
         elif action.kind in ("sigkill", "sigterm"):
@@ -295,14 +301,15 @@ class _Player:
             await self._entered(action.phase)
             await self._restart(signal.SIGKILL)
 
-    async def _entered(self, phase: str) -> None:
-        """Wait (five seconds at most) until some device enters ``phase``."""
+    async def _entered(self, phase: str) -> str | None:
+        """Wait (five seconds at most) until some device enters ``phase``; which one."""
         seen = len(self.daemon.transitions())
         for _ in range(100):
-            fresh = self.daemon.transitions()[seen:]
-            if any(str(t["phase"]).endswith("->" + phase) for t in fresh):
-                return
+            for t in self.daemon.transitions()[seen:]:
+                if str(t["phase"]).endswith("->" + phase):
+                    return str(t["device"])
             await asyncio.sleep(0.05)
+        return None
 
     async def _restart(self, how: signal.Signals) -> None:
         await self.daemon.stop(how)
@@ -462,6 +469,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         status_transitions=reached,
         transitions=daemon.transitions(),
         marks=player.marks,
+        boot_seconds=scenario.boot_seconds,
         quiescent=quiescent,
     )
     (workdir / "daemon.log").write_text("".join(daemon.lines), encoding="utf-8")

@@ -114,6 +114,8 @@ class ChaosRecord:
     transitions: list[dict[str, Any]] = field(default_factory=list)
     """The daemon's transition log lines: device, phase ("a->b"), revision, wall."""
     marks: list[ConfigMark] = field(default_factory=list)
+    boot_seconds: float = math.inf
+    """How long a reboot takes in the simulator (its boot events may be recorded late)."""
     quiescent: bool = True
     """Whether the fleet went quiet at the end: no event and no transition for longer than
     any one step takes, inside an allow window (so nothing waits for one)."""
@@ -182,7 +184,8 @@ def _image_adds(record: ChaosRecord) -> list[Violation]:
     return found
 
 
-def _down_spans(events: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+def _down_spans(events: Sequence[dict[str, Any]], boot: float) -> list[tuple[float, float]]:
+    # The simulator records a boot when it next sees the device: at most ``boot`` after it.
     spans, since = [], None
     for e in events:
         if e["event"] in ("reboot", "poweroff") and since is None:
@@ -190,7 +193,7 @@ def _down_spans(events: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
         if e["event"] == "poweroff" or (e["event"] == "boot-fail" and e.get("outcome") == "never"):
             break
         if e["event"] == "boot-ok" and since is not None:
-            spans.append((since, e["wall"]))
+            spans.append((since, min(e["wall"], since + boot)))
             since = None
     if since is not None:
         spans.append((since, math.inf))
@@ -215,7 +218,8 @@ def _redundancy(record: ChaosRecord) -> list[Violation]:
     members: dict[str, list[str]] = defaultdict(list)
     for device, group in sorted(record.groups.items()):
         members[group].append(device)
-    down = {d: _down_spans(evs) for d, evs in _by_device(record.events).items()}
+    boot = record.boot_seconds
+    down = {d: _down_spans(evs, boot) for d, evs in _by_device(record.events).items()}
     flight = _flight_spans(record)
     found = []
     for group, devices in members.items():

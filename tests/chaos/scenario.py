@@ -52,7 +52,9 @@ _ACTIONS = (
     ("config", 3),
 )
 """Action kinds and their weights. ``burst``: three unrelated commits in a row;
-``sigkill-in``: SIGKILL as soon as some device enters the action's ``phase``."""
+``sigkill-in``: SIGKILL as soon as some device enters the action's ``phase``. Half the
+``config`` changes (drawn apart, so each seed keeps its timeline) have phase ``stage``: made
+on a device just after it staged its image."""
 KILL_PHASES = ("stage", "activate", "await-boot", "health")
 
 
@@ -114,6 +116,7 @@ def make_scenario(seed: int, *, duration: float = 25.0) -> Scenario:
     actions: list[Action] = []
     at = rng.uniform(0.5, 2.0)
     weights = [w for _, w in _ACTIONS]
+    staged = random.Random(f"{seed}:config")
     while at < duration:
         kind = rng.choices([k for k, _ in _ACTIONS], weights)[0]
         device = rng.choice(names)
@@ -125,6 +128,8 @@ def make_scenario(seed: int, *, duration: float = 25.0) -> Scenario:
                 # A transient fault clears again a few seconds later.
                 actions.append(Action(at + rng.uniform(1.0, 5.0), "fault", device, clear))
         phase = rng.choice(KILL_PHASES) if kind == "sigkill-in" else ""
+        if kind == "config" and staged.random() < 0.5:
+            phase = "stage"
         actions.append(Action(at, kind, device, changes, phase))
         at += rng.uniform(0.5, 3.0)
     return Scenario(

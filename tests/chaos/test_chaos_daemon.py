@@ -20,7 +20,7 @@ SEEDS = (105, 106, 116)
 download, a router answering 503, a burst of unrelated commits, a suspend, SIGKILL while a
 router's health gate runs; 106: SIGKILL, a retarget, SIGKILL during a health gate, a new
 image, a suspend; 116: a router that loses BGP after its upgrade, one that never boots, a
-new image, SIGKILL, an operator's config change."""
+new image, SIGKILL, an operator's config change right after a router staged its image."""
 DURATION = 8.0
 
 

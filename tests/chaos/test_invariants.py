@@ -103,6 +103,16 @@ def test_both_members_of_a_pair_down_at_once_is_caught() -> None:
     assert kinds(record) == ["redundancy"]
 
 
+def test_a_boot_seen_late_counts_from_the_boot_time() -> None:
+    record = clean()
+    # r1 reboots at 4 and the simulator records its boot when next polled, at 15: after r2
+    # went down at 14.
+    record.events[5] = ev(15, "r1", "boot-ok", image="2025.02.14-0021-rolling")
+    assert kinds(record) == ["redundancy"]
+    record.boot_seconds = 2.0  # a boot takes 2 s: r1 was up again at 6
+    assert check(record) == []
+
+
 def test_a_member_that_never_boots_stays_down() -> None:
     record = clean()
     r1 = upgrade("r1", 0, "2025.02.14-0021-rolling")[:5]
