@@ -103,7 +103,7 @@ def _name(i: int) -> str:
 
 
 def make_scenario(seed: int, *, duration: float = 25.0) -> Scenario:
-    """The scenario of ``seed``: 4-8 devices, 0-2 initial faults, actions through
+    """The scenario of ``seed``: 4-8 devices, 0-3 initial faults, actions through
     ``duration`` seconds."""
     rng = random.Random(seed)
     count = rng.choice([4, 4, 6, 6, 8])
