@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 SRC := reconciler tests bench
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: lint typecheck unit
 bench: $(BIN)/.installed
 	# As modules: the benches share loopback helpers with the tests (tests.support).
 	for b in bench/*_bench.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+
+# Seeded chaos scenarios through the real `gitfirm run` process; CHAOS_SEED, CHAOS_SCENARIOS
+# (default 40), CHAOS_DURATION and CHAOS_KEEP=1 select the run (see tests/chaos/__main__.py).
+chaos: $(BIN)/.installed
+	$(BIN)/python -m tests.chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

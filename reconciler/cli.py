@@ -667,6 +667,11 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
     )
     p.add_argument(
+        "--rollout-timings",
+        metavar="JSON",
+        help='engine timings in seconds, e.g. {"boot_poll": 0.2} (defaults fit real routers)',
+    )
+    p.add_argument(
         "--no-watch",
         action="store_true",
         help="do not watch a local repository path for changes (polling only)",
@@ -678,9 +683,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from pydantic import ValidationError
+
     from reconciler.daemon import Daemon, DaemonSettings
     from reconciler.logs import configure_json_logging
+    from reconciler.rollout.model import RolloutSettings
 
+    try:
+        timings = RolloutSettings.model_validate_json(args.rollout_timings or "{}")
+    except ValidationError as e:
+        where = ".".join(str(p) for p in e.errors()[0]["loc"]) or "value"
+        print(f"error: --rollout-timings: {where}: {e.errors()[0]['msg']}; give a JSON "
+              "object of RolloutSettings fields in seconds", file=sys.stderr)  # fmt: skip
+        return 1
     settings = DaemonSettings(
         repo=args.repo,
         branch=args.branch,
@@ -698,6 +713,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         operator_token_env=args.operator_token_env,
         operator_listen=args.operator_listen,
         backup_keep=args.backup_keep,
+        rollout=timings,
     )
     formatter = configure_json_logging()
 

@@ -250,6 +250,7 @@ async def _config_file(sim: Simulator, dev: VirtualDevice, commands: list[Any]) 
     op, name = command["op"], command.get("file")
     if op == "save":
         target = str(name or "/config/config.boot")
+        dev.record(sim.now(), "config-save", file=target)
         if target == "/config/config.boot":
             dev.saved_config = copy.deepcopy(dev.config)
         else:
@@ -264,6 +265,7 @@ async def _config_file(sim: Simulator, dev: VirtualDevice, commands: list[Any]) 
     if stored is None:
         raise _Fail(f"Failed to load configuration: file {name} does not exist")
     dev.config = copy.deepcopy(stored) if op == "load" else {**dev.config, **stored}
+    dev.record(sim.now(), f"config-{op}", file=name)
     return None
 
 

@@ -8,7 +8,9 @@ under ``/_sim/`` on every listener (device names never start with ``_``):
 - ``GET /_sim/devices/<name>``: the device's state, call counts, highest number of
   concurrent image operations and its event log;
 - ``POST /_sim/devices/<name>/faults``: a JSON object of :class:`Faults` fields to change;
-- ``GET /_sim/log``: every device's events, merged in time order.
+- ``GET /_sim/log``: every device's events, merged in time order;
+- ``GET /_sim/events``: the same in the vocabulary of :mod:`reconciler.simulator.events`,
+  with wall-clock times.
 
 In-process use::
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from aiohttp import web
 
 from reconciler.simulator import api
 from reconciler.simulator.device import VirtualDevice
+from reconciler.simulator.events import fleet_events
 
 __all__ = ["SimSettings", "Simulator"]
 
@@ -166,6 +170,9 @@ class Simulator:
             events = [{"device": d.name, **e} for d in self.devices.values() for e in d.log]
             events.sort(key=lambda e: (e["at"], e["device"]))
             return web.json_response({"events": events})
+        if parts == ["events"]:
+            offset = time.time() - now
+            return web.json_response({"events": fleet_events(self.devices.values(), offset)})
         if len(parts) >= 2 and parts[0] == "devices" and parts[1] in self.devices:
             dev = self.devices[parts[1]]
             if len(parts) == 2 and request.method == "GET":

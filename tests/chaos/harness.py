@@ -1,0 +1,487 @@
+"""One chaos scenario through the real daemon process.
+
+:func:`run_scenario` starts the simulator in this event loop (so it reads every router's
+event log and flips faults directly), a bare config remote with real git, and
+``python -m reconciler.cli run`` as a child process. It pushes the rollout, plays the
+scenario's timeline (commits, webhooks, faults, operator config changes, SIGKILL and
+SIGTERM with a restart on the same state dir), lets the fleet settle, stops the daemon and
+hands everything to :func:`tests.chaos.invariants.check`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from reconciler.images.minisign import generate_keypair
+from reconciler.model.kinds import Window
+from reconciler.planning.windows import is_allowed
+from reconciler.simulator.device import VirtualDevice
+from reconciler.simulator.events import fleet_events
+from reconciler.simulator.fleet import fleet_documents, make_fleet
+from tests.chaos.invariants import ChaosRecord, ConfigMark, DeviceFinal, Violation, check
+from tests.chaos.scenario import TRAINS, Action, Scenario
+from tests.support.daemon import free_port
+from tests.support.gitrepo import commit_files, git, git_env, push, seeded_remote
+from tests.support.images import make_image
+from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
+
+__all__ = ["ChaosResult", "run_scenario"]
+
+WEBHOOK_SECRET = "chaos-hook-secret-41c7"
+TIMINGS = {
+    "boot_timeout": 5,
+    "boot_poll": 0.2,
+    "stage_timeout": 4,
+    "stage_poll": 0.2,
+    "window_poll": 0.5,
+}
+"""Engine timings for ``--rollout-timings``: simulated boots take about a second."""
+_READY_TIMEOUT = 30.0
+_EXIT_TIMEOUT = 25.0
+_QUIET = 6.0
+"""Seconds with no router event and no transition that count as settled: longer than any
+one step may take (boot_timeout)."""
+_SETTLE_TIMEOUT = 60.0
+_ALWAYS = {"schedule": "0 0 * * *", "duration": "24h"}
+_WINDOWS: dict[str, list[dict[str, str]]] = {
+    "open": [_ALWAYS],
+    "short": [{"schedule": "* * * * *", "duration": "20s"}],
+    "deny": [_ALWAYS, {"type": "deny", "schedule": "*/2 * * * *", "duration": "20s"}],
+}
+_HEALTH = {
+    "name": "bgp-established",
+    "show": ["ip", "bgp", "summary"],
+    "reject": r"\b(Idle|Active|Connect)\b",
+    "initialDelay": "1s",
+    "interval": "1s",
+    "timeout": "4s",
+    "retries": 1,
+    "failureThreshold": 1,
+}
+_POLICY = {"1.4": "edge-14", "rolling": "edge-15"}
+_LABEL = {"1.4": "1.4", "rolling": "1.5"}
+
+
+@dataclass
+class ChaosResult:
+    """What one scenario found."""
+
+    scenario: Scenario
+    violations: list[Violation]
+    notes: list[str] = field(default_factory=list)
+    """Things worth a look that are not invariants (a slow SIGTERM, a daemon crash)."""
+
+
+@dataclass
+class _Daemon:
+    """The ``gitfirm run`` child of the moment, and every line every child wrote."""
+
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    process: asyncio.subprocess.Process | None = None
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.lines.append(line.decode(errors="replace"))
+
+    async def start(self) -> None:
+        """Start a child and wait until it answers ``/readyz``."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reconciler.cli", "run", *self.args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
+        )  # fmt: skip
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.readers = [
+            asyncio.create_task(self._read(self.process.stdout)),
+            asyncio.create_task(self._read(self.process.stderr)),
+        ]
+        deadline = time.monotonic() + _READY_TIMEOUT
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline and self.process.returncode is None:
+                with contextlib.suppress(httpx.HTTPError):
+                    url = f"http://127.0.0.1:{self.port}/readyz"
+                    if (await http.get(url)).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        self.notes.append(f"daemon not ready after {_READY_TIMEOUT:.0f}s")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def stop(self, how: signal.Signals) -> None:
+        """Send ``how``; after SIGTERM wait for the exit, killing it past the limit."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(how)
+        try:
+            code = await asyncio.wait_for(process.wait(), _EXIT_TIMEOUT)
+        except TimeoutError:
+            self.notes.append(f"SIGTERM: no exit within {_EXIT_TIMEOUT:.0f}s, killed")
+            process.kill()
+            code = await process.wait()
+        if how == signal.SIGTERM and code != 0:
+            self.notes.append(f"SIGTERM: exit code {code}")
+        await asyncio.wait_for(asyncio.gather(*self.readers, return_exceptions=True), 10)
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """Every ``transition`` log line of every child, with a ``wall`` time."""
+        out = []
+        for line in self.lines:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == "transition":
+                    event["wall"] = datetime.fromisoformat(event["ts"]).timestamp()
+                    out.append(event)
+        return out
+
+
+def _policy(release: str, target: str, windows: str, pause: str, suspend: bool) -> str:
+    doc = {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "RolloutPolicy",
+        "metadata": {"name": _POLICY[release]},
+        "spec": {
+            "selector": {"matchLabels": {"family": _LABEL[release]}},
+            "target": {"version": target},
+            "strategy": {"canary": 1, "waves": [50, 100], "maxParallel": 2, "pause": pause},
+            "windows": _WINDOWS[windows],
+            "healthChecks": [_HEALTH],
+            "suspend": suspend,
+        },
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@dataclass
+class _Repo:
+    """The config repository and what its policies say now."""
+
+    work: Path
+    scenario: Scenario
+    images: dict[str, str]
+    """Version -> Image document YAML (all built up front, published on demand)."""
+    published: list[str]
+    targets: dict[str, str]
+    suspended: dict[str, bool] = field(default_factory=dict)
+    commits: int = 0
+
+    def files(self) -> dict[str, str]:
+        docs = "---\n".join(self.images[v] for v in self.published)
+        out = {"images/images.yaml": docs}
+        for release, target in self.targets.items():
+            out[f"policies/{_POLICY[release]}.yaml"] = _policy(
+                release,
+                target,
+                self.scenario.windows,
+                self.scenario.pause,
+                self.suspended.get(release, False),
+            )
+        return out
+
+    async def commit(self, message: str, extra: Mapping[str, str] | None = None) -> None:
+        self.commits += 1
+        files = {**self.files(), **(extra or {})}
+
+        def run() -> None:
+            commit_files(self.work, files, message)
+            push(self.work)
+
+        await asyncio.to_thread(run)
+
+
+def _fleet(scenario: Scenario) -> list[VirtualDevice]:
+    return make_fleet(
+        scenario.devices,
+        seed=scenario.seed,
+        releases=["1.4", "1.4", "rolling", "rolling"],
+        arch="amd64",
+    )
+
+
+def _release(device: VirtualDevice) -> str:
+    return "1.4" if device.family == "1.4" else "rolling"
+
+
+async def _webhook(port: int) -> None:
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    mac = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=3) as http:
+            await http.post(
+                f"http://127.0.0.1:{port}/webhooks/github",
+                content=body,
+                headers={"X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "push"},
+            )
+
+
+async def _operator_change(fleet: SimFleet, device: str, n: int) -> ConfigMark | None:
+    """An operator's ``set ... description chaos-N`` and ``save`` over the device's API."""
+    path = ("interfaces", "dummy", "dum0", "description")
+    value = f"chaos-{n}"
+    url = fleet.url(device)
+    key = fleet.api_key
+    async with httpx.AsyncClient(timeout=3) as http:
+        try:
+            for endpoint, command in (
+                ("/configure", {"op": "set", "path": [*path, value]}),
+                ("/config-file", {"op": "save"}),
+            ):
+                data = {"data": json.dumps(command), "key": key}
+                if (await http.post(url + endpoint, data=data)).status_code != 200:
+                    return None
+        except httpx.HTTPError:
+            return None
+    return ConfigMark(device, path, value, time.time())
+
+
+class _Player:
+    """Plays one scenario's actions against the daemon, the repository and the fleet."""
+
+    def __init__(self, scenario: Scenario, fleet: SimFleet, repo: _Repo, daemon: _Daemon):
+        self.scenario, self.fleet, self.repo, self.daemon = scenario, fleet, repo, daemon
+        self.rng = random.Random(scenario.seed * 7919)
+        self.marks: list[ConfigMark] = []
+
+    async def play(self, action: Action) -> None:
+        release = _release(self.fleet.device(action.device))
+        if action.kind in ("unrelated", "burst"):
+            for _ in range(3 if action.kind == "burst" else 1):
+                note = {"notes/README.md": f"chaos note {self.repo.commits}\n"}
+                await self.repo.commit("Unrelated: notes", note)
+        elif action.kind == "webhook":
+            await _webhook(self.daemon.port)
+        elif action.kind == "suspend":
+            now = self.repo.suspended.get(release, False)
+            self.repo.suspended[release] = not now
+            await self.repo.commit(f"{'Resume' if now else 'Suspend'} {_POLICY[release]}")
+        elif action.kind in ("retarget", "new-image"):
+            newest = TRAINS[release][2]
+            if newest not in self.repo.published:
+                self.repo.published.append(newest)
+            if action.kind == "retarget":
+                self.repo.targets[release] = newest
+            await self.repo.commit(f"{action.kind}: {newest}")
+        elif action.kind == "fault":
+            self.fleet.device(action.device).faults.update(action.faults)
+        elif action.kind == "config":
+            device = action.device
+            if action.phase:
+                # Once the image is in (a download takes about a second), change the config
+                # before the activation: the change must survive the upgrade.
+                device = await self._entered(action.phase) or device
+                await asyncio.sleep(1.5)
+            mark = await _operator_change(self.fleet, device, len(self.marks))
+            if mark is not None:
+                self.marks.append(mark)
+        elif action.kind in ("sigkill", "sigterm"):
+            await self._restart(signal.SIGKILL if action.kind == "sigkill" else signal.SIGTERM)
+        elif action.kind == "sigkill-in":
+            await self._entered(action.phase)
+            await self._restart(signal.SIGKILL)
+
+    async def _entered(self, phase: str) -> str | None:
+        """Wait (five seconds at most) until some device enters ``phase``; which one."""
+        seen = len(self.daemon.transitions())
+        for _ in range(100):
+            for t in self.daemon.transitions()[seen:]:
+                if str(t["phase"]).endswith("->" + phase):
+                    return str(t["device"])
+            await asyncio.sleep(0.05)
+        return None
+
+    async def _restart(self, how: signal.Signals) -> None:
+        await self.daemon.stop(how)
+        await asyncio.sleep(self.rng.uniform(0.0, 1.5))
+        await self.daemon.start()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for action in self.scenario.actions:
+            delay = started + action.at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.play(action)
+
+    async def settle(self) -> bool:
+        """Resume every policy, clear transient faults, wait for quiet; True if it got quiet.
+
+        Quiet counts only inside an allow window: a staged router may rightly wait, in flight,
+        for the window to open."""
+        if not self.daemon.running:
+            await self.daemon.start()
+        if any(self.repo.suspended.values()):
+            self.repo.suspended.clear()
+            await self.repo.commit("Resume every policy")
+        for device in self.fleet.sim.devices.values():
+            device.faults.update({"unreachable": False, "http_status": None, "slow_seconds": 0})
+        windows = [Window.model_validate(w) for w in _WINDOWS[self.scenario.windows]]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _SETTLE_TIMEOUT
+        seen = (-1, -1)
+        quiet_since = loop.time()
+        while loop.time() < deadline:
+            # Not every log line: an idle daemon may log a pass or an empty rollout each poll.
+            now = (
+                sum(len(d.log) for d in self.fleet.sim.devices.values()),
+                len(self.daemon.transitions()),
+            )
+            if now != seen or not is_allowed(windows, datetime.now(UTC)):
+                seen, quiet_since = now, loop.time()
+            elif loop.time() - quiet_since >= _QUIET:
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+
+def _status(
+    remote: Path, names: list[str]
+) -> tuple[dict[str, tuple[str, str | None]], set[tuple[str, str]]]:
+    """Phase and desired version per device, and every (device, phase reached) trailer."""
+    phases: dict[str, tuple[str, str | None]] = {}
+    for name in names:
+        with contextlib.suppress(RuntimeError):
+            doc = yaml.safe_load(git(remote, "show", f"status:devices/{name}.yaml"))
+            desired = (doc.get("desired") or {}).get("version")
+            phases[name] = (str(doc.get("phase")), desired)
+    reached: set[tuple[str, str]] = set()
+    with contextlib.suppress(RuntimeError):
+        device = ""
+        for line in git(remote, "log", "status", "--format=%B").splitlines():
+            key, _, value = line.partition(": ")
+            if key == "Device":
+                device = value.strip()
+            elif key == "Phase" and device:
+                reached.add((device, value.strip().rpartition("->")[2]))
+    return phases, reached
+
+
+async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
+    """Run ``scenario`` in ``workdir`` (which it fills) and check the invariants."""
+    devices = _fleet(scenario)
+    for device in devices:
+        device.faults.update(scenario.faults.get(device.name, {}))
+    initial = {d.name: list(d.images) for d in devices}
+    families = {d.name: d.family for d in devices}
+    async with running_simulator(
+        devices=devices,
+        seed=scenario.seed,
+        latency=0.02,
+        bandwidth=300_000,
+        boot_seconds=scenario.boot_seconds,
+        upstream_timeout=4.0,
+        hang_seconds=5.0,
+    ) as fleet:
+        key = generate_keypair()
+        upstream = workdir / "upstream"
+        images = {}
+        for train in TRAINS.values():
+            for version in train:
+                signed = make_image(upstream, version=version, key=key)
+                images[version] = yaml.safe_dump(signed.image.model_dump(mode="json"))
+                trust = yaml.safe_dump(signed.trust.model_dump(mode="json"))
+        docs = fleet_documents(devices, fleet.url, key_env=KEY_ENV)
+        for i, doc in enumerate(docs):
+            # Consecutive devices share a release (see _fleet), so every pair is in one policy.
+            doc["spec"]["redundancyGroup"] = f"pair-{i // 2 + 1}"
+        groups = {
+            d["metadata"]["name"]: d["spec"]["redundancyGroup"]
+            for d in docs
+            if "redundancyGroup" in d["spec"]
+        }
+        repo = _Repo(
+            work=workdir / "git" / "work",
+            scenario=scenario,
+            images=images,
+            published=[t[0] for t in TRAINS.values()] + [t[1] for t in TRAINS.values()],
+            targets={release: train[0] for release, train in TRAINS.items()},
+        )
+        files = {
+            **repo.files(),
+            "fleet/devices.yaml": yaml.safe_dump_all(docs, sort_keys=False),
+            "trust/trust.yaml": trust,
+        }
+        remote, _ = await asyncio.to_thread(seeded_remote, workdir / "git", files)
+        port = free_port()
+        args = [
+            "--repo", str(remote), "--state-dir", str(workdir / "state"),
+            "--listen", f"127.0.0.1:{port}", "--poll-interval", "0.3",
+            "--observe-interval", "2", "--status-coalesce", "0", "--no-watch",
+            "--rollout-timings", json.dumps(TIMINGS),
+        ]  # fmt: skip
+        env = git_env(
+            workdir,
+            {KEY_ENV: fleet.api_key, "GITFIRM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+             "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        daemon = _Daemon(args, env, port)
+        player = _Player(scenario, fleet, repo, daemon)
+        try:
+            await daemon.start()
+            repo.targets = {release: train[1] for release, train in TRAINS.items()}
+            await repo.commit("Roll both trains forward")
+            await player.run()
+            quiescent = await player.settle()
+            await daemon.stop(signal.SIGTERM)
+        finally:
+            if daemon.process is not None and daemon.process.returncode is None:
+                daemon.process.kill()
+                await daemon.process.wait()
+        events = fleet_events(fleet.sim.devices.values(), time.time() - fleet.sim.now())
+        final = {
+            d.name: DeviceFinal(d.running, d.dead, d.bgp_down, d.config)
+            for d in fleet.sim.devices.values()
+        }
+    names = [d.name for d in devices]
+    phases, reached = await asyncio.to_thread(_status, remote, names)
+    windows = [Window.model_validate(w) for w in _WINDOWS[scenario.windows]]
+    record = ChaosRecord(
+        events=events,
+        families=families,
+        initial=initial,
+        final=final,
+        groups=groups,
+        windows={name: windows for name in names},
+        status_phases=phases,
+        status_transitions=reached,
+        transitions=daemon.transitions(),
+        marks=player.marks,
+        boot_seconds=scenario.boot_seconds,
+        quiescent=quiescent,
+    )
+    (workdir / "daemon.log").write_text("".join(daemon.lines), encoding="utf-8")
+    (workdir / "events.json").write_text(json.dumps(events, indent=1), encoding="utf-8")
+    notes = list(daemon.notes)
+    if not quiescent:
+        notes.append(f"fleet still busy after {_SETTLE_TIMEOUT:.0f}s of settling")
+    if any("Traceback" in line for line in daemon.lines):
+        notes.append("a traceback in the daemon's log")
+    starts = sum('"rollout-start"' in line for line in daemon.lines)
+    if starts > 10:
+        notes.append(f"{starts} rollout starts")
+    violations = check(record)
+    report = [scenario.describe(), *notes, *(v.line() for v in violations)]
+    (workdir / "violations.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    return ChaosResult(scenario, violations, notes)
