@@ -381,8 +381,11 @@ class _Run:
         )
         return finished and not self.roll.halted
 
-    def _start(self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]) -> bool:
-        """Start what may start now; True when a device waits only for another run."""
+    def _start(
+        self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]
+    ) -> tuple[bool, bool]:
+        """Start what may start now; returns whether the window was open, and whether a
+        device waits for another run."""
         open_now = is_allowed(self.spec.windows, self.e.clock.now())
         held_elsewhere = False
         for w in list(pending):
@@ -407,17 +410,16 @@ class _Run:
             if not early:
                 self.inflight[w.device] = w
             tasks[asyncio.create_task(self._drive(w, early))] = w
-        return held_elsewhere
+        return open_now, held_elsewhere
 
     async def _wave_loop(
         self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]
     ) -> None:
         while pending or tasks:
-            held_elsewhere = self._start(pending, tasks)
+            open_now, held_elsewhere = self._start(pending, tasks)
             if not tasks:
                 if not pending or self.roll.halted or self.stop.is_set() or not self.wait:
                     break
-                open_now = is_allowed(self.spec.windows, self.e.clock.now())
                 if open_now or held_elsewhere:
                     # Only a busy peer or another rollout blocks: not a halt; the next pass,
                     # with fresh observations, tries again.
