@@ -357,7 +357,9 @@ class Daemon:
         in a step: each becomes the pass's outcome)."""
         outcome = PassOutcome(revision=head)
         try:
-            if head is not None and (head != self.state.verified or self.state.desired is None):
+            if self.state.desired is None and self.state.verified is not None:
+                await self._restore(self.state.verified)
+            if head is not None and head != self.state.verified:
                 await self._apply(head)
             await self._pass(start=True)
             self.state.last_error = None
@@ -385,17 +387,37 @@ class Daemon:
             reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
             self.book.refusal(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
-        self.state.verified = head
         self._verified.write(head)
+        self._adopt(head, desired)
+        log.info("applied desired revision", extra={"event": "applied", "revision": head})
+
+    async def _restore(self, verified: str) -> None:
+        """After a restart: the revision verified before is in force again (it is the base
+        every new head is verified against, as in the process that verified it)."""
+        try:
+            desired = await self._load(verified)
+        except Exception as exc:
+            log.error(
+                "the verified revision in the state dir cannot be loaded (%s); remove %s to "
+                "verify from scratch",
+                summarize(exc, self.secrets).message,
+                self._verified.path,
+                extra={"event": "restore-failed", "revision": verified},
+            )
+            raise
+        self._adopt(verified, desired)
+        log.info("restored desired revision", extra={"event": "restored", "revision": verified})
+
+    def _adopt(self, revision: str, desired: DesiredState) -> None:
+        self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(head, desired.rollout_policies)
-        self.book.desired(head)
+        self.scheduler.control(revision, desired.rollout_policies)
+        self.book.desired(revision)
         self._endpoints = self._resolve_endpoints(desired)
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
-        log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
     async def _verify_and_load(self, head: str) -> DesiredState:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
@@ -403,6 +425,9 @@ class Daemon:
         if not verdict.ok:
             self.book.refusal(head, f"commit refused ({verdict.reason}): {verdict.message}")
             verdict.raise_if_refused()
+        return await self._load(head)
+
+    async def _load(self, head: str) -> DesiredState:
         keep = [self.state.verified] if self.state.verified else []
         tree = await asyncio.to_thread(self.mirror.checkout, head, keep=keep)
         result = await asyncio.to_thread(load_repository, tree, revision=head)
