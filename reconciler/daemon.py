@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -262,6 +262,7 @@ class Daemon:
         )
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
+        self._rescheduled = asyncio.Event()
         self.loops: dict[str, Loop] = {
             "source": self._source_loop,
             "observe": self._observe_loop,
@@ -493,6 +494,7 @@ class Daemon:
         failures = last.failures + 1 if last else 1
         delay = min(self.settings.image_retry * 2 ** (failures - 1), self.settings.observe_interval)
         self._image_retries[name] = _Retry(failures, self.clock.monotonic() + delay)
+        self._rescheduled.set()
 
     async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
@@ -664,23 +666,20 @@ class Daemon:
                 await self.reconcile(None)
 
     async def _wait_for_observe(self) -> bool:
-        """Sleep until the next observation (or an image retry is due); True when woken
+        """Sleep until the next observation, or until an image retry is due; True when woken
         early because a rollout ended."""
-        delay = self.settings.observe_interval
-        if self._image_retries:
-            soonest = min(r.at for r in self._image_retries.values())
-            delay = max(0.0, min(delay, soonest - self.clock.monotonic()))
-        sleep = asyncio.ensure_future(self.clock.sleep(delay))
-        woken = asyncio.ensure_future(self._refresh.wait())
-        try:
-            await asyncio.wait({sleep, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleep.cancel()
-            woken.cancel()
-            await asyncio.gather(sleep, woken, return_exceptions=True)
-        refresh = self._refresh.is_set()
-        self._refresh.clear()
-        return refresh
+        while True:
+            delay = self.settings.observe_interval
+            if self._image_retries:
+                soonest = min(r.at for r in self._image_retries.values())
+                delay = max(0.0, min(delay, soonest - self.clock.monotonic()))
+            self._rescheduled.clear()
+            await _first(self.clock.sleep(delay), self._refresh.wait(), self._rescheduled.wait())
+            if self._refresh.is_set():
+                self._refresh.clear()
+                return True
+            if not self._rescheduled.is_set():
+                return False
 
     async def _shutdown(
         self,
@@ -712,6 +711,17 @@ class Daemon:
             await self._http.aclose()
             self._http = None
         self.journal.close()
+
+
+async def _first(*waits: Coroutine[Any, Any, object]) -> None:
+    """Wait until the first of ``waits`` ends; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Server(uvicorn.Server):

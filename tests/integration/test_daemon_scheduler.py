@@ -67,7 +67,7 @@ async def test_suspend_stops_starting_devices_before_the_revision_is_observed(
 ) -> None:
     # r0000 (tier core) is outside the policy and answers slowly: every observation of the
     # fleet is long, and only control-first can stop devices from starting during it.
-    edge = {"selector": {"tier": "edge"}, "maxParallel": 1}
+    edge: dict[str, Any] = {"selector": {"tier": "edge"}, "maxParallel": 1}
     files = {"policies/fleet.yaml": _policy("1.4.3", **edge)}
     async with staged_gitops(
         tmp_path, files, devices=10, boot_seconds=0.2, start=False, groups=False
@@ -106,7 +106,7 @@ async def test_suspend_stops_starting_devices_before_the_revision_is_observed(
 
 
 async def test_soak_pause_holds_across_an_unrelated_commit_and_a_restart(tmp_path: Path) -> None:
-    soak = {"pause": "1h"}
+    soak: dict[str, Any] = {"pause": "1h"}
     files = {"policies/fleet.yaml": _policy("1.4.3", **soak)}
     async with staged_gitops(tmp_path, files, devices=4) as stage:
         stage.merge({"policies/fleet.yaml": _policy("1.4.4", **soak)}, "Roll to 1.4.4")

@@ -81,7 +81,9 @@ class Stage:
             await asyncio.wait_for(self.task, 90)
         self.daemon = self.task = None
 
-    def merge(self, files: Mapping[str, str | None], message: str, key: SshKey | None = None) -> str:
+    def merge(
+        self, files: Mapping[str, str | None], message: str, key: SshKey | None = None
+    ) -> str:
         """Commit to main and push, as merging a pull request would."""
         sha = commit_files(self.work, files, message, key=key)
         push(self.work)
@@ -98,9 +100,7 @@ class Stage:
 
     def starts(self) -> list[str]:
         """Devices in the order the daemon started them (each transition into precheck)."""
-        return [
-            e["device"] for e in self.events("transition") if e["phase"].endswith("->precheck")
-        ]
+        return [e["device"] for e in self.events("transition") if e["phase"].endswith("->precheck")]
 
     def versions(self) -> dict[str, str]:
         """What every simulated router runs now."""
