@@ -141,7 +141,7 @@ class DaemonSettings(BaseModel):
         default=1.0, gt=0, description="First delay before a dead loop is restarted (doubles)"
     )
     image_retry: float = Field(
-        default=10.0,
+        default=5.0,
         gt=0,
         description="First delay before a transient image fetch failure is retried (doubles "
         "up to observe_interval)",

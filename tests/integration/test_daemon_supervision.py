@@ -55,7 +55,7 @@ async def test_a_dead_loop_is_restarted_and_healthz_is_503_meanwhile(tmp_path: P
 
         daemon.loops["observe"] = failing
 
-    async with staged_gitops(tmp_path, _POLICY, start=False, restart_backoff=0.05) as stage:
+    async with staged_gitops(tmp_path, _POLICY, start=False) as stage:
         stage.prepare = break_observe
         daemon = await stage.start()
         assert "observe" in await _until_health(stage, 503)
@@ -71,7 +71,7 @@ async def test_a_dead_loop_is_restarted_and_healthz_is_503_meanwhile(tmp_path: P
 
 def _nested(depth: int) -> str:
     # Unsigned, and too deep for a recursive parser: it must be refused, not kill a loop.
-    return '{"kind": "AccessPolicy",\n"spec": ' + "[" * depth + "]" * depth + "}\n"
+    return '{\n"kind": "AccessPolicy",\n"spec": ' + "[" * depth + "]" * depth + "}\n"
 
 
 def _strict(tmp: Path) -> tuple[SshKey, dict[str, str], str]:
@@ -141,7 +141,7 @@ async def test_a_restarted_daemon_refuses_a_force_push_to_an_older_signed_commit
 
 
 async def test_a_transient_image_failure_is_retried_without_a_new_commit(tmp_path: Path) -> None:
-    async with staged_gitops(tmp_path, _POLICY, image_retry=0.2) as stage:
+    async with staged_gitops(tmp_path, _POLICY) as stage:
         daemon = stage.running
         iso = tmp_path / "upstream" / iso_file_name("1.4.4")
         away = iso.with_name("away.iso")
