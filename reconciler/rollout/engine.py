@@ -409,7 +409,7 @@ class _Run:
             pending.remove(w)
             if not early:
                 self.inflight[w.device] = w
-            tasks[asyncio.create_task(self._drive(w, early))] = w
+            tasks[asyncio.create_task(self._drive(w, early), name=f"device:{w.device}")] = w
         return open_now, held_elsewhere
 
     async def _wave_loop(
@@ -443,6 +443,11 @@ class _Run:
 
     async def _drive(self, w: Work, early: bool) -> DeviceOutcome:
         try:
+            if self.stop.is_set() and w.device not in self.resuming:
+                # Stopped (a suspend, say) between the start decision and this task's turn.
+                return DeviceOutcome(
+                    w.device, OutcomeStatus.WAITING, Phase.PENDING, error="stopped"
+                )
             client = self.e.clients(w.device)
             return await DeviceRun(
                 self.ctx, w, client, early=early, stopping=self.stop.is_set

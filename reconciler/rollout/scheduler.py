@@ -86,8 +86,8 @@ class Scheduler:
         moved = []
         for name in sorted(self._policies):
             slot = self._slots.setdefault(name, _Slot(name))
-            if slot.busy and slot.revision == plan.revision:
-                continue  # this revision's run is going; it re-plans from the journal
+            if slot.busy and plan.revision in (slot.revision, _revision(slot.queued)):
+                continue  # this revision's run is going or next; it re-plans from the journal
             if not _has_work(plan, name) or name in (blocked or {}):
                 if slot.busy:
                     slot.stop.set()
@@ -157,6 +157,10 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _revision(plan: Plan | None) -> str | None:
+    return plan.revision if plan is not None else None
 
 
 def _has_work(plan: Plan, policy: str) -> bool:
