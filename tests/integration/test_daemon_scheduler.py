@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tests.support.daemon import ALWAYS_OPEN, policy_yaml, wait_for
+from tests.support.gitrepo import git
 from tests.support.scheduling import Stage, max_concurrent_runs, staged_gitops
 
 
@@ -147,9 +148,20 @@ async def test_one_unreachable_device_does_not_stall_its_policy(tmp_path: Path) 
             lambda: all(stage.versions()[n] == "1.4.4" for n in others), 60, "the reachable ones"
         )
         assert stage.fleet.device(down).log == []
+        await wait_for(lambda: not daemon.rollouts_running(), 30, "the first run to end")
+
+        def waiting() -> str:
+            try:
+                doc = yaml.safe_load(git(stage.remote, "show", "status:rollouts/fleet.yaml"))
+            except RuntimeError:  # not written yet
+                return ""
+            return str(doc.get("waitingReason") or "")
+
+        # The status says why the policy is not done, and names the device.
+        await wait_for(lambda: down in waiting(), 30, "the reason in status")
+        assert "unreachable" in waiting()
         # Once it answers, a later pass takes it along.
         stage.fleet.device(down).faults.unreachable = False
-        await wait_for(lambda: not daemon.rollouts_running(), 30, "the first run to end")
         await daemon.reconcile(None)
         await wait_for(lambda: stage.versions()[down] == "1.4.4", 60, "the late device")
         assert stage.router_events(down, "image-add") == 1
