@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -82,7 +82,7 @@ from reconciler.source.verify import Verifier
 from reconciler.source.watch import wake_on_changes
 from reconciler.source.webhooks import WebhookSecrets, webhook_routes
 from reconciler.statusbook import StatusBook
-from reconciler.supervise import Loop, Supervisor
+from reconciler.supervise import Loop, RetrySchedule, Supervisor, first_of
 
 __all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
 
@@ -162,14 +162,6 @@ class PassOutcome:
     error: ErrorSummary | None = None
 
 
-@dataclass(frozen=True)
-class _Retry:
-    """A transient image failure: how many in a row, and when to fetch again."""
-
-    failures: int
-    at: float
-
-
 @dataclass
 class _State:
     desired: DesiredState | None = None
@@ -244,7 +236,9 @@ class Daemon:
         self._stored: dict[str, str] = {}
         """Image name -> sha256 of every image verified and stored since start: a device
         in flight keeps its URL whatever the newer revisions say."""
-        self._image_retries: dict[str, _Retry] = {}
+        self._image_retries = RetrySchedule(
+            self.clock, settings.image_retry, settings.observe_interval
+        )
         self.engine = RolloutEngine(
             journal=self.journal,
             backups=self.backups,
@@ -460,11 +454,8 @@ class Daemon:
         # Every image on a planned path is fetched and verified once per revision, before
         # any device may see a URL for it. A transient failure is fetched again later,
         # with backoff; a refusal stands until the next revision.
-        now = self.clock.monotonic()
         needed = {h.image for d in plan.devices for h in d.path} - self._images_checked
-        wanted = sorted(
-            n for n in needed if n not in self._image_retries or self._image_retries[n].at <= now
-        )
+        wanted = sorted(n for n in needed if self._image_retries.due(n))
         if not wanted:
             return
         results = await fetch_images(desired, self.store, wanted, clock=self.clock)
@@ -473,14 +464,15 @@ class Daemon:
             refused.pop(name, None)
             if not isinstance(result, GitfirmError):
                 self._images_checked.add(name)
-                self._image_retries.pop(name, None)
+                self._image_retries.succeeded(name)
                 self._stored[name] = desired.images[name].spec.sha256
                 continue
             refused[name] = summarize(result, self.secrets).message
             if result.action is Action.HALT:
                 self._images_checked.add(name)
             else:
-                self._retry_image(name)
+                self._image_retries.failed(name)
+                self._rescheduled.set()  # the observe loop wakes up for the retry
             log.error(
                 "image refused: %s",
                 refused[name],
@@ -488,13 +480,6 @@ class Daemon:
             )
         self.state.refused_images = refused
         self.book.refused_images(refused)
-
-    def _retry_image(self, name: str) -> None:
-        last = self._image_retries.get(name)
-        failures = last.failures + 1 if last else 1
-        delay = min(self.settings.image_retry * 2 ** (failures - 1), self.settings.observe_interval)
-        self._image_retries[name] = _Retry(failures, self.clock.monotonic() + delay)
-        self._rescheduled.set()
 
     async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
@@ -539,7 +524,7 @@ class Daemon:
     def _roll(self, plan: Plan) -> None:
         """Hand the plan to the scheduler; a policy whose images are not all usable waits."""
         blocked: dict[str, str] = {}
-        unusable = set(self.state.refused_images) | set(self._image_retries)
+        unusable = set(self.state.refused_images) | self._image_retries.waiting()
         for planned in plan.policies:
             images = {h.image for d in plan.devices if d.policy == planned.name for h in d.path}
             if images & unusable:
@@ -670,11 +655,10 @@ class Daemon:
         early because a rollout ended."""
         while True:
             delay = self.settings.observe_interval
-            if self._image_retries:
-                soonest = min(r.at for r in self._image_retries.values())
-                delay = max(0.0, min(delay, soonest - self.clock.monotonic()))
+            retry = self._image_retries.next_in()
+            delay = delay if retry is None else min(delay, retry)
             self._rescheduled.clear()
-            await _first(self.clock.sleep(delay), self._refresh.wait(), self._rescheduled.wait())
+            await first_of(self.clock.sleep(delay), self._refresh.wait(), self._rescheduled.wait())
             if self._refresh.is_set():
                 self._refresh.clear()
                 return True
@@ -711,17 +695,6 @@ class Daemon:
             await self._http.aclose()
             self._http = None
         self.journal.close()
-
-
-async def _first(*waits: Coroutine[Any, Any, object]) -> None:
-    """Wait until the first of ``waits`` ends; cancel the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Server(uvicorn.Server):
