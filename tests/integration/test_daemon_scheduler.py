@@ -126,6 +126,9 @@ async def test_soak_pause_holds_across_an_unrelated_commit_and_a_restart(tmp_pat
         assert stage.starts() == canary, "an unrelated commit ended the soak pause"
 
         await stage.stop()
+        # The pausing run was stopped with the daemon: nothing of it is left running.
+        left = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
+        assert not [n for n in left if n.startswith(("rollout:", "loop:", "device:"))], left
         runs = len(stage.events("rollout-start"))
         daemon = await stage.start()
         await wait_for(lambda: len(stage.events("rollout-start")) > runs, 30, "a run after restart")
