@@ -459,6 +459,8 @@ class Daemon:
         if not wanted:
             return
         results = await fetch_images(desired, self.store, wanted, clock=self.clock)
+        if desired is not self.state.desired:
+            return  # a newer revision was applied meanwhile: its own pass checks its images
         refused = dict(self.state.refused_images)
         for name, result in results.items():
             refused.pop(name, None)
