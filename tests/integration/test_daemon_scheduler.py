@@ -102,7 +102,9 @@ async def test_suspend_stops_starting_devices_before_the_revision_is_observed(
         # Devices that started before the suspend finished their upgrade.
         for name in stage.starts():
             assert stage.versions()[name] == "1.4.4"
-        edge_devices = [n for n in stage.fleet.names if stage.fleet.device(n) and n != slow]
+        edge_devices = [
+            d.name for d in stage.fleet.device_docs() if d.metadata.labels.get("tier") == "edge"
+        ]
         assert any(stage.versions()[n] == "1.4.3" for n in edge_devices), "nothing suspended"
 
 
@@ -168,3 +170,39 @@ async def test_one_unreachable_device_does_not_stall_its_policy(tmp_path: Path) 
         await daemon.reconcile(None)
         await wait_for(lambda: stage.versions()[down] == "1.4.4", 60, "the late device")
         assert stage.router_events(down, "image-add") == 1
+
+
+async def test_an_in_flight_device_keeps_its_image_url_when_a_revision_renames_the_image(
+    tmp_path: Path,
+) -> None:
+    # The new revision names the 1.4.4 Image differently. Devices already going keep the
+    # verified, stored image they started with; none fails for a URL the new revision
+    # has not verified yet. r0000 (outside the policy) makes every observation slow.
+    edge: dict[str, Any] = {"selector": {"tier": "edge"}, "maxParallel": 1}
+    files = {"policies/fleet.yaml": _policy("1.4.3", **edge)}
+    async with staged_gitops(
+        tmp_path, files, devices=10, boot_seconds=0.2, start=False, groups=False
+    ) as stage:
+        stage.fleet.device(stage.fleet.names[0]).faults.slow_seconds = 1.5
+        daemon = await stage.start()
+        stage.merge({"policies/fleet.yaml": _policy("1.4.4", **edge)}, "Roll the edge to 1.4.4")
+        await wait_for(lambda: len(stage.starts()) >= 2, 60, "the canary and the next device")
+        images = (stage.work / "images" / "images.yaml").read_text()
+        docs = list(yaml.safe_load_all(images))
+        for doc in docs:
+            if doc["spec"]["version"] == "1.4.4":
+                doc["metadata"]["name"] = "vyos-1-4-4-renamed"
+        renamed = stage.merge(
+            {"images/images.yaml": yaml.safe_dump_all(docs, sort_keys=False)}, "Rename"
+        )
+        await wait_for(lambda: daemon.state.verified == renamed, 30, "the rename in force")
+        edge_devices = [
+            d.name for d in stage.fleet.device_docs() if d.metadata.labels.get("tier") == "edge"
+        ]
+        await wait_for(
+            lambda: all(stage.versions()[n] == "1.4.4" for n in edge_devices), 120, "the rollout"
+        )
+        failed = [e for e in stage.events("transition") if e["phase"].endswith("->rollback")]
+        assert failed == [], failed
+        for name in edge_devices:
+            assert stage.router_events(name, "image-add") == 1
