@@ -2,14 +2,19 @@
 
 One pass is an ordered list of small steps (Flux's reconciler shape)::
 
-    fetch -> verify commits -> load desired -> fetch + verify images -> observe -> plan
-          -> start or continue rollouts -> report
+    fetch -> verify commits -> load desired -> control -> observe -> plan
+          -> fetch + verify images -> offer rollouts -> report
 
-Each step returns a value or raises a typed error; :meth:`Daemon.reconcile` records the
-first failure as the pass's outcome, keeps the last good desired revision in force, and
-always submits a status snapshot. Rollouts run as background tasks, one per policy, and
-report every transition to the status branch as it happens. Only this module and
-``cli.py`` know every stage.
+Each step returns a value or raises; :meth:`Daemon.reconcile` records the first failure
+as the pass's outcome (any exception while applying a revision refuses that revision),
+keeps the last good desired revision in force, and always submits a status snapshot.
+
+The daemon wires and supervises; it owns no rollout. Control comes first: a verified
+revision's suspends reach the :class:`~reconciler.rollout.scheduler.Scheduler` before
+anything is observed or downloaded for it. The scheduler owns every rollout task (single
+flight per policy, device locks). Every background loop runs under a
+:class:`~reconciler.supervise.Supervisor` that restarts it with backoff, and ``/healthz``
+says which is down. Only this module and ``cli.py`` know every stage.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
 from reconciler.errors import (
     Action,
+    CommitRefused,
     ConfigError,
     ErrorSummary,
     GitfirmError,
@@ -55,7 +61,7 @@ from reconciler.logs import JsonFormatter
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
 from reconciler.model.state import DesiredState
-from reconciler.planning.plan import CHANGE_ACTIONS, Plan
+from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
 from reconciler.report.gitstore import GitIdentity
@@ -65,16 +71,21 @@ from reconciler.report.writer import StatusWriter, WriterSettings
 from reconciler.rollout.backup import BackupKey, BackupStore
 from reconciler.rollout.engine import RolloutEngine, RolloutResult
 from reconciler.rollout.journal import Journal
+from reconciler.rollout.locks import DeviceLocks
 from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import RolloutSettings, Transition
 from reconciler.rollout.progress import rollout_progress
+from reconciler.rollout.scheduler import Scheduler
+from reconciler.sanitize import redact
 from reconciler.secrets import SecretPolicy
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
+from reconciler.source.verified import VerifiedRevision
 from reconciler.source.verify import Verifier
 from reconciler.source.watch import wake_on_changes
 from reconciler.source.webhooks import FORGES, WebhookSecrets, webhook_routes
 from reconciler.statusbook import StatusBook
+from reconciler.supervise import Loop, RetrySchedule, Supervisor, first_of
 from reconciler.surfaces import HttpServers, OperatorAccess, Surfaces, build_surfaces
 
 __all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
@@ -134,6 +145,15 @@ class DaemonSettings(BaseModel):
     status_signing_key: Path | None = Field(
         default=None, description="SSH private key that signs status commits"
     )
+    restart_backoff: float = Field(
+        default=1.0, gt=0, description="First delay before a dead loop is restarted (doubles)"
+    )
+    image_retry: float = Field(
+        default=5.0,
+        gt=0,
+        description="First delay before a transient image fetch failure is retried (doubles "
+        "up to observe_interval)",
+    )
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     secrets: SecretPolicy = Field(
         default_factory=SecretPolicy,
@@ -159,13 +179,6 @@ class PassOutcome:
 
     revision: str | None
     error: ErrorSummary | None = None
-
-
-@dataclass
-class _Rollout:
-    revision: str
-    stop: asyncio.Event
-    task: asyncio.Task[RolloutResult]
 
 
 @dataclass
@@ -199,10 +212,11 @@ class Daemon:
         self.metrics = Metrics()
         self._formatter = formatter
         self._http = http
-        self._rollouts: dict[str, _Rollout] = {}
         self._ready = False
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
+        self._verified = VerifiedRevision(state_dir / "verified-revision")
+        self.state.verified = self._verified.read()
         self.webhook_secrets = self._webhook_secrets()
         self._secrets: set[str] = set(self.webhook_secrets.values())
         self.secret_policy = self._secret_policy()
@@ -245,6 +259,12 @@ class Daemon:
         self.listeners: list[Callable[[Transition], None]] = []
         """Called with every device transition (the demo's live view, tests, benches)."""
         self._images_checked: set[str] = set()
+        self._stored: dict[str, str] = {}
+        """Image name -> sha256 of every image verified and stored since start: a device
+        in flight keeps its URL whatever the newer revisions say."""
+        self._image_retries = RetrySchedule(
+            self.clock, settings.image_retry, settings.observe_interval
+        )
         self.engine = RolloutEngine(
             journal=self.journal,
             backups=self.backups,
@@ -255,7 +275,21 @@ class Daemon:
             events=self._on_transition,
             secrets=self.secrets,
             marks=self.marks,
+            locks=DeviceLocks(),
         )
+        self.scheduler = Scheduler(self.engine, on_result=self._rollout_ended)
+        self.supervisor = Supervisor(
+            self.clock, backoff=settings.restart_backoff, secrets=lambda: self.secrets
+        )
+        self._pass_lock = asyncio.Lock()
+        self._refresh = asyncio.Event()
+        self._rescheduled = asyncio.Event()
+        self.loops: dict[str, Loop] = {
+            "source": self._source_loop,
+            "observe": self._observe_loop,
+            "status-writer": self.writer.run,
+        }
+        """The supervised background loops, by name (``/healthz`` names the ones down)."""
 
     # --- secrets ------------------------------------------------------------------------
 
@@ -321,13 +355,16 @@ class Daemon:
         return VyOSClient(self._endpoints[name], self._http, clock=self.clock)
 
     def _image_url(self, device: str, image: str) -> str:
+        # From what is verified and stored, not from the newest revision: its image may not
+        # be yet. Trust is checked again at use: a key removed since the plan gets no URL.
+        sha = self._stored.get(image)
+        if sha is None:
+            raise GitfirmError(f"image {image!r} is not verified and stored")
         desired = self.state.desired
-        if desired is None or image not in desired.images:
-            raise GitfirmError(f"image {image!r} is not in desired state")
-        checked = check_stored(desired, self.store, [image]).get(image)
-        if isinstance(checked, GitfirmError):  # trust changed since the plan: no URL
-            raise RolloutError(f"image refused: {summarize(checked, self.secrets).message}")
-        sha = desired.images[image].spec.sha256
+        if desired is not None and image in desired.images:
+            checked = check_stored(desired, self.store, [image]).get(image)
+            if isinstance(checked, GitfirmError):
+                raise RolloutError(f"image refused: {summarize(checked, self.secrets).message}")
         ttl = timedelta(seconds=self.settings.image_url_ttl)
         return self.distribution.url_for(self.settings.base_url, device, sha, ttl)
 
@@ -356,16 +393,17 @@ class Daemon:
     # --- one pass -------------------------------------------------------------------------
 
     async def reconcile(self, head: str | None = None) -> PassOutcome:
-        """One pass over the steps; never raises for a refusal, a bad config or a device."""
+        """One pass over the steps; never raises (a refusal, a bad config, a device, a bug
+        in a step: each becomes the pass's outcome)."""
         outcome = PassOutcome(revision=head)
         try:
+            if self.state.desired is None and self.state.verified is not None:
+                await self._restore(self.state.verified)
             if head is not None and head != self.state.verified:
                 await self._apply(head)
-            if self.state.desired is not None:
-                await self._observe()
-                await self._roll(await self._plan())
+            await self._pass(start=True)
             self.state.last_error = None
-        except GitfirmError as exc:
+        except Exception as exc:
             outcome.error = summarize(exc, self.secrets)
             self.state.last_error = outcome.error
             log.error(
@@ -380,11 +418,56 @@ class Daemon:
         return outcome
 
     async def _apply(self, head: str) -> None:
+        """Verify and load ``head``; any failure refuses it and keeps the last good one."""
+        try:
+            desired = await self._verify_and_load(head)
+        except GitfirmError:
+            raise  # refused with its reason already, or the source is retried
+        except Exception as exc:  # RecursionError, UnicodeDecodeError: the content is bad
+            reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
+            self.book.refusal(head, reason)
+            raise CommitRefused(reason, commit=head, reason="unreadable") from None
+        self._verified.write(head)
+        self._adopt(head, desired)
+        log.info("applied desired revision", extra={"event": "applied", "revision": head})
+
+    async def _restore(self, verified: str) -> None:
+        """After a restart: the revision verified before is in force again (it is the base
+        every new head is verified against, as in the process that verified it)."""
+        try:
+            desired = await self._load(verified)
+        except Exception as exc:
+            log.error(
+                "the verified revision in the state dir cannot be loaded (%s); remove %s to "
+                "verify from scratch",
+                summarize(exc, self.secrets).message,
+                self._verified.path,
+                extra={"event": "restore-failed", "revision": verified},
+            )
+            raise
+        self._adopt(verified, desired)
+        log.info("restored desired revision", extra={"event": "restored", "revision": verified})
+
+    def _adopt(self, revision: str, desired: DesiredState) -> None:
+        self.state.verified = revision
+        self.state.desired = desired
+        # Control first: suspends take effect before this revision is observed or fetched.
+        self.scheduler.control(revision, desired.rollout_policies)
+        self.book.desired(revision)
+        self._endpoints = self._resolve_endpoints(desired)
+        self._images_checked.clear()
+        self._image_retries.clear()
+        self.state.refused_images = {}
+
+    async def _verify_and_load(self, head: str) -> DesiredState:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
         verdict = await asyncio.to_thread(verifier.verify, head, self.state.verified)
         if not verdict.ok:
             self.book.refusal(head, f"commit refused ({verdict.reason}): {verdict.message}")
             verdict.raise_if_refused()
+        return await self._load(head)
+
+    async def _load(self, head: str) -> DesiredState:
         keep = [self.state.verified] if self.state.verified else []
         tree = await asyncio.to_thread(self.mirror.checkout, head, keep=keep)
         result = await asyncio.to_thread(load_repository, tree, revision=head)
@@ -394,13 +477,7 @@ class Daemon:
             for err in result.errors:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise first
-        self.state.verified = head
-        self.state.desired = result.state
-        self.book.desired(head)
-        self._endpoints = self._resolve_endpoints(result.state)
-        self._images_checked.clear()
-        self.state.refused_images = {}
-        log.info("applied desired revision", extra={"event": "applied", "revision": head})
+        return result.state
 
     def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
         out: dict[str, Endpoint] = {}
@@ -408,9 +485,10 @@ class Daemon:
         for name, device in desired.devices.items():
             try:
                 endpoint = device_endpoint(device, environ=self.environ, policy=self.secret_policy)
-            except ConfigError as exc:
-                self._key_refusals[name] = f"credentials: {exc}"
-                log.error(str(exc), extra={"event": "credentials", "device": name})
+            except Exception as exc:  # a bad secret skips one device only, never the pass
+                text = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+                self._key_refusals[name] = f"credentials: {text}"
+                log.error(text, extra={"event": "credentials", "device": name})
                 continue
             self._remember(endpoint.api_key)
             out[name] = endpoint
@@ -418,33 +496,45 @@ class Daemon:
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
         # Every image on a planned path is checked against the trust in force at every
-        # plan (stored ones: signature again, no re-hash) and fetched at most once per
-        # revision, before any device may see a URL for it.
+        # plan (stored ones: signature again, no re-hash); the others are fetched and
+        # verified once per revision, before any device may see a URL for it. A transient
+        # failure is fetched again later, with backoff; a refusal stands until the next
+        # revision.
         planned = sorted({h.image for d in plan.devices for h in d.path})
         results: dict[str, object] = dict(check_stored(desired, self.store, planned))
-        wanted = sorted(set(planned) - set(results) - self._images_checked)
+        needed = set(planned) - set(results) - self._images_checked
+        wanted = sorted(n for n in needed if self._image_retries.due(n))
         if wanted:
             results.update(await fetch_images(desired, self.store, wanted, clock=self.clock))
-        self._images_checked.update(wanted)
+        if desired is not self.state.desired:
+            return  # a newer revision was applied meanwhile: its own pass checks its images
         refused = dict(self.state.refused_images)
         for name, result in results.items():
             refused.pop(name, None)
-            if isinstance(result, GitfirmError):
-                refused[name] = summarize(result, self.secrets).message
-                log.error(
-                    "image refused: %s",
-                    refused[name],
-                    extra={"event": "image-refused", "image": name, "reason": result.reason},
-                )
+            if not isinstance(result, GitfirmError):
+                self._images_checked.add(name)
+                self._image_retries.succeeded(name)
+                self._stored[name] = desired.images[name].spec.sha256
+                continue
+            refused[name] = summarize(result, self.secrets).message
+            self._stored.pop(name, None)
+            if result.action is Action.HALT:
+                self._images_checked.add(name)
+            else:
+                self._image_retries.failed(name)
+                self._rescheduled.set()  # the observe loop wakes up for the retry
+            log.error(
+                "image refused: %s",
+                refused[name],
+                extra={"event": "image-refused", "image": name, "reason": result.reason},
+            )
         self.state.refused_images = refused
         self.book.refused_images(refused)
 
-    async def _observe(self) -> None:
+    async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
         endpoints = list(self._endpoints.values())
         facts = await observe(endpoints, self._http, clock=self.clock)
-        desired = self.state.desired
-        assert desired is not None
         for name in desired.devices:
             if name not in facts:
                 facts[name] = DeviceFacts(
@@ -457,10 +547,8 @@ class Daemon:
         self.book.observed(facts, desired)
         self.metrics.observed(facts)
 
-    async def _plan(self) -> Plan:
+    async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
-        desired = self.state.desired
-        assert desired is not None
         progress = rollout_progress(self.journal, desired.rollout_policies)
         # Pure but CPU-bound on big fleets: keep the event loop (webhooks, probes) free.
         plan = await asyncio.to_thread(
@@ -476,59 +564,42 @@ class Daemon:
         await self._fetch_images(desired, plan)
         return plan
 
-    async def _roll(self, plan: Plan) -> None:
-        """Start a rollout task for each policy with work and none running at this revision."""
-        desired = self.state.desired
-        assert desired is not None
-        for name, policy in sorted(desired.rollout_policies.items()):
-            running = self._rollouts.get(name)
-            if running is not None and not running.task.done():
-                if running.revision == plan.revision:
-                    continue
-                running.stop.set()  # in-flight devices finish their step; the rest re-plan
-                await running.task
-            if not _has_work(plan, name):
-                continue
-            blocked = _refused_targets(plan, name, self.state.refused_images)
-            if blocked:
-                self.book.policy_blocked(name, f"image refused: {blocked}")
-                continue
-            stop = asyncio.Event()
-            task = asyncio.create_task(self._run_rollout(policy.name, plan, stop))
-            self._rollouts[name] = _Rollout(plan.revision, stop, task)
+    async def _pass(self, *, start: bool) -> None:
+        """Observe, plan and (with ``start``) offer the plan to the scheduler. One pass at
+        a time; a plan made while a newer revision was applied is ignored by the scheduler."""
+        async with self._pass_lock:
+            desired = self.state.desired
+            if desired is None:
+                return
+            await self._observe(desired)
+            plan = await self._plan(desired)
+            if start:
+                self._roll(plan)
 
-    async def _run_rollout(self, name: str, plan: Plan, stop: asyncio.Event) -> RolloutResult:
-        desired = self.state.desired
-        assert desired is not None
-        policy = desired.rollout_policies[name]
-        log.info("rollout started", extra={"event": "rollout-start", "rollout": name})
-        result = await self.engine.run(policy, plan, stop=stop)
+    def _roll(self, plan: Plan) -> None:
+        """Hand the plan to the scheduler; a policy whose images are not all usable waits."""
+        blocked: dict[str, str] = {}
+        unusable = set(self.state.refused_images) | self._image_retries.waiting()
+        for planned in plan.policies:
+            images = {h.image for d in plan.devices if d.policy == planned.name for h in d.path}
+            if images & unusable:
+                reasons = self.state.refused_images
+                named = [f"{n} ({reasons[n]})" if n in reasons else n for n in images & unusable]
+                blocked[planned.name] = f"image refused: {', '.join(sorted(named))}"
+                self.book.policy_blocked(planned.name, blocked[planned.name])
+        self.scheduler.offer(plan, blocked)
+
+    async def _rollout_ended(self, result: RolloutResult) -> None:
         self.book.rollout_result(result)
-        # Status shows what the devices run now and where the rollout ended, not the state
-        # before its last step. Observe and re-plan only: starting rollouts stays with the
-        # passes, which may be waiting for this very task to stop.
-        try:
-            await self._observe()
-            await self._plan()
-        except GitfirmError as exc:
-            summary = summarize(exc, self.secrets)
-            log.warning(
-                "refresh after the rollout failed: %s",
-                summary.message,
-                extra={"event": "refresh-failed", "rollout": name, "reason": summary.reason},
-            )
-        await self.writer.record_outcome(self.book.rollout_status(name))
-        log.info(
-            "rollout ended: %s",
-            "halted" if result.halted else "complete" if result.complete else "stopped",
-            extra={"event": "rollout-end", "rollout": name, "revision": plan.revision},
-        )
+        await self.writer.record_outcome(self.book.rollout_status(result.policy))
+        # Status shows what the devices run now: the observe loop refreshes (without
+        # starting rollouts, or a halted one would spin).
+        self._refresh.set()
         self._submit()
-        return result
 
     def rollouts_running(self) -> list[str]:
         """Policies whose rollout task is still going (waiting for a window included)."""
-        return sorted(n for n, r in self._rollouts.items() if not r.task.done())
+        return self.scheduler.running()
 
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
@@ -545,6 +616,9 @@ class Daemon:
         """Device and operator apps (see :mod:`reconciler.surfaces`)."""
 
         async def healthz(_: Request) -> Response:
+            down = sorted(self.supervisor.down)
+            if down:
+                return PlainTextResponse(f"down: {', '.join(down)}\n", 503)
             return PlainTextResponse("ok\n")
 
         async def readyz(_: Request) -> Response:
@@ -582,22 +656,22 @@ class Daemon:
         own_http = self._http is None
         if own_http:
             self._http = make_http_client()
-        tasks: list[asyncio.Task[Any]] = []
+        loops: list[asyncio.Task[None]] = []
+        serving: asyncio.Task[Any] | None = None
         try:
             await self.writer.open()
-            tasks = [
-                asyncio.create_task(server.serve()),
-                asyncio.create_task(self.writer.run()),
-                asyncio.create_task(self._source_loop()),
-                asyncio.create_task(self._observe_loop()),
-            ]
+            serving = asyncio.create_task(server.serve())
+            loops = [self.supervisor.task(name, loop) for name, loop in self.loops.items()]
             if self._watch is not None:
-                tasks.append(asyncio.create_task(wake_on_changes(self._watch, self.poller.wake)))
+                watch = self._watch
+                loops.append(
+                    self.supervisor.task("watch", lambda: wake_on_changes(watch, self.poller.wake))
+                )
             self._ready = True
             await stop.wait()
         finally:
             self._ready = False
-            await self._shutdown(server, tasks, own_http)
+            await self._shutdown(server, serving, loops, own_http)
 
     async def _source_loop(self) -> None:
         refused: tuple[str, str | None] | None = None
@@ -616,46 +690,64 @@ class Daemon:
 
     async def _observe_loop(self) -> None:
         while True:
-            await self.clock.sleep(self.settings.observe_interval)
-            if self.state.desired is not None:
+            refresh = await self._wait_for_observe()
+            if refresh:
+                # After a rollout ended: status catches up; rollouts start on full passes.
+                try:
+                    await self._pass(start=False)
+                except Exception as exc:
+                    log.warning(
+                        "refresh after a rollout failed: %s",
+                        summarize(exc, self.secrets).message,
+                        extra={"event": "refresh-failed"},
+                    )
+                self._submit()
+            elif self.state.desired is not None:
                 await self.reconcile(None)
 
+    async def _wait_for_observe(self) -> bool:
+        """Sleep until the next observation, or until an image retry is due; True when woken
+        early because a rollout ended."""
+        while True:
+            delay = self.settings.observe_interval
+            retry = self._image_retries.next_in()
+            delay = delay if retry is None else min(delay, retry)
+            self._rescheduled.clear()
+            await first_of(self.clock.sleep(delay), self._refresh.wait(), self._rescheduled.wait())
+            if self._refresh.is_set():
+                self._refresh.clear()
+                return True
+            if not self._rescheduled.is_set():
+                return False
+
     async def _shutdown(
-        self, server: HttpServers, tasks: list[asyncio.Task[Any]], own_http: bool
+        self,
+        server: HttpServers,
+        serving: asyncio.Task[Any] | None,
+        loops: list[asyncio.Task[None]],
+        own_http: bool,
     ) -> None:
-        # SIGTERM: stop starting devices; in-flight ones park at their next step boundary,
-        # and the journal lets the next process resume them.
-        for rollout in self._rollouts.values():
-            rollout.stop.set()
-        pending = [r.task for r in self._rollouts.values() if not r.task.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=60)
-        for rollout in self._rollouts.values():
-            rollout.task.cancel()
-        server.should_exit = True
-        # tasks: the server, the status writer, then the loops that make new work.
-        writer = tasks[1] if len(tasks) > 1 else None
-        for task in tasks[2:]:
+        # SIGTERM: the loops that make new work stop first; then rollouts stop starting
+        # devices, in-flight ones park at their next step boundary (60 s), and the journal
+        # lets the next process resume them. No task outlives this.
+        writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
+        others = [t for t in loops if t is not writer]
+        for task in others:
             task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self.scheduler.close(grace=60)
+        server.should_exit = True
         # The last state goes to Git before the writer stops, even if a write was running.
         self._submit()
         with contextlib.suppress(GitfirmError):
             await self.writer.drain()
         if writer is not None:
             writer.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(
+            *[t for t in (writer, serving) if t is not None], return_exceptions=True
+        )
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
         self.journal.close()
         self.marks.close()
-
-
-def _has_work(plan: Plan, policy: str) -> bool:
-    # Suspended, blocked and finished devices give the engine nothing to do.
-    return any(d.policy == policy and d.action in CHANGE_ACTIONS for d in plan.devices)
-
-
-def _refused_targets(plan: Plan, policy: str, refused: Mapping[str, str]) -> str:
-    hops = {h.image for d in plan.devices if d.policy == policy for h in d.path}
-    return ", ".join(f"{name} ({refused[name]})" for name in sorted(hops & set(refused)))

@@ -18,7 +18,9 @@ from reconciler.sanitize import redact
 
 __all__ = ["CONTEXT_FIELDS", "JsonFormatter", "configure_json_logging"]
 
-CONTEXT_FIELDS = ("event", "device", "rollout", "revision", "phase", "reason", "policy", "image")
+CONTEXT_FIELDS = (
+    "event", "device", "rollout", "revision", "phase", "reason", "policy", "image", "loop",
+)  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.state import DesiredState
-from reconciler.planning.plan import Plan
+from reconciler.planning.plan import Action, Plan
 from reconciler.planning.progress import RolloutProgress
 from reconciler.report.snapshot import (
     EVENT_CAP,
@@ -28,7 +28,7 @@ from reconciler.report.snapshot import (
     StatusSnapshot,
 )
 from reconciler.rollout.engine import RolloutResult
-from reconciler.rollout.model import Transition
+from reconciler.rollout.model import OutcomeStatus, Transition
 from reconciler.sanitize import redact
 
 __all__ = ["StatusBook"]
@@ -49,6 +49,7 @@ class StatusBook:
         self.errors: dict[str, str] = {}
         self.events: dict[str, deque[RolloutEvent]] = defaultdict(lambda: deque(maxlen=EVENT_CAP))
         self.halts: dict[str, str] = {}
+        self.waiting: dict[str, str] = {}
         self.waves: dict[str, int | None] = {}
         self.refusals: list[Refusal] = []
         self.image_refusals: dict[str, str] = {}
@@ -116,6 +117,14 @@ class StatusBook:
             self.halts[result.policy] = result.reason or "halted"
         else:
             self.halts.pop(result.policy, None)
+        skipped = sorted(
+            f"{name} ({outcome.error})" if outcome.error else name
+            for name, outcome in result.outcomes.items()
+            if outcome.status is OutcomeStatus.SKIPPED
+        )
+        reasons = [] if result.halted or not result.reason else [result.reason]
+        reasons += [f"skipped: {', '.join(skipped)}"] if skipped else []
+        self.waiting[result.policy] = "; ".join(reasons)
 
     def policy_blocked(self, policy: str, reason: str) -> None:
         """A rollout could not start (for example, its image was refused)."""
@@ -137,6 +146,13 @@ class StatusBook:
         out = []
         for planned in plan.policies:
             members = [d.name for d in plan.devices if d.policy == planned.name]
+            unreachable = [
+                d.name
+                for d in plan.devices
+                if d.policy == planned.name and d.action is Action.UNREACHABLE
+            ]
+            waiting = [self.waiting.get(planned.name, "")]
+            waiting += [f"unreachable, skipped: {', '.join(unreachable)}"] if unreachable else []
             out.append(
                 RolloutStatus(
                     policy=planned.name,
@@ -146,6 +162,7 @@ class StatusBook:
                     total_waves=len(planned.waves),
                     halted=planned.name in self.halts,
                     halt_reason=self.halts.get(planned.name),
+                    waiting_reason="; ".join(w for w in waiting if w) or None,
                     suspended=planned.suspended,
                     device_phases={n: self.phases.get(n, "pending") for n in members},
                     events=tuple(self.events[planned.name]),
@@ -219,7 +236,12 @@ class StatusBook:
                 for d in snap.devices
             },
             "rollouts": {
-                r.policy: {"halted": r.halted, "reason": r.halt_reason, "counts": r.counts}
+                r.policy: {
+                    "halted": r.halted,
+                    "reason": r.halt_reason,
+                    "waiting": r.waiting_reason,
+                    "counts": r.counts,
+                }
                 for r in snap.rollouts
             },
         }

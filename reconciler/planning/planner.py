@@ -294,10 +294,15 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
         elif draft.action is Action.NONE and mine is not None and mine.in_flight:
             draft.action = Action.UPGRADE
             draft.notes.append(f"in flight: {mine.phase.value}")
+        # A device this rollout touched keeps its wave, whatever revision touched it: an
+        # unrelated commit must not hand its canary slot to another device.
         touched = (
             mine is not None
             and mine.phase is not Phase.PENDING
-            and mine.revision == ctx.desired.revision
+            and (
+                mine.revision == ctx.desired.revision
+                or (mine.target_version is not None and mine.target_version == draft.target_version)
+            )
         )
         draft.in_waves = bool(draft.path) or touched
     else:

@@ -120,6 +120,7 @@ def _rollout_doc(rollout: RolloutStatus) -> dict[str, Any]:
         "wave": {"current": rollout.current_wave, "total": rollout.total_waves},
         "halted": rollout.halted,
         "haltReason": rollout.halt_reason,
+        "waitingReason": rollout.waiting_reason,
         "suspended": rollout.suspended,
         "counts": rollout.counts,
         "devices": dict(rollout.device_phases),

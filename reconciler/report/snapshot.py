@@ -85,6 +85,8 @@ class RolloutStatus:
     total_waves: int | None = None
     halted: bool = False
     halt_reason: str | None = None
+    waiting_reason: str | None = None
+    """Why a rollout that is not halted does not move (devices skipped, a busy peer)."""
     suspended: bool = False
     device_phases: Mapping[str, str] = field(default_factory=dict)
     events: tuple[RolloutEvent, ...] = ()

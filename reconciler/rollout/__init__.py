@@ -12,6 +12,7 @@ from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.engine import RolloutEngine, RolloutResult, max_unavailable, work_from_plan
 from reconciler.rollout.health import HealthResult, Verdict, evaluate, run_check
 from reconciler.rollout.journal import DeviceRecord, Journal, RolloutRecord
+from reconciler.rollout.locks import DeviceLocks
 from reconciler.rollout.machine import DeviceRun, supports_set_default
 from reconciler.rollout.model import (
     ClientFactory,
@@ -24,12 +25,14 @@ from reconciler.rollout.model import (
     Transition,
 )
 from reconciler.rollout.progress import policy_progress, rollout_progress
+from reconciler.rollout.scheduler import Scheduler
 
 __all__ = [
     "BackupKey",
     "BackupStore",
     "ClientFactory",
     "DeviceClient",
+    "DeviceLocks",
     "DeviceOutcome",
     "DeviceRecord",
     "DeviceRun",
@@ -43,6 +46,7 @@ __all__ = [
     "RolloutResult",
     "RolloutSettings",
     "RunContext",
+    "Scheduler",
     "Transition",
     "Verdict",
     "Work",

@@ -5,10 +5,15 @@ One :meth:`RolloutEngine.run` drives one policy's work list for one desired revi
 - waves run in order (the canary is wave 0 in the plan); a wave starts only after the
   previous one passed (every device done, failed below the threshold, or skipped, and the
   rollout neither halted nor paused) and the policy's ``pause`` has elapsed since then;
-- at most ``maxParallel`` devices in flight; devices in flight plus devices known to be
-  unreachable never exceed ``maxUnavailable`` (a count, or a percentage of the work list
-  rounded down, at least 1);
+- at most ``maxParallel`` devices in flight, and never more than ``maxUnavailable`` (a
+  count, or a percentage of the work list rounded down, at least 1); an unreachable device
+  nobody touched is skipped and reported, uses none of that budget, and joins a later run
+  once it answers;
 - never two members of a redundancy group in flight, and none while a peer is unreachable;
+  with :class:`DeviceLocks` shared by every run, a device is driven by one run at a time
+  and redundancy groups are exclusive across policies;
+- the pause and the wave reached persist in the journal across revisions and restarts;
+  they start over only when the policy's target or selector changes;
 - windows: a device starts only while an allow window is open and no deny window is (deny
   wins); a device that started finishes even if the window closes; while closed, 1.5+
   devices of the current wave are staged early when the policy allows it;
@@ -25,6 +30,7 @@ window, so a restart never leaves a router half-upgraded.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +45,7 @@ from reconciler.planning.windows import is_allowed, next_allowed
 from reconciler.rollout.backup import BackupStore
 from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.journal import Journal, RolloutRecord
+from reconciler.rollout.locks import DeviceLocks
 from reconciler.rollout.machine import DeviceRun
 from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import (
@@ -103,6 +110,15 @@ def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str |
     return work, unreachable
 
 
+def _rollout_key(spec: RolloutPolicySpec) -> str:
+    """What a rollout is about: its target and the devices it selects."""
+    doc = {
+        "target": spec.target.model_dump(mode="json"),
+        "selector": spec.selector.model_dump(mode="json"),
+    }
+    return json.dumps(doc, sort_keys=True)
+
+
 def _family(version: str) -> str:
     try:
         return parse_version(version).family
@@ -125,6 +141,7 @@ class RolloutEngine:
         events: EventSink | None = None,
         secrets: tuple[str, ...] = (),
         marks: HighWaterMarks | None = None,
+        locks: DeviceLocks | None = None,
     ) -> None:
         self.journal = journal
         self.marks = marks
@@ -135,6 +152,7 @@ class RolloutEngine:
         self.settings = settings or RolloutSettings()
         self.events = events
         self.secrets = secrets
+        self.locks = locks or DeviceLocks()
 
     async def run(
         self,
@@ -177,8 +195,12 @@ class RolloutEngine:
         if roll.halted and roll.retry_token != token:
             # Only a changed retryToken lifts a halt: resuming is an edit in Git.
             roll = roll.but(halted=False, reason="")
-        if roll.revision != revision:
-            roll = roll.but(revision=revision, wave=0, wave_passed_at="")
+        key = _rollout_key(spec)
+        if roll.target and roll.target != key:
+            # A new target or selector is a new rollout; another revision of the same
+            # one (an unrelated commit) keeps its wave and its pause.
+            roll = roll.but(wave=0, wave_passed_at="")
+        roll = roll.but(revision=revision, target=key)
         if not roll.halted:
             roll = roll.but(retry_token=token)
         roll = roll.but(updated=self.clock.now().isoformat())
@@ -211,7 +233,10 @@ class _Run:
         self.work = list(work)
         self.roll = roll
         self.unreachable = set(unreachable)
-        self.groups = {w.device: w.group for w in self.work} | unreachable
+        self.members: dict[str, set[str]] = {}
+        for device, group in ({w.device: w.group for w in self.work} | unreachable).items():
+            if group is not None:
+                self.members.setdefault(group, set()).add(device)
         self.stop = stop
         self.wait = wait
         self.budget = max_unavailable(spec.strategy.maxUnavailable, len(self.work))
@@ -249,7 +274,7 @@ class _Run:
         """The other members of the device's redundancy group."""
         if work.group is None:
             return set()
-        return {n for n, g in self.groups.items() if g == work.group} - {work.device}
+        return self.members[work.group] - {work.device}
 
     def _peer_busy(self, work: Work) -> bool:
         return bool(self._peers(work) & (set(self.inflight) | self.unreachable))
@@ -289,7 +314,7 @@ class _Run:
             # ``roll.wave`` is the wave being worked on or waited for; an earlier one
             # passed before (a restart re-runs it to collect outcomes, touching nobody).
             fresh = wave >= self.roll.wave
-            if fresh and not await self._pause_before(wave, waves):
+            if fresh and not await self._pause_before():
                 return self._result()
             if wave > self.roll.wave:
                 self._save(wave=wave)
@@ -301,10 +326,11 @@ class _Run:
                 self._save(wave=nxt, wave_passed_at=self.e.clock.now().isoformat())
         return self._result(complete=True)
 
-    async def _pause_before(self, wave: int, waves: list[int]) -> bool:
-        """Wait out the policy's pause after the previous wave passed."""
-        if wave == waves[0] or not self.roll.wave_passed_at:
-            return True
+    async def _pause_before(self) -> bool:
+        """Wait out the policy's pause after the previous wave passed (journalled, so
+        neither a new revision nor a restart shortens it)."""
+        if not self.roll.wave_passed_at:
+            return True  # no wave of this rollout passed yet
         passed = datetime.fromisoformat(self.roll.wave_passed_at)
         until = passed + self.spec.strategy.pause
         while (now := self.e.clock.now()) < until:
@@ -323,7 +349,7 @@ class _Run:
             return not (self._peers(w) & set(self.inflight))
         if not open_now or self.stop.is_set() or self.roll.halted:
             return False
-        if len(self.inflight) + len(self.unreachable) >= self.budget:
+        if len(self.inflight) >= self.budget:
             return False
         return not self._peer_busy(w)
 
@@ -350,34 +376,68 @@ class _Run:
         """Run one wave to its end; False when the rollout cannot go on now."""
         pending = sorted(items, key=lambda w: (w.device not in self.resuming, w.order))
         tasks: dict[asyncio.Task[DeviceOutcome], Work] = {}
-        while pending or tasks:
-            open_now = is_allowed(self.spec.windows, self.e.clock.now())
-            for w in list(pending):
-                if len(tasks) >= self.spec.strategy.maxParallel:
-                    break
-                skip = self._skip_reason(w)
-                if skip:
-                    pending.remove(w)
-                    self.outcomes[w.device] = DeviceOutcome(
-                        w.device, OutcomeStatus.SKIPPED, Phase.PENDING, error=skip
-                    )
-                    continue
-                early = False
-                if not self._may_start(w, open_now):
-                    if open_now or not self._may_stage_early(w):
-                        continue
-                    early = True
+        try:
+            await self._wave_loop(pending, tasks)
+        finally:
+            # Cancelled (shutdown past its grace): no device task outlives its run.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finished = all(
+            self.outcomes.get(w.device) is not None
+            and self.outcomes[w.device].status
+            in (OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED)
+            for w in items
+        )
+        return finished and not self.roll.halted
+
+    def _start(
+        self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]
+    ) -> tuple[bool, bool]:
+        """Start what may start now; returns whether the window was open, and whether a
+        device waits for another run."""
+        open_now = is_allowed(self.spec.windows, self.e.clock.now())
+        held_elsewhere = False
+        for w in list(pending):
+            if len(tasks) >= self.spec.strategy.maxParallel:
+                break
+            skip = self._skip_reason(w)
+            if skip:
                 pending.remove(w)
-                if not early:
-                    self.inflight[w.device] = w
-                tasks[asyncio.create_task(self._drive(w, early))] = w
+                self.outcomes[w.device] = DeviceOutcome(
+                    w.device, OutcomeStatus.SKIPPED, Phase.PENDING, error=skip
+                )
+                continue
+            early = False
+            if not self._may_start(w, open_now):
+                if open_now or not self._may_stage_early(w):
+                    continue
+                early = True
+            if not self.e.locks.acquire(w.device, w.group):
+                held_elsewhere = True  # another run drives it or a member of its group
+                continue
+            pending.remove(w)
+            if not early:
+                self.inflight[w.device] = w
+            tasks[asyncio.create_task(self._drive(w, early), name=f"device:{w.device}")] = w
+        return open_now, held_elsewhere
+
+    async def _wave_loop(
+        self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]
+    ) -> None:
+        while pending or tasks:
+            open_now, held_elsewhere = self._start(pending, tasks)
             if not tasks:
                 if not pending or self.roll.halted or self.stop.is_set() or not self.wait:
                     break
-                if open_now:
-                    # Only the unavailability budget or a busy peer blocks: nothing will free it.
-                    # Not a halt: the next pass, with fresh observations, tries again.
-                    self.blocked = "waiting: maxUnavailable is used up by unreachable devices"
+                if open_now or held_elsewhere:
+                    # Only a busy peer or another rollout blocks: not a halt; the next pass,
+                    # with fresh observations, tries again.
+                    self.blocked = (
+                        "waiting: a device or its redundancy group is busy in another rollout"
+                        if held_elsewhere
+                        else "waiting: a redundancy peer is busy or unreachable"
+                    )
                     break
                 nxt = next_allowed(self.spec.windows, self.e.clock.now())
                 if nxt is None:
@@ -390,16 +450,14 @@ class _Run:
                 self.inflight.pop(w.device, None)
                 self.resuming.discard(w.device)
                 self._record(w, task.result(), pending)
-        finished = all(
-            self.outcomes.get(w.device) is not None
-            and self.outcomes[w.device].status
-            in (OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED)
-            for w in items
-        )
-        return finished and not self.roll.halted
 
     async def _drive(self, w: Work, early: bool) -> DeviceOutcome:
         try:
+            if self.stop.is_set() and w.device not in self.resuming:
+                # Stopped (a suspend, say) between the start decision and this task's turn.
+                return DeviceOutcome(
+                    w.device, OutcomeStatus.WAITING, Phase.PENDING, error="stopped"
+                )
             client = self.e.clients(w.device)
             return await DeviceRun(
                 self.ctx, w, client, early=early, stopping=self.stop.is_set
@@ -411,6 +469,8 @@ class _Run:
                 Phase.PENDING,
                 error=self.ctx.redact(f"internal: {type(e).__name__}: {e}"),
             )
+        finally:
+            self.e.locks.release(w.device)
 
     def _record(self, w: Work, outcome: DeviceOutcome, pending: list[Work]) -> None:
         self.outcomes[w.device] = outcome

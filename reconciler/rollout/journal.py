@@ -85,6 +85,9 @@ class RolloutRecord:
     wave: int = 0
     wave_passed_at: str = ""
     updated: str = ""
+    target: str = ""
+    """What the policy rolls out (target and selector): wave progress and the pause belong
+    to it, and start over only when it changes."""
 
     def but(self, **changes: object) -> RolloutRecord:
         """A copy with some fields changed."""
@@ -106,6 +109,14 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self._db = connect(path, _SCHEMA)
+        self._add_columns("rollout_state", {"target": "TEXT NOT NULL DEFAULT ''"})
+
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        # Journals written by an older version gain new columns in place.
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        for name, decl in columns.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         """Close the database."""
@@ -169,17 +180,24 @@ class Journal:
 
     def rollout(self, policy: str) -> RolloutRecord | None:
         """The rollout record of a policy, if any."""
-        row = self._db.execute("SELECT * FROM rollout_state WHERE policy=?", (policy,)).fetchone()
+        row = self._db.execute(
+            "SELECT policy, revision, retry_token, halted, reason, wave, wave_passed_at,"
+            " updated, target FROM rollout_state WHERE policy=?",
+            (policy,),
+        ).fetchone()
         if not row:
             return None
-        return RolloutRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
+        return RolloutRecord(
+            row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7], row[8]
+        )
 
     def write_rollout(self, record: RolloutRecord) -> None:
         """Commit a rollout record."""
         r = record
         with self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO rollout_state VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO rollout_state (policy, revision, retry_token, halted,"
+                " reason, wave, wave_passed_at, updated, target) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     r.policy,
                     r.revision,
@@ -189,6 +207,7 @@ class Journal:
                     r.wave,
                     r.wave_passed_at,
                     r.updated,
+                    r.target,
                 ),
             )
 

@@ -19,7 +19,9 @@ from types import ModuleType
 import pytest
 
 STAGES = ("model", "source", "devices", "images", "planning", "rollout", "report", "simulator")
-TOP_LEVEL = ("errors", "sanitize", "clock", "secrets", "logs", "statusbook", "runtime")
+TOP_LEVEL = (
+    "errors", "sanitize", "clock", "secrets", "logs", "statusbook", "runtime", "supervise",
+)  # fmt: skip
 
 
 def _module_names() -> list[str]:

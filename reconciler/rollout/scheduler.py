@@ -1,0 +1,168 @@
+"""One owner for every rollout: single flight per policy, device locks, control first.
+
+The daemon hands the scheduler two kinds of input, both plain data and both synchronous,
+so no interleaving of its loops can split a decision:
+
+- :meth:`Scheduler.control`: a revision was verified and loaded. Its policies are now the
+  only ones in force: a suspended or removed policy stops starting devices at once (a
+  device in a disruptive step finishes it), and plans of older revisions are refused;
+- :meth:`Scheduler.offer`: a plan for the revision in force. A policy with work gets it
+  on its one task: started at once when idle, or queued while the run in progress stops
+  at its next step boundary.
+
+Each policy has at most one task, and that task runs one engine run at a time: two runs
+for one policy cannot exist. :class:`DeviceLocks` holds every device from precheck to a
+terminal phase and keeps redundancy groups exclusive across policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.model.kinds import RolloutPolicy
+from reconciler.planning.plan import CHANGE_ACTIONS, Plan
+from reconciler.rollout.engine import RolloutEngine, RolloutResult
+from reconciler.sanitize import redact
+
+__all__ = ["ResultSink", "Scheduler"]
+
+log = logging.getLogger("gitfirm.scheduler")
+
+ResultSink = Callable[[RolloutResult], Awaitable[None]]
+
+
+@dataclass
+class _Slot:
+    """One policy's single flight: its task, the run in progress and the plan queued."""
+
+    policy: str
+    task: asyncio.Task[None] | None = None
+    revision: str | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    queued: Plan | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class Scheduler:
+    """Owns every rollout task of the daemon; built once with the engine it drives."""
+
+    def __init__(self, engine: RolloutEngine, *, on_result: ResultSink | None = None) -> None:
+        self.engine = engine
+        self.on_result = on_result
+        self._slots: dict[str, _Slot] = {}
+        self._revision: str | None = None
+        self._policies: dict[str, RolloutPolicy] = {}
+        self._closed = False
+
+    def control(self, revision: str, policies: Mapping[str, RolloutPolicy]) -> None:
+        """A revision was verified and loaded: its control state takes effect now, before
+        anything is observed or downloaded for it."""
+        self._revision = revision
+        self._policies = dict(policies)
+        for name, slot in self._slots.items():
+            if slot.queued is not None and slot.queued.revision != revision:
+                slot.queued = None
+            policy = self._policies.get(name)
+            if slot.busy and (policy is None or policy.spec.suspend):
+                log.info(
+                    "rollout stopping: %s",
+                    "policy removed" if policy is None else "suspended",
+                    extra={"event": "rollout-stop", "rollout": name, "revision": revision},
+                )
+                slot.stop.set()
+
+    def offer(self, plan: Plan, blocked: Mapping[str, str] | None = None) -> list[str]:
+        """Give each policy with work in ``plan`` to its task; returns the policies whose
+        run starts or is queued. ``blocked`` names policies that must not start (a refused
+        image); a plan older than the revision in force is ignored."""
+        if self._closed or plan.revision != self._revision:
+            return []
+        moved = []
+        for name in sorted(self._policies):
+            slot = self._slots.setdefault(name, _Slot(name))
+            if slot.busy and plan.revision in (slot.revision, _revision(slot.queued)):
+                continue  # this revision's run is going or next; it re-plans from the journal
+            if not _has_work(plan, name) or name in (blocked or {}):
+                if slot.busy:
+                    slot.stop.set()
+                slot.queued = None
+                continue
+            slot.queued = plan
+            moved.append(name)
+            if slot.busy:
+                slot.stop.set()  # in-flight devices finish their step; the queued plan follows
+            else:
+                slot.task = asyncio.create_task(self._drive(slot), name=f"rollout:{name}")
+        return moved
+
+    async def _drive(self, slot: _Slot) -> None:
+        while (plan := slot.queued) is not None and not self._closed:
+            slot.queued = None
+            policy = self._policies.get(slot.policy)
+            if policy is None or plan.revision != self._revision:
+                continue
+            slot.revision, slot.stop = plan.revision, asyncio.Event()
+            log.info(
+                "rollout started",
+                extra={"event": "rollout-start", "rollout": slot.policy, "revision": plan.revision},
+            )
+            try:
+                result = await self.engine.run(policy, plan, stop=slot.stop)
+            except Exception as exc:  # one policy's failure never ends the others
+                log.error(
+                    "rollout failed: %s: %s",
+                    type(exc).__name__,
+                    redact(str(exc), self.engine.secrets),
+                    extra={"event": "rollout-failed", "rollout": slot.policy},
+                )
+                continue
+            finally:
+                slot.revision = None
+            log.info(
+                "rollout ended: %s",
+                "halted" if result.halted else "complete" if result.complete else "stopped",
+                extra={"event": "rollout-end", "rollout": slot.policy, "revision": plan.revision},
+            )
+            if self.on_result is not None:
+                try:
+                    await self.on_result(result)
+                except Exception as exc:  # reporting never ends the policy's task
+                    log.warning(
+                        "reporting a rollout's end failed: %s",
+                        redact(f"{type(exc).__name__}: {exc}", self.engine.secrets),
+                        extra={"event": "rollout-report-failed", "rollout": slot.policy},
+                    )
+
+    def running(self) -> list[str]:
+        """Policies whose task is going (waiting for a window or a pause included)."""
+        return sorted(n for n, s in self._slots.items() if s.busy)
+
+    async def close(self, grace: float) -> None:
+        """Stop every rollout: nothing starts, in-flight devices get ``grace`` seconds to
+        reach a step boundary, then every task is cancelled and awaited (none outlives
+        this call; the journal lets the next process resume)."""
+        self._closed = True
+        for slot in self._slots.values():
+            slot.queued = None
+            slot.stop.set()
+        tasks = [s.task for s in self._slots.values() if s.task is not None and s.busy]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _revision(plan: Plan | None) -> str | None:
+    return plan.revision if plan is not None else None
+
+
+def _has_work(plan: Plan, policy: str) -> bool:
+    # Suspended, blocked and finished devices give the engine nothing to do.
+    return any(d.policy == policy and d.action in CHANGE_ACTIONS for d in plan.devices)
