@@ -357,6 +357,9 @@ class Daemon:
     def _image_url(self, device: str, image: str) -> str:
         # From what is verified and stored, not from the newest revision: its image may not
         # be yet. Trust is checked again at use: a key removed since the plan gets no URL.
+        refusal = self.state.refused_images.get(image)
+        if refusal is not None:
+            raise RolloutError(f"image refused: {refusal}")
         sha = self._stored.get(image)
         if sha is None:
             raise GitfirmError(f"image {image!r} is not verified and stored")
