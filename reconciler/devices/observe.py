@@ -2,9 +2,10 @@
 
 An observation of one device is its version (``show version``: version, architecture,
 flavor) plus its image list (``show system image``); with ``health=True`` also uptime, load
-and memory. API features follow the observed release family, because probing ``GET /info``
-would cost a third call per device on every pass; the client still detects a missing
-endpoint at the point of use (404 -> :class:`~reconciler.errors.Unsupported`).
+and memory. API features follow the observed version's branch and build date
+(:func:`reconciler.model.features.api_features`), because probing ``GET /info`` would cost
+a third call per device on every pass; the client still detects a missing endpoint at the
+point of use (404 -> :class:`~reconciler.errors.Unsupported`).
 
 One device's failure is a value: its facts say ``reachable: false`` with a sanitized
 ``error`` (an observation that failed for any reason, a refused key included, counts as not
@@ -27,10 +28,10 @@ from reconciler.devices.client import ClientSettings, VyOSClient
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.parse import parse_health
 from reconciler.errors import summarize
-from reconciler.model.facts import ApiFeatures, DeviceFacts, Health
-from reconciler.model.versions import VersionError, parse_version
+from reconciler.model.facts import DeviceFacts, Health
+from reconciler.model.features import api_features
 
-__all__ = ["ObserveSettings", "features_for", "observation_document", "observe", "observe_device"]
+__all__ = ["ObserveSettings", "observation_document", "observe", "observe_device"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +47,6 @@ class ObserveSettings:
     """Also read uptime, load and memory (two more calls per device)."""
     client: ClientSettings = field(default_factory=ClientSettings)
     """Settings of each device's client."""
-
-
-def features_for(version: str) -> ApiFeatures:
-    """The API features of a release family (VYOS-API.md, endpoints by release)."""
-    try:
-        family = parse_version(version).family
-    except VersionError:
-        return ApiFeatures()
-    rolling = family == "1.5"
-    return ApiFeatures(
-        info=rolling, set_default=rolling, image_show=rolling, reboot=family in ("1.4", "1.5")
-    )
 
 
 async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = False) -> DeviceFacts:
@@ -80,7 +69,7 @@ async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = Fal
         flavor=version.flavor,
         images=images,
         health=found,
-        features=features_for(version.version),
+        features=api_features(version.version),
         rtt_ms=round(rtt_ms, 1),
     )
 

@@ -72,7 +72,9 @@ def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
                     )
                 )
         return tuple(images)
-    header = next((i for i, line in enumerate(lines) if line.startswith("Name")), None)
+    # tabulate right-aligns a column of numbers: with digit-only image names the header
+    # reads "  Name", so look past leading blanks.
+    header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("Name")), None)
     if header is None or header + 1 >= len(lines) or not lines[header + 1].startswith("---"):
         raise ParseError("not a 'show system image' output")
     # Column starts come from the dashes line: "-----  -----  -----".

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler.clock import Clock
+from reconciler.model.features import api_features
 from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
-from reconciler.model.versions import VersionError, parse_version
 from reconciler.planning.plan import Action, Plan
 from reconciler.planning.progress import Phase
 from reconciler.planning.windows import is_allowed, next_allowed
@@ -99,13 +99,6 @@ def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str |
                 )
             )
     return work, unreachable
-
-
-def _family(version: str) -> str:
-    try:
-        return parse_version(version).family
-    except VersionError:
-        return ""
 
 
 class RolloutEngine:
@@ -331,7 +324,7 @@ class _Run:
         return (
             self.spec.strategy.stageEarly
             and w.device not in self.staged
-            and _family(w.current) == "1.5"
+            and api_features(w.current).set_default
             and not self.stop.is_set()
             and not self.roll.halted
         )

@@ -37,7 +37,7 @@ from reconciler.errors import (
     UpstreamTimeout,
 )
 from reconciler.model.facts import InstalledImage
-from reconciler.model.versions import VersionError, parse_version
+from reconciler.model.features import api_features
 from reconciler.planning.progress import Phase
 from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.health import Verdict, evaluate
@@ -64,10 +64,7 @@ _TRANSIENT = (Unreachable, DeviceServerError, UpstreamTimeout)
 
 def supports_set_default(running: str | None) -> bool:
     """Whether the API of a device running ``running`` offers ``/image set_default``."""
-    try:
-        return running is not None and parse_version(running).family == "1.5"
-    except VersionError:
-        return False
+    return api_features(running).set_default
 
 
 @dataclass(frozen=True, slots=True)
