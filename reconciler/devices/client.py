@@ -41,6 +41,9 @@ from reconciler.sanitize import redact
 __all__ = ["ClientSettings", "VyOSClient"]
 
 _ALREADY_DEFAULT = "already configured as default"
+# A re-add of an installed image: 1.4+ says "File exists", 1.3 "An image named X is already
+# installed ... Will not replace X". Either way the image is there.
+_ALREADY_INSTALLED = ("File exists", "is already installed")
 _NOT_VALID_OP = "is not a valid operation"
 
 
@@ -217,8 +220,9 @@ class VyOSClient:
     async def image_add(self, url: str, *, expected_name: str | None = None) -> str:
         """``/image add``: blocks until the device installed the image (made default).
 
-        After a 504 (nginx gave up, the install goes on) it polls ``show system image``
-        until ``expected_name`` (or any new image) appears, within ``image_timeout``.
+        An image that is already installed counts as success (the device's answer is
+        returned). After a 504 (nginx gave up, the install goes on) it polls ``show system
+        image`` until ``expected_name`` (or any new image) appears, within ``image_timeout``.
         """
         before = {i.name for i in await self.images()} if expected_name is None else set()
         started = self._clock.monotonic()
@@ -232,6 +236,10 @@ class VyOSClient:
                 )
                 or ""
             )
+        except CommandError as e:
+            if any(text in e.detail for text in _ALREADY_INSTALLED):
+                return e.detail
+            raise
         except UpstreamTimeout:
             pass
         deadline = started + self.settings.image_timeout
