@@ -217,13 +217,21 @@ class VyOSClient:
         """``/config-file load``: replace the running config with ``file``."""
         return str(await self._call("/config-file", {"op": "load", "file": file}, read=False) or "")
 
-    async def image_add(self, url: str, *, expected_name: str | None = None) -> str:
+    async def image_add(
+        self, url: str, *, expected_name: str | None = None, flavor: str | None = None
+    ) -> str:
         """``/image add``: blocks until the device installed the image (made default).
 
-        An image that is already installed counts as success (the device's answer is
-        returned). After a 504 (nginx gave up, the install goes on) it polls ``show system
-        image`` until ``expected_name`` (or any new image) appears, within ``image_timeout``.
+        With ``flavor`` (the image's release flavor), a device that reports another one in
+        ``show version`` is refused with :class:`CommandError` and nothing is sent: the
+        real installer would ask to confirm on a closed stdin and the add would hang until
+        nginx's 504. An image that is already installed counts as success (the device's
+        answer is returned). After a 504 (nginx gave up, the install goes on) it polls
+        ``show system image`` until ``expected_name`` (or any new image) appears, within
+        ``image_timeout``.
         """
+        if flavor is not None:
+            await self._check_flavor(flavor)
         before = {i.name for i in await self.images()} if expected_name is None else set()
         started = self._clock.monotonic()
         try:
@@ -258,6 +266,16 @@ class VyOSClient:
             device=self.name,
             status=504,
         )
+
+    async def _check_flavor(self, flavor: str) -> None:
+        running = (await self.version()).flavor
+        # 1.3 prints no flavor, and its installer asks nothing about one.
+        if running is not None and running != flavor:
+            raise CommandError(
+                f"device runs release flavor {running!r}, the image is for {flavor!r}: "
+                "not adding it (the installer would ask to confirm and /image add would hang)",
+                device=self.name,
+            )
 
     async def image_delete(self, name: str) -> str:
         """``/image delete``."""

@@ -21,7 +21,8 @@ class Work:
 
     ``path`` lists the version of each hop (a device names an installed image after its
     version); ``images`` the Image document of each hop, for the download URL. ``current``
-    is the version observed when the plan was made, which precheck insists on.
+    is the version observed when the plan was made, which precheck insists on. ``flavor``
+    is the release flavor the hop images were chosen for (the Device's platform).
     """
 
     device: str
@@ -31,6 +32,7 @@ class Work:
     wave: int = 0
     order: int = 0
     group: str | None = None
+    flavor: str | None = None
 
 
 def _never_busy(work: Work) -> bool:

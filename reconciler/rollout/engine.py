@@ -96,6 +96,7 @@ def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str |
                     d.wave or 0,
                     d.order or 0,
                     d.redundancy_group,
+                    d.platform.partition("/")[2] or None,
                 )
             )
     return work, unreachable

@@ -311,7 +311,7 @@ class DeviceRun:
     async def _add(self, target: str) -> None:
         url = self.ctx.image_url(self.work.device, self.work.images[self.rec.hop])
         try:
-            await self.client.image_add(url, expected_name=target)
+            await self.client.image_add(url, expected_name=target, flavor=self.work.flavor)
         except CommandError as e:
             if "File exists" not in e.detail:
                 raise

@@ -15,7 +15,7 @@ import pytest
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.parse import parse_version_output
 from reconciler.devices.transport import make_http_client
-from reconciler.errors import Unsupported
+from reconciler.errors import CommandError, Unsupported
 from reconciler.simulator.device import VirtualDevice
 from reconciler.simulator.install import MSG_FLAVOR_MISMATCH
 from reconciler.simulator.iso import build_iso, iso_file_name
@@ -26,19 +26,17 @@ def _device(name: str, images: list[str], flavor: str = "generic", **kw: Any) ->
     return VirtualDevice(name, "amd64", flavor, list(images), images[-1], images[-1], **kw)
 
 
-DEVICES = [
-    _device("lts13", ["1.3.7", "1.3.8"]),
-    _device("roll14", ["1.4-rolling-202301010000", "1.4-rolling-202305120317"]),
-    _device("early15", ["1.5-rolling-202401150000"]),
-    _device("stream", ["1.5-stream-2025-Q1"]),
-    _device("azure", ["1.4.2", "1.4.3"], flavor="azure"),
-    _device("digits", ["1", "2"], custom_names={"1": "1.4.2", "2": "1.4.3"}),
-]
-
-
 @pytest.fixture
 async def fleet() -> AsyncIterator[SimFleet]:
-    async with running_simulator(devices=DEVICES, upstream_timeout=0.3) as f:
+    devices = [
+        _device("lts13", ["1.3.7", "1.3.8"]),
+        _device("roll14", ["1.4-rolling-202301010000", "1.4-rolling-202305120317"]),
+        _device("early15", ["1.5-rolling-202401150000"]),
+        _device("stream", ["1.5-stream-2025-Q1"]),
+        _device("azure", ["1.4.2", "1.4.3"], flavor="azure"),
+        _device("digits", ["1", "2"], custom_names={"1": "1.4.2", "2": "1.4.3"}),
+    ]
+    async with running_simulator(devices=devices, upstream_timeout=0.3) as f:
         yield f
 
 
@@ -139,3 +137,19 @@ async def test_digit_only_names_right_align_the_table(fleet: SimFleet) -> None:
         ]
         # The image's name is its own; show version reports the version it holds.
         assert parse_version_output(await client.show(["version"])).version == "1.4.3"
+
+
+async def test_client_refuses_an_add_of_another_flavor_without_sending_it(
+    fleet: SimFleet,
+) -> None:
+    async with make_http_client() as http:
+        client = VyOSClient(fleet.endpoint("azure"), http)
+        with pytest.raises(CommandError, match=r"release flavor 'azure'.*'generic'"):
+            await client.image_add("http://127.0.0.1:1/x.iso", flavor="generic")
+        # 1.3 prints no flavor and asks nothing: the add goes ahead (and fails to download).
+        with pytest.raises(CommandError, match="Download failed"):
+            await VyOSClient(fleet.endpoint("lts13"), http).image_add(
+                "http://127.0.0.1:1/x.iso", flavor="generic"
+            )
+    assert fleet.device("azure").calls["/image"] == 0
+    assert fleet.device("lts13").calls["/image"] == 1
