@@ -56,10 +56,13 @@ class BgpPeer:
 _LIST_LINE = re.compile(r"^\s*\d+:\s+(\S+)(.*)$")
 
 
+# Devices with the same images print the same table, and a fleet runs few image sets:
+# remember recent answers (the result is immutable).
+@functools.lru_cache(maxsize=256)
 def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
     """Parse ``show system image`` (1.3 list or 1.4+ table), in the device's order."""
     lines = [line.rstrip() for line in text.splitlines()]
-    if any(line.startswith("The system currently has") for line in lines):
+    if "The system currently has" in text:
         images = []
         for line in lines:
             if m := _LIST_LINE.match(line):
