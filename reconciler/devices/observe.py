@@ -49,13 +49,16 @@ class ObserveSettings:
     """Settings of each device's client."""
 
 
+_NO_HEALTH = Health()  # immutable: one shared value when health is not read
+
+
 async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = False) -> DeviceFacts:
     """Observe one device; raises the client's errors (see :func:`observe` for the fleet)."""
     started = clock.monotonic()
     version = await client.version()
     rtt_ms = (clock.monotonic() - started) * 1000
     images = await client.images()
-    found = Health()
+    found = _NO_HEALTH
     if health:
         found = parse_health(
             await client.show(["system", "uptime"]), await client.show(["system", "memory"])

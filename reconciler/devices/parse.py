@@ -97,7 +97,7 @@ def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
 
 @functools.lru_cache(maxsize=16)
 def _field_pattern(label: str) -> re.Pattern[str]:
-    # Compiled once per label: every observed device parses the same few fields.
+    # Compiled once per label.
     return re.compile(rf"^{re.escape(label)}:\s*(.*?)\s*$", re.MULTILINE)
 
 
@@ -106,17 +106,25 @@ def _field(text: str, label: str) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
+_VERSION_FIELDS = frozenset({"Version", "Architecture", "Release flavor"})
+
+
 def parse_version_output(text: str) -> VersionInfo:
     """Parse ``show version``: version, architecture (Debian name) and flavor (1.4+)."""
-    raw = _field(text, "Version")
-    if raw is None:
+    # One pass over the lines: every observation parses one of these.
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        label, colon, value = line.partition(":")
+        if colon and label in _VERSION_FIELDS and label not in found:
+            found[label] = value.strip()
+    raw = found.get("Version")
+    if not raw:
         raise ParseError("no 'Version:' line in 'show version' output")
-    version = raw.removeprefix("VyOS").strip()
-    arch = _field(text, "Architecture")
+    arch = found.get("Architecture")
     return VersionInfo(
-        version=version,
+        version=raw.removeprefix("VyOS").strip(),
         architecture=_ARCH.get(arch, arch) if arch else None,
-        flavor=_field(text, "Release flavor"),
+        flavor=found.get("Release flavor") or None,
     )
 
 
