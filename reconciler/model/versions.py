@@ -76,7 +76,7 @@ class Version:
     text: str
     train: str
     key: tuple[int, ...] = field(compare=False)
-    family: str = field(compare=False, default="1.5")
+    family: str = field(compare=False)
     """The branch whose API the build has: ``1.3``, ``1.4`` or ``1.5`` (current)."""
     built: date | None = field(compare=False, default=None)
     """The build date a rolling or stream version names; None for numbered releases."""
@@ -187,9 +187,8 @@ class Constraint:
     set of clauses that must all hold, e.g. ``>=1.3.8, <1.4 || rolling``.
 
     A clause is ``OP VERSION`` or a bare train wildcard (``1.3.*``, ``rolling``,
-    ``1.4-rolling``, ``1.5-stream``). A clause
-    only matches versions of its own train, so naming another train's version is how an
-    Image explicitly allows crossing trains.
+    ``1.4-rolling``, ``1.5-stream``). A clause only matches versions of its own train, so
+    naming another train's version is how an Image explicitly allows crossing trains.
     """
 
     text: str
