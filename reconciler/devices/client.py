@@ -47,6 +47,9 @@ _ALREADY_DEFAULT = "already configured as default"
 # installed ... Will not replace X". Either way the image is there.
 _ALREADY_INSTALLED = ("File exists", "is already installed")
 _NOT_VALID_OP = "is not a valid operation"
+# json.loads without its per-call argument handling and encoding sniffing (answers are UTF-8;
+# a bad byte raises UnicodeDecodeError, a ValueError, like bad JSON).
+_decode_json = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,7 @@ class VyOSClient:
         if status == 200:
             # Fast path: parse the envelope once; anything odd goes to error_from_response.
             try:
-                envelope = json.loads(content)
+                envelope = _decode_json(content.decode())
             except ValueError:
                 envelope = None
             if isinstance(envelope, dict) and envelope.get("success") is True:

@@ -106,25 +106,28 @@ def _field(text: str, label: str) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
-_VERSION_FIELDS = frozenset({"Version", "Architecture", "Release flavor"})
+def _line_value(text: str, label: str) -> str | None:
+    """The value of the first ``label:`` line, found without scanning line by line (every
+    observation parses ``show version``)."""
+    key = label + ":"
+    start = 0 if text.startswith(key) else text.find("\n" + key) + 1
+    if start == 0 and not text.startswith(key):
+        return None
+    end = text.find("\n", start)
+    value = text[start + len(key) : end if end >= 0 else len(text)].strip()
+    return value or None
 
 
 def parse_version_output(text: str) -> VersionInfo:
     """Parse ``show version``: version, architecture (Debian name) and flavor (1.4+)."""
-    # One pass over the lines: every observation parses one of these.
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        label, colon, value = line.partition(":")
-        if colon and label in _VERSION_FIELDS and label not in found:
-            found[label] = value.strip()
-    raw = found.get("Version")
-    if not raw:
+    raw = _line_value(text, "Version")
+    if raw is None:
         raise ParseError("no 'Version:' line in 'show version' output")
-    arch = found.get("Architecture")
+    arch = _line_value(text, "Architecture")
     return VersionInfo(
         version=raw.removeprefix("VyOS").strip(),
         architecture=_ARCH.get(arch, arch) if arch else None,
-        flavor=found.get("Release flavor") or None,
+        flavor=_line_value(text, "Release flavor"),
     )
 
 
