@@ -2,9 +2,10 @@
 
 An observation of one device is its version (``show version``: version, architecture,
 flavor) plus its image list (``show system image``); with ``health=True`` also uptime, load
-and memory. API features follow the observed release family, because probing ``GET /info``
-would cost a third call per device on every pass; the client still detects a missing
-endpoint at the point of use (404 -> :class:`~reconciler.errors.Unsupported`).
+and memory. API features follow the observed version's branch and build date
+(:func:`reconciler.model.features.api_features`), because probing ``GET /info`` would cost
+a third call per device on every pass; the client still detects a missing endpoint at the
+point of use (404 -> :class:`~reconciler.errors.Unsupported`).
 
 One device's failure is a value: its facts say ``reachable: false`` with a sanitized
 ``error`` (an observation that failed for any reason, a refused key included, counts as not
@@ -27,10 +28,10 @@ from reconciler.devices.client import ClientSettings, VyOSClient
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.parse import parse_health
 from reconciler.errors import summarize
-from reconciler.model.facts import ApiFeatures, DeviceFacts, Health
-from reconciler.model.versions import VersionError, parse_version
+from reconciler.model.facts import DeviceFacts, Health
+from reconciler.model.features import api_features
 
-__all__ = ["ObserveSettings", "features_for", "observation_document", "observe", "observe_device"]
+__all__ = ["ObserveSettings", "observation_document", "observe", "observe_device"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +49,7 @@ class ObserveSettings:
     """Settings of each device's client."""
 
 
-def features_for(version: str) -> ApiFeatures:
-    """The API features of a release family (VYOS-API.md, endpoints by release)."""
-    try:
-        family = parse_version(version).family
-    except VersionError:
-        return ApiFeatures()
-    rolling = family == "1.5"
-    return ApiFeatures(
-        info=rolling, set_default=rolling, image_show=rolling, reboot=family in ("1.4", "1.5")
-    )
+_NO_HEALTH = Health()  # immutable: one shared value when health is not read
 
 
 async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = False) -> DeviceFacts:
@@ -66,7 +58,7 @@ async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = Fal
     version = await client.version()
     rtt_ms = (clock.monotonic() - started) * 1000
     images = await client.images()
-    found = Health()
+    found = _NO_HEALTH
     if health:
         found = parse_health(
             await client.show(["system", "uptime"]), await client.show(["system", "memory"])
@@ -80,23 +72,79 @@ async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = Fal
         flavor=version.flavor,
         images=images,
         health=found,
-        features=features_for(version.version),
+        features=api_features(version.version),
         rtt_ms=round(rtt_ms, 1),
     )
 
 
+class _Deadlines:
+    """Per-device deadlines for one pass, kept by one periodic check instead of a timer per
+    device (``asyncio.timeout`` per device was a third of the observer's own CPU).
+
+    A device's task is listed only while it awaits its observation, so a cancel from the
+    check always lands inside that observation, never in a later device's.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._running: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        # Checked ten times per deadline, at most once every 50 ms and at least every second.
+        self._every = max(0.05, min(1.0, seconds / 10))
+        self._timer = self._loop.call_later(self._every, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        for task, deadline in self._running.items():
+            if now >= deadline and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._timer = self._loop.call_later(self._every, self._check)
+
+    def start(self, task: asyncio.Task[Any]) -> None:
+        """``task`` begins one device's observation now."""
+        self._running[task] = self._loop.time() + self.seconds
+
+    def stop(self, task: asyncio.Task[Any]) -> bool:
+        """``task`` is done with its device; True when the check cancelled it."""
+        del self._running[task]
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def close(self) -> None:
+        """Stop checking (the pass is over)."""
+        self._timer.cancel()
+
+
 async def _observe_one(
-    endpoint: Endpoint, http: httpx.AsyncClient, settings: ObserveSettings, clock: Clock
+    endpoint: Endpoint,
+    http: httpx.AsyncClient,
+    settings: ObserveSettings,
+    clock: Clock,
+    deadlines: _Deadlines,
 ) -> DeviceFacts:
     client = VyOSClient(endpoint, http, settings=settings.client, clock=clock)
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines.start(task)
     try:
-        async with asyncio.timeout(settings.deadline):
-            return await observe_device(client, clock, health=settings.health)
-    except TimeoutError:
+        facts = await observe_device(client, clock, health=settings.health)
+    except asyncio.CancelledError:
+        # Ours alone: report the device; anyone else's cancel goes on up.
+        if not deadlines.stop(task) or task.uncancel() > 0:
+            raise
         error = f"unreachable: no observation within {settings.deadline:g}s"
     except Exception as e:  # one device must never abort the pass
+        deadlines.stop(task)
         summary = summarize(e, (endpoint.api_key,))
         error = f"{summary.reason}: {summary.message}"
+    else:
+        if deadlines.stop(task):
+            task.uncancel()  # the observation finished despite our cancel: forget it
+        return facts
     return DeviceFacts(name=endpoint.name, reachable=False, observed_at=clock.now(), error=error)
 
 
@@ -117,12 +165,16 @@ async def observe(
     pending = list(endpoints)
     results: dict[str, DeviceFacts] = {}
     todo = iter(pending)
+    deadlines = _Deadlines(settings.deadline)
 
     async def worker() -> None:
         for endpoint in todo:
-            results[endpoint.name] = await _observe_one(endpoint, http, settings, clock)
+            results[endpoint.name] = await _observe_one(endpoint, http, settings, clock, deadlines)
 
-    await asyncio.gather(*(worker() for _ in range(min(settings.concurrency, len(pending)))))
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(settings.concurrency, len(pending)))))
+    finally:
+        deadlines.close()
     return results
 
 

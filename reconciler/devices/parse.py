@@ -56,10 +56,13 @@ class BgpPeer:
 _LIST_LINE = re.compile(r"^\s*\d+:\s+(\S+)(.*)$")
 
 
+# Devices with the same images print the same table, and a fleet runs few image sets:
+# remember recent answers (the result is immutable).
+@functools.lru_cache(maxsize=256)
 def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
     """Parse ``show system image`` (1.3 list or 1.4+ table), in the device's order."""
     lines = [line.rstrip() for line in text.splitlines()]
-    if any(line.startswith("The system currently has") for line in lines):
+    if "The system currently has" in text:
         images = []
         for line in lines:
             if m := _LIST_LINE.match(line):
@@ -72,7 +75,9 @@ def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
                     )
                 )
         return tuple(images)
-    header = next((i for i, line in enumerate(lines) if line.startswith("Name")), None)
+    # tabulate right-aligns a column of numbers: with digit-only image names the header
+    # reads "  Name", so look past leading blanks.
+    header = next((i for i, line in enumerate(lines) if line.lstrip().startswith("Name")), None)
     if header is None or header + 1 >= len(lines) or not lines[header + 1].startswith("---"):
         raise ParseError("not a 'show system image' output")
     # Column starts come from the dashes line: "-----  -----  -----".
@@ -92,7 +97,7 @@ def parse_image_list(text: str) -> tuple[InstalledImage, ...]:
 
 @functools.lru_cache(maxsize=16)
 def _field_pattern(label: str) -> re.Pattern[str]:
-    # Compiled once per label: every observed device parses the same few fields.
+    # Compiled once per label.
     return re.compile(rf"^{re.escape(label)}:\s*(.*?)\s*$", re.MULTILINE)
 
 
@@ -101,17 +106,28 @@ def _field(text: str, label: str) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
+def _line_value(text: str, label: str) -> str | None:
+    """The value of the first ``label:`` line, found without scanning line by line (every
+    observation parses ``show version``)."""
+    key = label + ":"
+    start = 0 if text.startswith(key) else text.find("\n" + key) + 1
+    if start == 0 and not text.startswith(key):
+        return None
+    end = text.find("\n", start)
+    value = text[start + len(key) : end if end >= 0 else len(text)].strip()
+    return value or None
+
+
 def parse_version_output(text: str) -> VersionInfo:
     """Parse ``show version``: version, architecture (Debian name) and flavor (1.4+)."""
-    raw = _field(text, "Version")
+    raw = _line_value(text, "Version")
     if raw is None:
         raise ParseError("no 'Version:' line in 'show version' output")
-    version = raw.removeprefix("VyOS").strip()
-    arch = _field(text, "Architecture")
+    arch = _line_value(text, "Architecture")
     return VersionInfo(
-        version=version,
+        version=raw.removeprefix("VyOS").strip(),
         architecture=_ARCH.get(arch, arch) if arch else None,
-        flavor=_field(text, "Release flavor"),
+        flavor=_line_value(text, "Release flavor"),
     )
 
 

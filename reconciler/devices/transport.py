@@ -1,4 +1,4 @@
-"""The httpx transport for a fleet: aiohttp underneath, TLS chosen per request.
+"""The HTTP seam for a fleet: aiohttp underneath, TLS chosen per request.
 
 httpx's own async transport peaks at a few hundred requests per second on a small machine;
 aiohttp's connection pool is several times faster. :class:`FleetTransport` keeps httpx as
@@ -6,6 +6,12 @@ the API and sends each request through one shared :class:`aiohttp.ClientSession`
 TLS check that the request's device needs (``request.extensions["gitfirm.tls"]``, set by
 :class:`reconciler.devices.client.VyOSClient`): system roots, a CA bundle, a pinned leaf
 certificate SHA-256, or an explicit insecure mode.
+
+Device calls skip even httpx: :func:`make_http_client` returns a :class:`FleetClient` (an
+:class:`httpx.AsyncClient`), and the device client sends through its
+:meth:`FleetTransport.exchange`, straight to aiohttp with the same TLS choice, because
+building httpx requests and responses cost more CPU per call than aiohttp itself. Any
+other httpx client (a test's, a mock transport) still works through httpx.
 """
 
 from __future__ import annotations
@@ -19,9 +25,19 @@ import httpx
 
 from reconciler.devices.endpoint import TlsSettings
 
-__all__ = ["TLS_EXTENSION", "FleetTransport", "make_http_client", "ssl_for"]
+__all__ = [
+    "TLS_EXTENSION",
+    "FleetClient",
+    "FleetTransport",
+    "SslChoice",
+    "make_http_client",
+    "ssl_for",
+]
 
 TLS_EXTENSION = "gitfirm.tls"
+
+SslChoice = ssl.SSLContext | aiohttp.Fingerprint | bool
+"""What aiohttp's ``ssl=`` takes: a context, a pinned fingerprint, or verify on/off."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -29,7 +45,7 @@ def _ca_context(path: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=path)
 
 
-def ssl_for(tls: TlsSettings) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
+def ssl_for(tls: TlsSettings) -> SslChoice:
     """What aiohttp's ``ssl=`` argument must be for these settings."""
     if tls.fingerprint:
         return aiohttp.Fingerprint(bytes.fromhex(tls.fingerprint.replace(":", "")))
@@ -79,6 +95,13 @@ def _timeout(
 ) -> aiohttp.ClientTimeout:
     # One immutable object per distinct limit instead of one per request.
     return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+@functools.lru_cache(maxsize=64)
+def _total(seconds: float) -> aiohttp.ClientTimeout:
+    # One timer per call (as aiohttp's default): a per-read timeout re-arms a timer on
+    # every chunk received, which costs per call at fleet scale.
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 class _NoCookies(httpx.Cookies):
@@ -134,6 +157,33 @@ class FleetTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1"},
         )
 
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: object = None,
+        form: dict[str, str] | None = None,
+        ssl: SslChoice,
+        seconds: float,
+    ) -> tuple[int, bytes]:
+        """One device call straight through aiohttp within ``seconds``: ``(status, body)``.
+        Errors are raised as the httpx errors :meth:`handle_async_request` raises, so
+        callers catch one set."""
+        try:
+            async with self._client().request(
+                method,
+                url,
+                json=json_body,
+                data=form,
+                allow_redirects=False,
+                ssl=ssl,
+                timeout=_total(seconds),
+            ) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise _mapped(e) from e
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -150,12 +200,18 @@ async def _drop_stream(response: httpx.Response) -> None:
     response.stream = _READ
 
 
-def make_http_client(*, max_connections: int = 512) -> httpx.AsyncClient:
+class FleetClient(httpx.AsyncClient):
+    """An :class:`httpx.AsyncClient` on a :class:`FleetTransport`; device clients send
+    through :attr:`fleet` directly."""
+
+    def __init__(self, fleet: FleetTransport) -> None:
+        super().__init__(transport=fleet, event_hooks={"response": [_drop_stream]})
+        self.fleet = fleet
+
+
+def make_http_client(*, max_connections: int = 512) -> FleetClient:
     """An :class:`httpx.AsyncClient` on a :class:`FleetTransport`, for device clients."""
-    client = httpx.AsyncClient(
-        transport=FleetTransport(max_connections=max_connections),
-        event_hooks={"response": [_drop_stream]},
-    )
+    client = FleetClient(FleetTransport(max_connections=max_connections))
     # Devices ignore these httpx defaults; each costs work on every request.
     for name in ("accept", "accept-encoding", "user-agent", "connection"):
         del client.headers[name]

@@ -15,7 +15,8 @@ Rules (VYOS-API.md, DESIGN.md):
   intermediate is preferred at every step (newest by :func:`newness`, then Image name).
 
 For "the latest image of a channel" across trains, :func:`newness` ranks trains by
-generation: numbered LTS trains by number, then ``rolling``, then ``integration``.
+generation (:attr:`reconciler.model.versions.Version.generation`): numbered branches by
+number, then ``rolling``, then ``integration``.
 """
 
 from __future__ import annotations
@@ -41,21 +42,13 @@ __all__ = [
 version_of: Callable[[str], Version] = lru_cache(maxsize=4096)(parse_version)
 constraint_of: Callable[[str], Constraint] = lru_cache(maxsize=1024)(parse_constraint)
 
-# Trains after every numbered LTS, in generation order.
-_LATE_TRAINS = {"rolling": 0, "integration": 1}
-
 
 def newness(version: Version) -> tuple[int, ...]:
     """A sort key that orders versions across trains by generation, then within a train.
 
     Use it only to choose among images that are already allowed (for example the newest
     reachable image of a channel); it never allows crossing a train by itself."""
-    if version.train in _LATE_TRAINS:
-        train: tuple[int, ...] = (1, _LATE_TRAINS[version.train], 0)
-    else:
-        major, minor = version.train.split(".")
-        train = (0, int(major), int(minor))
-    return (*train, *version.key)
+    return (*version.generation, *version.key)
 
 
 def accepts(image: Image, current: Version) -> bool:

@@ -8,7 +8,9 @@ For every Device, in this order (the first rule that applies decides the action)
    device is "not observed yet"), except a device in a disruptive phase (see 6): it is an
    ``upgrade`` at its journalled hop, for the engine to wait for or roll back.
 3. Running version unknown or not a VyOS version: ``incompatible``.
-4. No RolloutPolicy: ``none`` (or ``non-compliant``, rule 9).
+4. No RolloutPolicy: ``none`` (or ``non-compliant``, rule 9). A device whose observed
+   release flavor differs from its declared ``platform.flavor`` is ``incompatible``: its
+   images were chosen for the declared flavor, and a flavor change hangs ``/image add``.
 5. Target (see :mod:`reconciler.planning.targets`): missing or revoked is ``blocked``;
    no image for the platform, or no path (crossing a train needs an Image whose
    ``upgradeFrom`` names the device's train) is ``incompatible``. A target older than the
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reconciler.model.facts import DeviceFacts
+from reconciler.model.features import api_features
 from reconciler.model.kinds import Device, Image, Platform, RolloutPolicy
 from reconciler.model.state import DesiredState
 from reconciler.model.versions import Version, VersionError
@@ -190,7 +193,7 @@ def _gate(draft: _Draft, policy: RolloutPolicy, ctx: _Context) -> None:
         opens = window.next_open.isoformat() if window.next_open else "never"
         draft.notes.append(f"window opens {opens}")
         assert draft.current is not None
-        if draft.current.family == "1.5" and policy.spec.strategy.stageEarly:
+        if api_features(draft.current.text).set_default and policy.spec.strategy.stageEarly:
             draft.notes.append("staged early (1.5+)")
     else:
         draft.action = Action.UPGRADE
@@ -255,6 +258,21 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
         )
 
 
+def _flavor_mismatch(device: Device, facts: DeviceFacts) -> str | None:
+    """Why the device's declared flavor, which chose its images, is not what it runs.
+
+    An image of another flavor makes the real installer ask a yes/no question on the API's
+    closed stdin: ``/image add`` then hangs until nginx answers 504 (VYOS-API.md)."""
+    declared = device.spec.platform.flavor
+    if facts.flavor is None or facts.flavor == declared:
+        return None
+    return (
+        f"device reports release flavor {facts.flavor!r} but its Device declares "
+        f"{declared!r}: an image of another flavor would hang /image add; "
+        "fix spec.platform.flavor"
+    )
+
+
 def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Context) -> _Draft:
     draft = _Draft(device)
     selecting = [
@@ -285,7 +303,9 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
         draft.action = Action.INCOMPATIBLE
         draft.reason = f"running version {facts.version or facts.running_image!r} is unknown"
         return draft
-    if draft.policy is not None:
+    if draft.policy is not None and (mismatch := _flavor_mismatch(device, facts)):
+        draft.action, draft.reason = Action.INCOMPATIBLE, mismatch
+    elif draft.policy is not None:
         _resolve(draft, draft.policy, ctx)
         mine = ctx.progress.device(draft.policy.name, device.name)
         _resume_hop(draft, mine, ctx)

@@ -23,7 +23,8 @@ class Work:
 
     ``path`` lists the version of each hop (a device names an installed image after its
     version); ``images`` the Image document of each hop, for the download URL. ``current``
-    is the version observed when the plan was made, which precheck insists on.
+    is the version observed when the plan was made, which precheck insists on. ``flavor``
+    is the release flavor the hop images were chosen for (the Device's platform).
     """
 
     device: str
@@ -35,6 +36,7 @@ class Work:
     group: str | None = None
     channel: str = ""
     """The channel of the final target, whose anti-rollback mark a completed run raises."""
+    flavor: str | None = None
 
 
 def _never_busy(work: Work) -> bool:

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler.clock import Clock
+from reconciler.model.features import api_features
 from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
-from reconciler.model.versions import VersionError, parse_version
 from reconciler.planning.plan import Action, Plan
 from reconciler.planning.progress import Phase
 from reconciler.planning.windows import is_allowed, next_allowed
@@ -105,6 +105,7 @@ def work_from_plan(plan: Plan, policy: str) -> tuple[list[Work], dict[str, str |
                     d.order or 0,
                     d.redundancy_group,
                     d.path[-1].channel,
+                    d.platform.partition("/")[2] or None,
                 )
             )
     return work, unreachable
@@ -117,13 +118,6 @@ def _rollout_key(spec: RolloutPolicySpec) -> str:
         "selector": spec.selector.model_dump(mode="json"),
     }
     return json.dumps(doc, sort_keys=True)
-
-
-def _family(version: str) -> str:
-    try:
-        return parse_version(version).family
-    except VersionError:
-        return ""
 
 
 class RolloutEngine:
@@ -367,7 +361,7 @@ class _Run:
         return (
             self.spec.strategy.stageEarly
             and w.device not in self.staged
-            and _family(w.current) == "1.5"
+            and api_features(w.current).set_default
             and not self.stop.is_set()
             and not self.roll.halted
         )

@@ -58,7 +58,7 @@ from reconciler.errors import (
     UpstreamTimeout,
 )
 from reconciler.model.facts import InstalledImage
-from reconciler.model.versions import VersionError, parse_version
+from reconciler.model.features import api_features
 from reconciler.planning.progress import Phase
 from reconciler.planning.windows import allowed_until, is_allowed
 from reconciler.rollout.context import RunContext, Work
@@ -92,10 +92,7 @@ _TRANSIENT = (Unreachable, DeviceServerError, UpstreamTimeout)
 
 def supports_set_default(running: str | None) -> bool:
     """Whether the API of a device running ``running`` offers ``/image set_default``."""
-    try:
-        return running is not None and parse_version(running).family == "1.5"
-    except VersionError:
-        return False
+    return api_features(running).set_default
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +373,7 @@ class DeviceRun:
     async def _add(self, target: str) -> None:
         url = self.ctx.image_url(self.work.device, self.work.images[self.rec.hop])
         try:
-            await self.client.image_add(url, expected_name=target)
+            await self.client.image_add(url, expected_name=target, flavor=self.work.flavor)
         except CommandError as e:
             if "File exists" not in e.detail:
                 raise

@@ -45,9 +45,12 @@ class DeviceClient(Protocol):
         """The installed images with their default and running flags."""
         ...
 
-    async def image_add(self, url: str, *, expected_name: str | None = None) -> object:
+    async def image_add(
+        self, url: str, *, expected_name: str | None = None, flavor: str | None = None
+    ) -> object:
         """``/image add``; blocks until the device installed the image (or, after a 504,
-        until ``expected_name`` appears)."""
+        until ``expected_name`` appears). With ``flavor``, refuses without adding when the
+        device runs another release flavor (the real add would hang)."""
         ...
 
     async def image_set_default(self, name: str) -> object:

@@ -4,7 +4,9 @@ Follows VYOS-API.md: POST only except ``GET /info`` (1.5+); form ``data`` + ``ke
 JSON body with ``key`` at the top level; the ``{success, data, error}`` envelope served as
 text/html; 401 ``Valid API key is required``; 422 for a form without ``data``; 400 with the
 script's text for failures and for ``'x' is not a valid operation``; error text
-HTML-escaped on 1.5/rolling; endpoints that a release lacks answer FastAPI's 404.
+HTML-escaped on 1.5/rolling; endpoints that a release lacks answer FastAPI's 404. What a
+release offers follows its branch and build date (``VirtualDevice.features``), as on real
+builds: ``set_default``/``show`` from 2024-05-27, ``/info`` from March 2025.
 """
 
 from __future__ import annotations
@@ -28,30 +30,47 @@ if TYPE_CHECKING:
 
 __all__ = ["ENDPOINTS", "dispatch", "envelope", "not_found"]
 
-_ALL = frozenset({"1.3", "1.4", "1.5"})
-_NEW = frozenset({"1.4", "1.5"})
+# What decides whether a release offers an op: every release, its branch being current
+# (1.5), or a feature that came with a build date (reconciler.model.features).
+_Offer = Callable[[VirtualDevice], bool]
+
+
+def _always(dev: VirtualDevice) -> bool:
+    return True
+
+
+def _current(dev: VirtualDevice) -> bool:
+    return dev.family == "1.5"
+
+
+def _reboots(dev: VirtualDevice) -> bool:
+    return dev.features.reboot
+
+
+def _image_ops(dev: VirtualDevice) -> bool:
+    return dev.features.set_default
 
 
 @dataclass(frozen=True)
 class _Endpoint:
-    families: frozenset[str]
-    ops: dict[str, frozenset[str]]  # op -> families offering it
+    offered: _Offer
+    ops: dict[str, _Offer]
 
 
-def _ops(common: set[str], rolling: frozenset[str] = frozenset()) -> dict[str, frozenset[str]]:
-    return {**dict.fromkeys(common, _ALL), **dict.fromkeys(rolling, frozenset({"1.5"}))}
+def _ops(common: set[str], **later: _Offer) -> dict[str, _Offer]:
+    return {**dict.fromkeys(common, _always), **later}
 
 
 ENDPOINTS: dict[str, _Endpoint] = {
-    "/retrieve": _Endpoint(_ALL, _ops({"showConfig", "returnValue", "returnValues", "exists"})),
-    "/configure": _Endpoint(_ALL, _ops({"set", "delete", "comment"}, frozenset({"confirm"}))),
-    "/config-file": _Endpoint(_ALL, _ops({"save", "load"}, frozenset({"merge"}))),
-    "/image": _Endpoint(_ALL, _ops({"add", "delete"}, frozenset({"show", "set_default"}))),
-    "/show": _Endpoint(_ALL, _ops({"show"})),
-    "/generate": _Endpoint(_ALL, _ops({"generate"})),
-    "/reset": _Endpoint(_ALL, _ops({"reset"})),
-    "/reboot": _Endpoint(_NEW, _ops({"reboot"})),
-    "/poweroff": _Endpoint(_NEW, _ops({"poweroff"})),
+    "/retrieve": _Endpoint(_always, _ops({"showConfig", "returnValue", "returnValues", "exists"})),
+    "/configure": _Endpoint(_always, _ops({"set", "delete", "comment"}, confirm=_current)),
+    "/config-file": _Endpoint(_always, _ops({"save", "load"}, merge=_current)),
+    "/image": _Endpoint(_always, _ops({"add", "delete"}, show=_image_ops, set_default=_image_ops)),
+    "/show": _Endpoint(_always, _ops({"show"})),
+    "/generate": _Endpoint(_always, _ops({"generate"})),
+    "/reset": _Endpoint(_always, _ops({"reset"})),
+    "/reboot": _Endpoint(_reboots, _ops({"reboot"})),
+    "/poweroff": _Endpoint(_reboots, _ops({"poweroff"})),
 }
 
 _KEY_REQUIRED = "Valid API key is required"
@@ -101,7 +120,7 @@ async def _decode(request: web.Request) -> tuple[str | None, Any] | web.Response
 
 
 def _info(sim: Simulator, dev: VirtualDevice) -> web.Response:
-    data = {"version": dev.running, "hostname": dev.hostname, "banner": "Welcome to VyOS"}
+    data = {"version": dev.release, "hostname": dev.hostname, "banner": "Welcome to VyOS"}
     return envelope(200, data)
 
 
@@ -109,13 +128,12 @@ async def dispatch(
     sim: Simulator, dev: VirtualDevice, request: web.Request, path: str
 ) -> web.Response:
     """Answer one API call for ``dev``; ``path`` is the endpoint (``/show``, ``/info`` ...)."""
-    family = dev.family
-    if path == "/info" and family == "1.5":
+    if path == "/info" and dev.features.info:
         if request.method != "GET":
             return web.json_response({"detail": "Method Not Allowed"}, status=405)
         return _info(sim, dev)
     spec = ENDPOINTS.get(path)
-    if spec is None or family not in spec.families:
+    if spec is None or not spec.offered(dev):
         return not_found()
     if request.method != "POST":
         return web.json_response({"detail": "Method Not Allowed"}, status=405)
@@ -137,8 +155,11 @@ async def dispatch(
         op = command.get("op") if isinstance(command, dict) else None
         if op is None:
             return _fail(dev, 'Missing required field "op"')
-        if family not in spec.ops.get(str(op), frozenset()):
-            return _fail(dev, f"'{op}' is not a valid operation")
+        offered = spec.ops.get(str(op))
+        if offered is None or not offered(dev):
+            # 1.3's API server quotes the op name with double quotes.
+            quote = '"' if dev.family == "1.3" else "'"
+            return _fail(dev, f"{quote}{op}{quote} is not a valid operation")
     try:
         data = await _HANDLERS[path](sim, dev, commands)
     except _Fail as e:

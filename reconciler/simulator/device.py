@@ -1,7 +1,8 @@
 """The state of one virtual VyOS device: images, configs, health, faults and counters.
 
-The release family (``1.3``, ``1.4`` or ``1.5``) follows the *running* image, as on a real
-router: a 1.4 device rebooted into a rolling image answers like 1.5 from then on.
+The release family (``1.3``, ``1.4`` or ``1.5``) and the API features follow the *running*
+image, as on a real router: a 1.4 device rebooted into a rolling image answers like 1.5
+from then on.
 
 Time-driven changes (the end of a reboot) are applied lazily by :meth:`VirtualDevice.tick`
 with the event loop's monotonic time, so no background task is needed per device.
@@ -14,6 +15,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from reconciler.model.facts import ApiFeatures
+from reconciler.model.features import api_features
 from reconciler.model.versions import parse_version
 
 __all__ = ["BootFailure", "Faults", "VirtualDevice", "family_of"]
@@ -79,6 +82,9 @@ class VirtualDevice:
     memory_used_mb: int = 512
     load1: float = 0.05
     faults: Faults = field(default_factory=Faults)
+    custom_names: dict[str, str] = field(default_factory=dict)
+    """Images installed under a name of their own (the installer asks for one): name ->
+    the version the image holds. Other images are named after their version."""
     # Dynamic state.
     saved_config: dict[str, Any] = field(default_factory=dict)
     image_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -100,9 +106,19 @@ class VirtualDevice:
             self.saved_config = copy.deepcopy(self.config)
 
     @property
+    def release(self) -> str:
+        """The version of the running image."""
+        return self.custom_names.get(self.running, self.running)
+
+    @property
     def family(self) -> str:
         """The API family of the running image."""
-        return family_of(self.running)
+        return family_of(self.release)
+
+    @property
+    def features(self) -> ApiFeatures:
+        """What the API of the running image offers (by branch and build date)."""
+        return api_features(self.release)
 
     @property
     def hostname(self) -> str:

@@ -2,7 +2,9 @@
 
 The URL is fetched for real (http or https; the simulator has no local files) at the device's
 bandwidth; the simulated ISO header (:mod:`reconciler.simulator.iso`) gives the version,
-arch and flavor. Error texts are those of vyos-1x ``image_installer.py``.
+arch and flavor. Error texts are those of vyos-1x ``image_installer.py`` (1.4+) and of the
+1.3 shell installer. An image of another flavor (1.4+) hangs the install for ever, as the
+real installer's yes/no question on a closed stdin does; nginx then answers 504.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MSG_ARCH_MISMATCH",
+    "MSG_FLAVOR_MISMATCH",
     "MSG_IMPROPER_IMAGE",
     "MSG_NOT_ENOUGH_SPACE",
     "MSG_SUCCESS",
@@ -39,6 +42,11 @@ MSG_ARCH_MISMATCH = (
     "different image architecture will break your system."
 )
 MSG_SUCCESS = "The image installed successfully; please reboot now."
+MSG_FLAVOR_MISMATCH = (
+    'The running image flavor is "{0}". The new image flavor is "{1}".\n'
+    "Installing a different image flavor may cause functionality degradation or break your "
+    "system.\nDo you want to continue with installation?"
+)
 _HEAD = 512
 _CHUNK = 64 * 1024
 
@@ -76,6 +84,28 @@ async def _fetch_head(sim: Simulator, url: str) -> bytes:
     return bytes(head)
 
 
+async def _ask_for_ever(sim: Simulator, dev: VirtualDevice, flavor: str) -> None:
+    """The installer asks whether to change flavor, even with ``--no-prompt``; the API's
+    stdin is closed, so the question loops and the call never ends (nginx answers 504)."""
+    dev.record(
+        sim.now(), "image-add-prompt", question=MSG_FLAVOR_MISMATCH.format(dev.flavor, flavor)
+    )
+    await asyncio.Event().wait()
+
+
+def _exists_message(dev: VirtualDevice, name: str) -> str:
+    if dev.family == "1.3":
+        # 1.3's shell installer asks before replacing; the closed stdin answers its default.
+        return (
+            f"An image named {name} is already installed on this system.\n"
+            f"Proceeding with this installation will delete this copy of\n"
+            f"{name} and replace it with a new copy.\n"
+            f"Do you want to replace it? (Yes/No) [No]: OK.  Will not replace {name}\n"
+            "Exiting...\n"
+        )
+    return f"[Errno 17] File exists: '/usr/lib/live/mount/persistence/boot/{name}'"
+
+
 async def install_image(sim: Simulator, dev: VirtualDevice, url: str) -> str:
     """Run one install on ``dev``; returns the success text or raises :class:`ImageFailure`."""
     dev.begin_image_op()
@@ -92,10 +122,10 @@ async def install_image(sim: Simulator, dev: VirtualDevice, url: str) -> str:
             raise ImageFailure(MSG_IMPROPER_IMAGE) from None
         if header.arch != dev.arch:
             raise ImageFailure(MSG_ARCH_MISMATCH.format(dev.arch, header.arch))
+        if header.flavor != dev.flavor and dev.family != "1.3":
+            await _ask_for_ever(sim, dev, header.flavor)
         if header.version in dev.images:
-            raise ImageFailure(
-                f"[Errno 17] File exists: '/usr/lib/live/mount/persistence/boot/{header.version}'"
-            )
+            raise ImageFailure(_exists_message(dev, header.version))
         # VyOS copies the saved config into the new image and makes it the default boot.
         dev.install(header.version)
         dev.record(sim.now(), "image-installed", name=header.version)

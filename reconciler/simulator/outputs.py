@@ -32,8 +32,8 @@ def show_version(dev: VirtualDevice) -> str:
     """``show version``."""
     family = dev.family
     lines = [
-        f"Version:          VyOS {dev.running}",
-        f"Release train:    {_TRAINS[family]}",
+        f"Version:          VyOS {dev.release}",
+        f"Release train:    {_TRAINS.get(family, 'current')}",
     ]
     if family != "1.3":
         lines.append(f"Release flavor:   {dev.flavor}")
@@ -67,15 +67,18 @@ def image_list(dev: VirtualDevice) -> str:
             )
             out.append(f"   {i}: {name}{flags}")
         return "\n".join(out) + "\n\n"
-    width = max([24, *(len(n) for n in names)])
+    # tabulate's "simple" format: a column is as wide as its longest cell and at least its
+    # header plus 2; a column of numbers only (digit-only names) is right-aligned.
+    width = max([len("Name") + 2, *(len(n) for n in names)])
+    align = ">" if names and all(n.isdigit() for n in names) else "<"
     out = [
-        f"{'Name':<{width}}  {'Default boot':<14}  Running",
+        f"{'Name':{align}{width}}  {'Default boot':<14}  Running",
         f"{'-' * width}  {'-' * 14}  {'-' * 9}",
     ]
     for name in names:
         default = "Yes" if name == dev.default else ""
         running = "Yes" if name == dev.running else ""
-        out.append(f"{name:<{width}}  {default:<14}  {running}".rstrip())
+        out.append(f"{name:{align}{width}}  {default:<14}  {running}".rstrip())
     return "\n".join(out) + "\n"
 
 

@@ -7,6 +7,7 @@ import gc
 import weakref
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -80,3 +81,21 @@ async def test_observation_is_exactly_two_calls_per_device() -> None:
         assert all(f.reachable for f in facts.values())
         for name in fleet.names:
             assert sum(fleet.device(name).calls.values()) == 2
+
+
+async def test_device_calls_skip_httpx_on_the_fleet_client() -> None:
+    # The hot path goes straight to aiohttp; httpx's request hooks never see a device call,
+    # while the same client still serves plain httpx requests.
+    seen: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(request)
+
+    async with running_simulator(2) as fleet, make_http_client() as http:
+        http.event_hooks["request"].append(record)
+        facts = await observe(fleet.endpoints(), http)
+        assert all(f.reachable for f in facts.values())
+        assert sum(sum(fleet.device(n).calls.values()) for n in fleet.names) == 4
+        assert seen == []
+        await http.post(fleet.url("r0001") + "/show", json={"key": fleet.api_key, "op": "show"})
+        assert len(seen) == 1

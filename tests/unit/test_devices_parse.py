@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.devices.observe import features_for
 from reconciler.devices.parse import (
     ParseError,
     parse_bgp_summary,
@@ -14,6 +13,7 @@ from reconciler.devices.parse import (
     parse_uptime,
     parse_version_output,
 )
+from reconciler.model.features import api_features
 from reconciler.model.versions import VersionError, parse_version
 from reconciler.simulator import outputs
 from reconciler.simulator.fleet import make_fleet
@@ -113,8 +113,8 @@ def test_lts_and_rolling_are_not_ordered_and_families() -> None:
         "1.4",
         "1.5",
     ]
-    assert features_for("1.3.8").reboot is False
-    assert features_for("1.4.3").reboot and not features_for("1.4.3").set_default
-    rolling = features_for("2025.01.10-0020-rolling")
+    assert api_features("1.3.8").reboot is False
+    assert api_features("1.4.3").reboot and not api_features("1.4.3").set_default
+    rolling = api_features("2025.03.10-0020-rolling")
     assert rolling.info and rolling.set_default and rolling.image_show
-    assert features_for("not-a-version").reboot is False
+    assert api_features("not-a-version").reboot is False
