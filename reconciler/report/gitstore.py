@@ -156,23 +156,32 @@ class GitStore:
         return head is not None and head != self._rev(self._tracking)
 
     def read_owned(self) -> dict[str, bytes]:
-        """The generated files currently in the work tree."""
+        """The generated files currently in the work tree.
+
+        Only the places generated files live are listed (the root and ``devices/``,
+        ``rollouts/``), never ``.git``, whose object store grows with every commit.
+        """
         files: dict[str, bytes] = {}
-        for path in self.root.rglob("*"):
-            rel = path.relative_to(self.root).as_posix()
-            if path.is_file() and not rel.startswith(".git/") and is_owned(rel):
-                files[rel] = path.read_bytes()
+        for folder in (self.root, self.root / "devices", self.root / "rollouts"):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                rel = path.relative_to(self.root).as_posix()
+                if is_owned(rel) and path.is_file():
+                    files[rel] = path.read_bytes()
         return files
 
-    def write_files(self, files: Mapping[str, bytes]) -> None:
-        """Make the generated files exactly ``files``; files gitfirm does not own are kept."""
-        for rel in self.read_owned():
-            if rel not in files:
-                (self.root / rel).unlink()
+    def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write these generated files, and delete those mapped to None; nothing else is
+        touched, so files gitfirm does not own are kept."""
         for rel, data in files.items():
+            if not is_owned(rel):
+                raise ReportError(f"refusing to write {rel!r}: not a generated status file")
             target = self.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists() or target.read_bytes() != data:
+            if data is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
 
     def commit_if_changed(self, message: str, when: datetime) -> str | None:
