@@ -51,6 +51,7 @@ from reconciler.model.state import DesiredState
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.report.gitstore import GitIdentity
+from reconciler.looplag import LoopLag
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
 from reconciler.report.writer import StatusWriter, WriterSettings
@@ -121,6 +122,9 @@ class DaemonSettings(BaseModel):
         default=None, description="SSH private key that signs status commits"
     )
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    journal_retention_days: float = Field(
+        default=90.0, gt=0, description="Journal events older than this many days are pruned"
+    )
 
     @property
     def base_url(self) -> str:
@@ -327,6 +331,9 @@ class Daemon:
             )
         finally:
             self.state.passed = self.state.verified
+            self.journal.prune(
+                self.clock.now() - timedelta(days=self.settings.journal_retention_days)
+            )
             self.metrics.pass_done(outcome.error is None)
             self._submit()
         return outcome
@@ -538,6 +545,7 @@ class Daemon:
                 asyncio.create_task(self.writer.run()),
                 asyncio.create_task(self._source_loop()),
                 asyncio.create_task(self._observe_loop()),
+                asyncio.create_task(LoopLag(self.metrics.loop_blocked).run()),
             ]
             if self._watch is not None:
                 tasks.append(asyncio.create_task(wake_on_changes(self._watch, self.poller.wake)))
