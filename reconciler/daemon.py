@@ -45,13 +45,13 @@ from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
 from reconciler.logs import JsonFormatter
+from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.report.gitstore import GitIdentity
-from reconciler.looplag import LoopLag
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
 from reconciler.report.writer import StatusWriter, WriterSettings

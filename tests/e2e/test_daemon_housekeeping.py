@@ -53,7 +53,7 @@ async def test_loop_lag_probe_reports_a_block_of_the_daemon_loop(tmp_path: Path)
         # The test shares the daemon's loop, so holding it blocks the daemon. The probe asks
         # to be woken at most 50 ms after the block starts, so it wakes that much late at
         # least: longer than any block seen so far.
-        time.sleep(block)  # noqa: ASYNC251 (blocking the loop is the point)
+        time.sleep(block)  # blocking the loop is the point
         seen = 0.0
         for _ in range(50):  # a few probe ticks; the block is recorded on the first
             seen = _metric((await http.get("/metrics")).text, name)
