@@ -212,6 +212,7 @@ class Daemon:
             ),
             clock=self.clock,
             secrets=self.secrets,
+            on_result=self.metrics.status_written,
         )
         self._endpoints: dict[str, Endpoint] = {}
         self.listeners: list[Callable[[Transition], None]] = []

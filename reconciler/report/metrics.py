@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 from reconciler.model.facts import DeviceFacts
+from reconciler.report.writer import WriteResult
 
 __all__ = ["Metrics", "ServedCounts"]
 
@@ -60,6 +61,12 @@ class Metrics:
             registry=r,
         )
         self._longest_block = 0.0
+        self.status_commits = Histogram(
+            "gitfirm_status_commit_seconds",
+            "Time of each status write that made a commit (render, commit, push)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+            registry=r,
+        )
 
     def pass_done(self, ok: bool) -> None:
         """Count one reconcile pass."""
@@ -75,6 +82,11 @@ class Metrics:
         if seconds > self._longest_block:
             self._longest_block = seconds
             self.loop_block_max.set(seconds)
+
+    def status_written(self, result: WriteResult) -> None:
+        """Record one status write; writes that found nothing to commit are not counted."""
+        if result.commit is not None:
+            self.status_commits.observe(result.seconds)
 
     def observed(self, facts: Mapping[str, DeviceFacts]) -> None:
         """Refresh the fleet gauges from an observation."""

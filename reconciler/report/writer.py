@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.clock import Clock
@@ -68,6 +68,8 @@ class WriteResult:
     pushed: bool
     attempts: int
     error: ErrorSummary | None = None
+    seconds: float = 0.0
+    """Time the write took on the injected clock (render, commit and every push)."""
 
 
 ResultSink = Callable[[WriteResult], Awaitable[None] | None]
@@ -148,8 +150,10 @@ class StatusWriter:
         snapshot, self._pending = self._pending, None
         if snapshot is None:
             return None
+        started = self._clock.monotonic()
         try:
             result = await self.write(snapshot)
+            result = replace(result, seconds=self._clock.monotonic() - started)
         except ReportError as exc:
             # Keep it pending (unless newer state came in) and try again after an interval.
             if self._pending is None:

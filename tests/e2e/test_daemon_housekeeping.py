@@ -62,3 +62,17 @@ async def test_loop_lag_probe_reports_a_block_of_the_daemon_loop(tmp_path: Path)
             await asyncio.sleep(0.05)
         assert seen >= block - 0.05, (seen, block)
         assert _metric((await http.get("/metrics")).text, "gitfirm_event_loop_lag_seconds_count")
+
+
+async def test_status_commits_are_timed_in_metrics(tmp_path: Path) -> None:
+    async with (
+        running_gitops(tmp_path, devices=2) as ops,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops.port}") as http,
+    ):
+        name = "gitfirm_status_commit_seconds_count"
+        for _ in range(200):  # the first pass's status commit (coalescing is off here)
+            if _metric((await http.get("/metrics")).text, name) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        commits = len(ops.status_log("--format=%H").split())
+        assert 1 <= _metric((await http.get("/metrics")).text, name) <= commits
