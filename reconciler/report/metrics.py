@@ -14,6 +14,10 @@ from reconciler.report.writer import WriteResult
 
 __all__ = ["Metrics", "ServedCounts"]
 
+# Fine around one second, where a status commit of a large fleet lands.
+_COMMIT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+_COMMIT_BUCKETS += (3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
 
 class ServedCounts(Protocol):
     """What the image server reports; any object with these attributes will do."""
@@ -64,7 +68,7 @@ class Metrics:
         self.status_commits = Histogram(
             "gitfirm_status_commit_seconds",
             "Time of each status write that made a commit (render, commit, push)",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+            buckets=_COMMIT_BUCKETS,
             registry=r,
         )
 
