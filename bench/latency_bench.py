@@ -5,9 +5,10 @@ pushes "merged pull requests", and the daemon (in this process, on the real cloc
 the remote and serving images; the routers are the simulator in its own process (10 by
 default; the amd64 ones roll out), with ``--latency`` per API call (100 ms by default).
 Each push moves the rollout policy's target one patch release up a ladder of signed images
-declared from the start (1.4.4, 1.4.5, ...), so every push is a real desired change that needs device work. The first device action is the first
-transition the daemon reports for the new revision (``pending -> precheck``, the moment a
-device's state machine starts; its first API call follows at once).
+declared from the start (1.4.4, 1.4.5, ...), so every push is a real desired change that
+needs device work. The first device action is the first transition the daemon reports for
+the new revision (``pending -> precheck``, the moment a device's state machine starts; its
+first API call follows at once).
 
 Two triggers, each on a fresh fleet, daemon and remote:
 
