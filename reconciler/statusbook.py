@@ -64,8 +64,9 @@ class StatusBook:
         self._members: dict[str, tuple[str, ...]] = {}
         # Entries kept until one of their inputs changes (see the module docstring).
         self._desired: DesiredState | None = None
-        self._names: tuple[str, ...] = ()
-        self._device_rows: dict[str, DeviceStatus] = {}
+        self._position: dict[str, int] = {}
+        self._device_rows: tuple[DeviceStatus, ...] | None = None
+        self._stale: set[str] = set()
         self._rollout_rows: dict[str, RolloutStatus] = {}
         self._verdicts: tuple[ComplianceVerdict, ...] | None = None
 
@@ -90,7 +91,7 @@ class StatusBook:
     def observed(self, facts: Mapping[str, DeviceFacts], desired: DesiredState) -> None:
         """The newest observation; devices no longer declared are forgotten."""
         self.facts = {name: facts[name] for name in desired.devices if name in facts}
-        self._device_rows.clear()
+        self._device_rows = None
 
     def planned(self, plan: Plan, progress: RolloutProgress) -> None:
         """The newest plan and the journal's progress."""
@@ -102,7 +103,7 @@ class StatusBook:
                 self.policy_of[device.name] = device.policy
                 members[device.policy].append(device.name)
         self._members = {name: tuple(names) for name, names in members.items()}
-        self._device_rows.clear()
+        self._device_rows = None
         self._rollout_rows.clear()
         self._verdicts = None
         for pname, policy in progress.policies.items():
@@ -133,7 +134,7 @@ class StatusBook:
         if event.detail:
             message += f": {event.detail}"
         self.events[event.policy].append(RolloutEvent(event.time, message, event.device))
-        self._device_rows.pop(event.device, None)
+        self._stale.add(event.device)
         self._rollout_rows.pop(event.policy, None)
 
     def rollout_result(self, result: RolloutResult) -> None:
@@ -197,13 +198,19 @@ class StatusBook:
     def _devices(self, desired: DesiredState) -> tuple[DeviceStatus, ...]:
         if desired is not self._desired:
             self._desired = desired
-            self._names = tuple(sorted(desired.devices))
-            self._device_rows.clear()
-        rows = self._device_rows
-        for name in self._names:
-            if name not in rows:
-                rows[name] = self._device_row(name, desired)
-        return tuple(rows[name] for name in self._names)
+            self._position = {name: i for i, name in enumerate(sorted(desired.devices))}
+            self._device_rows = None
+        if self._device_rows is None:
+            self._device_rows = tuple(self._device_row(n, desired) for n in self._position)
+        elif self._stale:
+            # Copying the tuple runs in C; only the stale entries are built again.
+            rows = list(self._device_rows)
+            for name in self._stale:
+                if name in self._position:
+                    rows[self._position[name]] = self._device_row(name, desired)
+            self._device_rows = tuple(rows)
+        self._stale.clear()
+        return self._device_rows
 
     def _compliance(self, plan: Plan) -> tuple[ComplianceVerdict, ...]:
         if self._verdicts is None:
