@@ -15,8 +15,8 @@ from reconciler.report.writer import WriteResult
 __all__ = ["Metrics", "ServedCounts"]
 
 # Fine around one second, where a status commit of a large fleet lands.
-_COMMIT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
-_COMMIT_BUCKETS += (3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+_COMMIT_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5)
+_COMMIT_BUCKETS += (0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class ServedCounts(Protocol):

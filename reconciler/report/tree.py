@@ -26,7 +26,7 @@ from reconciler.report.render import (
     source_document,
     stabilize_one,
 )
-from reconciler.report.snapshot import StatusSnapshot
+from reconciler.report.snapshot import DeviceStatus, RolloutStatus, StatusSnapshot
 from reconciler.sanitize import redact
 
 __all__ = ["StatusTree", "TreeChange"]
@@ -66,6 +66,7 @@ class StatusTree:
         known = self._secrets
         rendered: dict[str, tuple[object, Any]] = {}
         paths: set[str] = set(_FIXED)
+        entries: list[tuple[str, DeviceStatus | RolloutStatus]]
         entries = [(device_path(d.name), d) for d in snapshot.devices]
         entries += [(rollout_path(r.policy), r) for r in snapshot.rollouts]
         for path, entry in entries:
@@ -80,12 +81,12 @@ class StatusTree:
 
         files: dict[str, bytes | None] = {}
         sources: dict[str, object] = {}
-        for path, (entry, doc) in rendered.items():
+        for path, (source, doc) in rendered.items():
             data = dump_yaml(doc)
             if self.files.get(path) != data:
                 files[path] = data
-            if entry is not None:
-                sources[path] = entry
+            if source is not None:
+                sources[path] = source
         files |= {p: None for p in self.files if p not in paths}
         after = load_documents({p: b for p, b in files.items() if b is not None})
         docs = {p: d for p, d in {**self.docs, **after}.items() if files.get(p, b"") is not None}

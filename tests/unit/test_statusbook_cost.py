@@ -9,6 +9,7 @@ and how many device entries a transition rebuilds; no clock is involved.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan, PlannedDevice
@@ -29,9 +30,9 @@ class CountingDevices(tuple[PlannedDevice, ...]):
             CountingDevices.reads += 1
             yield item
 
-    def __getitem__(self, index: object) -> object:  # type: ignore[override]
+    def __getitem__(self, index: Any) -> Any:
         CountingDevices.reads += 1
-        return super().__getitem__(index)  # type: ignore[index]
+        return super().__getitem__(index)
 
 
 def fleet(size: int) -> tuple[DesiredState, Plan]:
