@@ -88,7 +88,9 @@ class StatusTree:
             if source is not None:
                 sources[path] = source
         files |= {p: None for p in self.files if p not in paths}
-        after = load_documents({p: b for p, b in files.items() if b is not None})
+        # The documents as rendered, not parsed back: YAML's Python constructor would cost
+        # as much as the rendering (render_files builds the README from them too).
+        after = {p: doc for p, (_, doc) in rendered.items() if files.get(p) is not None}
         docs = {p: d for p, d in {**self.docs, **after}.items() if files.get(p, b"") is not None}
         readme = redact(render_readme(snapshot.desired_revision, docs), known).encode("utf-8")
         if self.files.get("README.md") != readme:
