@@ -67,6 +67,7 @@ class StatusBook:
         self._position: dict[str, int] = {}
         self._device_rows: tuple[DeviceStatus, ...] | None = None
         self._stale: set[str] = set()
+        self._summary_rows: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
         self._rollout_rows: dict[str, RolloutStatus] = {}
         self._verdicts: tuple[ComplianceVerdict, ...] | None = None
 
@@ -241,6 +242,25 @@ class StatusBook:
             refusals=refusals,
         )
 
+    def _summary_devices(self, devices: tuple[DeviceStatus, ...]) -> dict[str, Any]:
+        """Each device's dashboard entry, built again only when its status entry changed."""
+        cache = self._summary_rows
+        if len(cache) > len(devices):  # devices left desired state
+            self._summary_rows = cache = {}
+        out = {}
+        for d in devices:
+            hit = cache.get(d.name)
+            if hit is None or hit[0] is not d:
+                entry = {
+                    "phase": d.phase,
+                    "version": d.facts.version if d.facts else None,
+                    "reachable": d.facts.reachable if d.facts else None,
+                    "target": d.target_version,
+                }
+                cache[d.name] = hit = (d, entry)
+            out[d.name] = hit[1]
+        return out
+
     def summary(self, desired: DesiredState | None, secrets: Iterable[str]) -> dict[str, Any]:
         """A small JSON view for the dashboard endpoint."""
         snap = self.snapshot(desired, secrets)
@@ -248,15 +268,7 @@ class StatusBook:
             "desiredRevision": snap.desired_revision,
             "refused": [{"revision": r.revision, "reason": r.reason} for r in snap.refusals],
             "images": {"refused": sorted(self.image_refusals)},
-            "devices": {
-                d.name: {
-                    "phase": d.phase,
-                    "version": d.facts.version if d.facts else None,
-                    "reachable": d.facts.reachable if d.facts else None,
-                    "target": d.target_version,
-                }
-                for d in snap.devices
-            },
+            "devices": self._summary_devices(snap.devices),
             "rollouts": {
                 r.policy: {"halted": r.halted, "reason": r.halt_reason, "counts": r.counts}
                 for r in snap.rollouts
