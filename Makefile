@@ -29,7 +29,7 @@ unit: $(BIN)/.installed
 test: lint typecheck unit
 
 bench: $(BIN)/.installed
-	# As modules: the benches share loopback helpers with the tests (tests.support).
+	# As modules from the project root: the benches share bench/harness.py and bench/gitops.py.
 	for b in bench/*_bench.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
 
 # Seeded chaos scenarios through the real `gitfirm run` process; CHAOS_SEED, CHAOS_SCENARIOS

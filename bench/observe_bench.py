@@ -9,11 +9,12 @@ Starts ``gitfirm sim`` in a separate process (100 ms per API call), then measure
 - the floor: one device at a time with gitfirm's client, as a naive script does, measured
   on 200 devices and scaled linearly to the fleet size.
 
-Prints one JSON object per measurement; the last line is the 10,000-device result with
-``ceiling_ratio`` (gitfirm's throughput / the bare loop's), ``sequential_ratio`` (gitfirm's
-speed-up over the scaled floor), ``cpu_us_per_request`` (this process's CPU time per API call
-during gitfirm's run; steadier than wall time on a shared machine) and ``rss_mb`` (this
-process's peak RSS after gitfirm's run; the simulator runs elsewhere).
+Each size is measured in 3 runs (``"run": 1..3``), each gitfirm's and the bare loop's side by
+side, then min, median and max lines (``"stat"``) of ``ceiling_ratio`` (gitfirm's throughput
+/ the bare loop's), ``sequential_ratio`` (gitfirm's speed-up over the scaled floor),
+``cpu_us_per_request`` (this process's CPU time per API call during gitfirm's run; steadier
+than wall time on a shared machine) and ``rss_mb`` (this process's peak RSS; the simulator
+runs elsewhere). Every device must be observed reachable, or the bench fails.
 Run: ``.venv/bin/python -m bench.observe_bench``; fleet sizes as arguments
 (``... observe_bench 3000``) give a quicker run of just those sizes.
 """
@@ -21,19 +22,18 @@ Run: ``.venv/bin/python -m bench.observe_bench``; fleet sizes as arguments
 from __future__ import annotations
 
 import asyncio
-import json
-import resource
 import sys
 import time
 from typing import Any
 
 import aiohttp
 
+from bench.harness import RUNS, emit, fail, rss_mb, summarize
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.observe import ObserveSettings, observe
 from reconciler.devices.transport import make_http_client
 from reconciler.runtime import tune_gc
-from tests.support.simulator import simulator_process
+from reconciler.simulator.process import simulator_process
 
 __all__ = ["main"]
 
@@ -41,14 +41,7 @@ CONCURRENCY = 256
 LATENCY = 0.1
 FLOOR_DEVICES = 200
 SIZES = (1_000, 10_000)
-
-
-def _rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _emit(record: dict[str, Any]) -> None:
-    print(json.dumps(record), flush=True)
+FIGURES = ("seconds", "ceiling_ratio", "sequential_ratio", "cpu_us_per_request", "rss_mb")
 
 
 async def _gitfirm(endpoints: list[Endpoint], concurrency: int) -> tuple[float, float, int]:
@@ -82,13 +75,36 @@ async def _bare(endpoints: list[Endpoint]) -> float:
         return time.perf_counter() - started
 
 
+async def _run(endpoints: list[Endpoint], per_device: float, size: int) -> dict[str, Any]:
+    """One side-by-side measurement of gitfirm and the bare loop on ``size`` devices."""
+    fleet = endpoints[:size]
+    seconds, cpu, reachable = await _gitfirm(fleet, CONCURRENCY)
+    if reachable != size:
+        fail(
+            f"observe: {size - reachable} of {size} devices unreachable; is the machine overloaded?"
+        )
+    rss = rss_mb()
+    ceiling = await _bare(fleet)
+    return {
+        "devices": size,
+        "seconds": round(seconds, 2),
+        "bare_seconds": round(ceiling, 2),
+        "ceiling_ratio": round(ceiling / seconds, 3),
+        "sequential_ratio": round(per_device * size / seconds, 1),
+        "cpu_us_per_request": round(cpu / (2 * size) * 1e6),
+        "rss_mb": rss,
+    }
+
+
 async def main(sizes: tuple[int, ...] = SIZES) -> None:
     """Run every measurement against one simulator process."""
     async with simulator_process(max(sizes), latency=LATENCY, start_timeout=120) as sim:
         endpoints = sim.endpoints()
-        floor_s, _, _ = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
+        floor_s, _, reachable = await _gitfirm(endpoints[:FLOOR_DEVICES], 1)
+        if reachable != FLOOR_DEVICES:
+            fail(f"observe: {FLOOR_DEVICES - reachable} devices unreachable one at a time")
         per_device = floor_s / FLOOR_DEVICES
-        _emit(
+        emit(
             {
                 "bench": "observe-sequential",
                 "devices": FLOOR_DEVICES,
@@ -97,24 +113,12 @@ async def main(sizes: tuple[int, ...] = SIZES) -> None:
             }
         )
         for size in sizes:
-            fleet = endpoints[:size]
-            seconds, cpu, reachable = await _gitfirm(fleet, CONCURRENCY)
-            rss = _rss_mb()
-            ceiling = await _bare(fleet)
-            _emit({"bench": "observe-bare-aiohttp", "devices": size, "seconds": round(ceiling, 2)})
-            _emit(
-                {
-                    "bench": "observe",
-                    "devices": size,
-                    "reachable": reachable,
-                    "seconds": round(seconds, 2),
-                    "ceiling_ratio": round(ceiling / seconds, 3),
-                    "sequential_ratio": round(per_device * size / seconds, 1),
-                    "sequential_scaled_seconds": round(per_device * size, 1),
-                    "cpu_us_per_request": round(cpu / (2 * size) * 1e6),
-                    "rss_mb": rss,
-                }
-            )
+            runs = []
+            for run in range(1, RUNS + 1):
+                runs.append(await _run(endpoints, per_device, size))
+                emit({"bench": "observe", "run": run, **runs[-1]})
+            for line in summarize(runs, FIGURES, bench="observe", devices=size):
+                emit(line)
 
 
 if __name__ == "__main__":

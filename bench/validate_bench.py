@@ -1,18 +1,18 @@
-"""Validate a generated 10,000-device config repository and print one JSON line.
+"""Validate a generated 10,000-device config repository, 3 times.
 
-Output, last line: {"bench": "validate", "devices": N, "files": F, "seconds": S, "rss_mb": M}
-"seconds" covers reading, parsing, model validation and cross-reference checks.
+One JSON line per run, {"bench": "validate", "run": i, "devices": N, "files": F,
+"seconds": S, "rss_mb": M}, then min, median and max lines. "seconds" covers reading,
+parsing, model validation and cross-reference checks; an invalid repository fails the bench.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import RUNS, emit, fail, rss_mb, summarize
 from reconciler.model.loader import load_repository
 
 PER_FILE = 200
@@ -105,30 +105,26 @@ def generate(root: Path, devices: int) -> None:
 
 
 def main() -> None:
-    """Generate, validate and print the figures."""
+    """Generate once, validate RUNS times, print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=10_000)
     args = parser.parse_args()
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root, args.devices)
-        start = time.perf_counter()
-        result = load_repository(root)
-        seconds = time.perf_counter() - start
-    if result.errors:
-        raise SystemExit(f"generated repository is invalid: {result.errors[0]}")
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "bench": "validate",
-                "devices": args.devices,
-                "files": result.files,
-                "seconds": round(seconds, 3),
-                "rss_mb": round(rss_mb, 1),
-            }
-        )
-    )
+        for run in range(1, RUNS + 1):
+            start = time.perf_counter()
+            result = load_repository(root)
+            seconds = time.perf_counter() - start
+            if result.errors or result.state is None:
+                fail(f"validate: generated repository is invalid: {result.errors[:1]}")
+            if len(result.state.devices) != args.devices:
+                fail(f"validate: {len(result.state.devices)} of {args.devices} devices loaded")
+            runs.append({"files": result.files, "seconds": round(seconds, 3), "rss_mb": rss_mb()})
+            emit({"bench": "validate", "run": run, "devices": args.devices, **runs[-1]})
+    for line in summarize(runs, ("seconds", "rss_mb"), bench="validate", devices=args.devices):
+        emit(line)
 
 
 if __name__ == "__main__":

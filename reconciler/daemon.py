@@ -58,6 +58,7 @@ from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
 from reconciler.logs import JsonFormatter
+from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
 from reconciler.model.state import DesiredState
@@ -166,6 +167,9 @@ class DaemonSettings(BaseModel):
     operator_listen: str | None = Field(
         default=None, description="host:port serving / and /metrics instead of the device port"
     )
+    journal_retention_days: float = Field(
+        default=90.0, gt=0, description="Journal events older than this many days are pruned"
+    )
 
     @property
     def base_url(self) -> str:
@@ -254,6 +258,7 @@ class Daemon:
             ),
             clock=self.clock,
             secrets=self.secrets,
+            on_result=self.metrics.status_written,
         )
         self._endpoints: dict[str, Endpoint] = {}
         self.listeners: list[Callable[[Transition], None]] = []
@@ -288,6 +293,7 @@ class Daemon:
             "source": self._source_loop,
             "observe": self._observe_loop,
             "status-writer": self.writer.run,
+            "loop-lag": LoopLag(self.metrics.loop_blocked).run,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
 
@@ -416,6 +422,9 @@ class Daemon:
             )
         finally:
             self.state.passed = self.state.verified
+            self.journal.prune(
+                self.clock.now() - timedelta(days=self.settings.journal_retention_days)
+            )
             self.metrics.pass_done(outcome.error is None)
             self._submit()
         return outcome

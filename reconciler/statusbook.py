@@ -4,6 +4,12 @@ It folds the plain outputs of the other stages (observed facts, the plan, the ro
 journal's progress, transitions, refusals) into :class:`~reconciler.report.snapshot.
 StatusSnapshot` values for the status writer. It holds no logic of those stages: it only
 copies their values into the report's shapes. ``daemon.py`` owns the one instance.
+
+Cost: a snapshot runs on the event loop after every transition and for every ``GET /``, so
+it is linear in the fleet and mostly reuse. The plan is indexed by device and by policy
+once per plan; each device's and each rollout's status is kept until one of its inputs
+changes, so a transition rebuilds one device's entry and one rollout's, and a snapshot
+re-uses every other entry as the same object (which lets the writer skip re-rendering it).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.state import DesiredState
-from reconciler.planning.plan import Action, Plan
+from reconciler.planning.plan import Action, Plan, PlannedDevice
 from reconciler.planning.progress import RolloutProgress
 from reconciler.report.snapshot import (
     EVENT_CAP,
@@ -54,6 +60,18 @@ class StatusBook:
         self.refusals: list[Refusal] = []
         self.image_refusals: dict[str, str] = {}
         self.transitions = 0
+        # Indexes of the current plan, built once per plan.
+        self._planned: dict[str, PlannedDevice] = {}
+        self._members: dict[str, tuple[str, ...]] = {}
+        self._unreachable: dict[str, tuple[str, ...]] = {}
+        # Entries kept until one of their inputs changes (see the module docstring).
+        self._desired: DesiredState | None = None
+        self._position: dict[str, int] = {}
+        self._device_rows: tuple[DeviceStatus, ...] | None = None
+        self._stale: set[str] = set()
+        self._summary_rows: dict[str, tuple[DeviceStatus, dict[str, Any]]] = {}
+        self._rollout_rows: dict[str, RolloutStatus] = {}
+        self._verdicts: tuple[ComplianceVerdict, ...] | None = None
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -61,6 +79,7 @@ class StatusBook:
         """A revision was applied: earlier refusals are history now."""
         self.revision = revision
         self.refusals.clear()
+        self._rollout_rows.clear()
 
     def refusal(self, revision: str, reason: str) -> None:
         """A revision was not applied."""
@@ -75,13 +94,25 @@ class StatusBook:
     def observed(self, facts: Mapping[str, DeviceFacts], desired: DesiredState) -> None:
         """The newest observation; devices no longer declared are forgotten."""
         self.facts = {name: facts[name] for name in desired.devices if name in facts}
+        self._device_rows = None
 
     def planned(self, plan: Plan, progress: RolloutProgress) -> None:
         """The newest plan and the journal's progress."""
         self.plan = plan
+        self._planned = {d.name: d for d in plan.devices}
+        members: dict[str, list[str]] = defaultdict(list)
+        unreachable: dict[str, list[str]] = defaultdict(list)
         for device in plan.devices:
             if device.policy:
                 self.policy_of[device.name] = device.policy
+                members[device.policy].append(device.name)
+                if device.action is Action.UNREACHABLE:
+                    unreachable[device.policy].append(device.name)
+        self._members = {name: tuple(names) for name, names in members.items()}
+        self._unreachable = {name: tuple(names) for name, names in unreachable.items()}
+        self._device_rows = None
+        self._rollout_rows.clear()
+        self._verdicts = None
         for pname, policy in progress.policies.items():
             self.waves[pname] = policy.current_wave
             if policy.halted:
@@ -110,6 +141,8 @@ class StatusBook:
         if event.detail:
             message += f": {event.detail}"
         self.events[event.policy].append(RolloutEvent(event.time, message, event.device))
+        self._stale.add(event.device)
+        self._rollout_rows.pop(event.policy, None)
 
     def rollout_result(self, result: RolloutResult) -> None:
         """A rollout run ended (complete, halted or stopped)."""
@@ -125,36 +158,34 @@ class StatusBook:
         reasons = [] if result.halted or not result.reason else [result.reason]
         reasons += [f"skipped: {', '.join(skipped)}"] if skipped else []
         self.waiting[result.policy] = "; ".join(reasons)
+        self._rollout_rows.pop(result.policy, None)
 
     def policy_blocked(self, policy: str, reason: str) -> None:
         """A rollout could not start (for example, its image was refused)."""
         self.halts[policy] = reason
+        self._rollout_rows.pop(policy, None)
 
     # --- outputs ------------------------------------------------------------------------
 
     def rollout_status(self, policy: str) -> RolloutStatus:
         """One policy's status, for a git note."""
-        return next(
-            (r for r in self._rollouts() if r.policy == policy),
-            RolloutStatus(policy, self.revision),
-        )
-
-    def _rollouts(self) -> list[RolloutStatus]:
         plan = self.plan
-        if plan is None:
-            return []
+        if plan is None or not any(p.name == policy for p in plan.policies):
+            return RolloutStatus(policy, self.revision)
+        return next(r for r in self._rollouts(plan) if r.policy == policy)
+
+    def _rollouts(self, plan: Plan) -> list[RolloutStatus]:
         out = []
         for planned in plan.policies:
-            members = [d.name for d in plan.devices if d.policy == planned.name]
-            unreachable = [
-                d.name
-                for d in plan.devices
-                if d.policy == planned.name and d.action is Action.UNREACHABLE
-            ]
-            waiting = [self.waiting.get(planned.name, "")]
-            waiting += [f"unreachable, skipped: {', '.join(unreachable)}"] if unreachable else []
-            out.append(
-                RolloutStatus(
+            row = self._rollout_rows.get(planned.name)
+            if row is None:
+                members = self._members.get(planned.name, ())
+                unreachable = self._unreachable.get(planned.name, ())
+                waiting = [self.waiting.get(planned.name, "")]
+                waiting += (
+                    [f"unreachable, skipped: {', '.join(unreachable)}"] if unreachable else []
+                )
+                row = RolloutStatus(
                     policy=planned.name,
                     revision=self.revision,
                     target_version=planned.target.removeprefix("version "),
@@ -167,43 +198,55 @@ class StatusBook:
                     device_phases={n: self.phases.get(n, "pending") for n in members},
                     events=tuple(self.events[planned.name]),
                 )
-            )
+                self._rollout_rows[planned.name] = row
+            out.append(row)
         return out
 
-    def _devices(self, desired: DesiredState) -> list[DeviceStatus]:
-        plan = self.plan
-        out = []
-        for name, device in sorted(desired.devices.items()):
-            planned = plan.device(name) if plan else None
-            out.append(
-                DeviceStatus(
-                    name=name,
-                    facts=self.facts.get(name),
-                    desired_image=planned.target_image if planned else None,
-                    target_version=planned.target_version if planned else None,
-                    phase=self.phases.get(name, "pending"),
-                    rollout=self.policy_of.get(name),
-                    last_transition=self.changes.get(name),
-                    last_error=self.errors.get(name),
-                    tls_insecure=device.spec.tls.insecureSkipVerify,
-                    plaintext=device.spec.insecurePlaintext,
+    def _device_row(self, name: str, desired: DesiredState) -> DeviceStatus:
+        planned = self._planned.get(name)
+        return DeviceStatus(
+            name=name,
+            facts=self.facts.get(name),
+            desired_image=planned.target_image if planned else None,
+            target_version=planned.target_version if planned else None,
+            phase=self.phases.get(name, "pending"),
+            rollout=self.policy_of.get(name),
+            last_transition=self.changes.get(name),
+            last_error=self.errors.get(name),
+            tls_insecure=desired.devices[name].spec.tls.insecureSkipVerify,
+            plaintext=desired.devices[name].spec.insecurePlaintext,
+        )
+
+    def _devices(self, desired: DesiredState) -> tuple[DeviceStatus, ...]:
+        if desired is not self._desired:
+            self._desired = desired
+            self._position = {name: i for i, name in enumerate(sorted(desired.devices))}
+            self._device_rows = None
+        if self._device_rows is None:
+            self._device_rows = tuple(self._device_row(n, desired) for n in self._position)
+        elif self._stale:
+            # Copying the tuple runs in C; only the stale entries are built again.
+            rows = list(self._device_rows)
+            for name in self._stale:
+                if name in self._position:
+                    rows[self._position[name]] = self._device_row(name, desired)
+            self._device_rows = tuple(rows)
+        self._stale.clear()
+        return self._device_rows
+
+    def _compliance(self, plan: Plan) -> tuple[ComplianceVerdict, ...]:
+        if self._verdicts is None:
+            self._verdicts = tuple(
+                ComplianceVerdict(
+                    device=d.name,
+                    compliant=d.compliant,
+                    reasons=d.compliance,
+                    exposures=tuple(CveExposure(a.name, a.severity) for a in d.advisories),
                 )
+                for d in plan.devices
+                if d.compliance_evaluated
             )
-        return out
-
-    def _compliance(self) -> list[ComplianceVerdict]:
-        if self.plan is None:
-            return []
-        return [
-            ComplianceVerdict(
-                device=d.name,
-                compliant=d.compliant,
-                reasons=d.compliance,
-                exposures=tuple(CveExposure(a.name, a.severity) for a in d.advisories),
-            )
-            for d in self.plan.devices
-            if d.compliance_evaluated
-        ]
+        return self._verdicts
 
     def snapshot(self, desired: DesiredState | None, secrets: Iterable[str]) -> StatusSnapshot:
         """Everything the status branch shows now."""
@@ -211,13 +254,33 @@ class StatusBook:
         refusals = tuple(Refusal(r.revision, redact(r.reason, known)) for r in self.refusals)
         if desired is None:
             return StatusSnapshot(self.revision, refusals=refusals)
+        plan = self.plan
         return StatusSnapshot(
             desired_revision=self.revision,
-            devices=tuple(self._devices(desired)),
-            rollouts=tuple(self._rollouts()),
-            compliance=tuple(self._compliance()),
+            devices=self._devices(desired),
+            rollouts=tuple(self._rollouts(plan)) if plan else (),
+            compliance=self._compliance(plan) if plan else (),
             refusals=refusals,
         )
+
+    def _summary_devices(self, devices: tuple[DeviceStatus, ...]) -> dict[str, Any]:
+        """Each device's dashboard entry, built again only when its status entry changed."""
+        cache = self._summary_rows
+        if len(cache) > len(devices):  # devices left desired state
+            self._summary_rows = cache = {}
+        out = {}
+        for d in devices:
+            hit = cache.get(d.name)
+            if hit is None or hit[0] is not d:
+                entry = {
+                    "phase": d.phase,
+                    "version": d.facts.version if d.facts else None,
+                    "reachable": d.facts.reachable if d.facts else None,
+                    "target": d.target_version,
+                }
+                cache[d.name] = hit = (d, entry)
+            out[d.name] = hit[1]
+        return out
 
     def summary(self, desired: DesiredState | None, secrets: Iterable[str]) -> dict[str, Any]:
         """A small JSON view for the dashboard endpoint."""
@@ -226,15 +289,7 @@ class StatusBook:
             "desiredRevision": snap.desired_revision,
             "refused": [{"revision": r.revision, "reason": r.reason} for r in snap.refusals],
             "images": {"refused": sorted(self.image_refusals)},
-            "devices": {
-                d.name: {
-                    "phase": d.phase,
-                    "version": d.facts.version if d.facts else None,
-                    "reachable": d.facts.reachable if d.facts else None,
-                    "target": d.target_version,
-                }
-                for d in snap.devices
-            },
+            "devices": self._summary_devices(snap.devices),
             "rollouts": {
                 r.policy: {
                     "halted": r.halted,

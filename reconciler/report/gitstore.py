@@ -187,34 +187,37 @@ class GitStore:
 
     def read_owned(self) -> dict[str, bytes]:
         """The generated files currently in the work tree: regular files only, found without
-        following a symlink (a link at an owned path is not read, and is replaced on write)."""
+        following a symlink (a link at an owned path is not read, and is replaced on write).
+
+        Only the places generated files live are listed (the root and ``devices/``,
+        ``rollouts/``), never ``.git``, whose object store grows with every commit.
+        """
         files: dict[str, bytes] = {}
-        for top, dirs, names in os.walk(self.root):  # never descends into a linked directory
-            base = Path(top)
-            if base == self.root:
-                dirs[:] = [d for d in dirs if d != ".git"]
-            for name in names:
-                path = base / name
+        for folder in (self.root, self.root / "devices", self.root / "rollouts"):
+            mode = _lstat_mode(folder)
+            if mode is None or not stat.S_ISDIR(mode):  # absent, or a planted link
+                continue
+            for path in folder.iterdir():
                 rel = path.relative_to(self.root).as_posix()
                 if is_owned(rel) and stat.S_ISREG(path.lstat().st_mode):
                     files[rel] = _read_regular(path)
         return files
 
-    def write_files(self, files: Mapping[str, bytes]) -> None:
-        """Make the generated files exactly ``files``; files gitfirm does not own are kept.
+    def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write these generated files, and delete those mapped to None; nothing else is
+        touched, so files gitfirm does not own are kept.
 
         Nothing is written through a link: a link or other non-regular entry on the way to
         a generated file is removed first, so every write lands inside the work tree.
         """
-        for rel in self.read_owned():
-            if rel not in files:
-                (self.root / rel).unlink()
         for rel, data in files.items():
+            if not is_owned(rel):
+                raise ReportError(f"refusing to write {rel!r}: not a generated status file")
             target = self._real_parent(rel) / Path(rel).name
             mode = _lstat_mode(target)
-            if mode is not None and not stat.S_ISREG(mode):
-                _remove(target)
-            elif mode is not None and _read_regular(target) == data:
+            if mode is not None and (data is None or not stat.S_ISREG(mode)):
+                _remove(target)  # unlinks a link itself, never what it points at
+            if data is None:
                 continue
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as f:

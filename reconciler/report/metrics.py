@@ -6,12 +6,17 @@ from collections import Counter as Tally
 from collections.abc import Mapping
 from typing import Protocol
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from reconciler.model.facts import DeviceFacts
+from reconciler.report.writer import WriteResult
 
 __all__ = ["Metrics", "ServedCounts"]
+
+# Fine around one second, where a status commit of a large fleet lands.
+_COMMIT_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5)
+_COMMIT_BUCKETS += (0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class ServedCounts(Protocol):
@@ -48,6 +53,24 @@ class Metrics:
             "gitfirm_image_requests_refused", "Image requests refused", registry=r
         )
         self.image_bytes = Gauge("gitfirm_image_bytes_served", "Image bytes served", registry=r)
+        self.loop_lag = Histogram(
+            "gitfirm_event_loop_lag_seconds",
+            "How late the event loop woke the loop-lag probe (time it was blocked)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.loop_block_max = Gauge(
+            "gitfirm_event_loop_block_max_seconds",
+            "Longest event-loop block seen since the process started",
+            registry=r,
+        )
+        self._longest_block = 0.0
+        self.status_commits = Histogram(
+            "gitfirm_status_commit_seconds",
+            "Time of each status write that made a commit (render, commit, push)",
+            buckets=_COMMIT_BUCKETS,
+            registry=r,
+        )
 
     def pass_done(self, ok: bool) -> None:
         """Count one reconcile pass."""
@@ -56,6 +79,18 @@ class Metrics:
     def transition(self, rollout: str, phase: str) -> None:
         """Count one device transition."""
         self.transitions.labels(rollout, phase).inc()
+
+    def loop_blocked(self, seconds: float) -> None:
+        """Record one loop-lag probe reading."""
+        self.loop_lag.observe(seconds)
+        if seconds > self._longest_block:
+            self._longest_block = seconds
+            self.loop_block_max.set(seconds)
+
+    def status_written(self, result: WriteResult) -> None:
+        """Record one status write; writes that found nothing to commit are not counted."""
+        if result.commit is not None:
+            self.status_commits.observe(result.seconds)
 
     def observed(self, facts: Mapping[str, DeviceFacts]) -> None:
         """Refresh the fleet gauges from an observation."""

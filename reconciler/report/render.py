@@ -41,12 +41,18 @@ from reconciler.sanitize import redact
 __all__ = [
     "VOLATILE_FACTS",
     "build_documents",
+    "compliance_document",
+    "device_path",
     "dump_yaml",
+    "entry_document",
     "is_owned",
     "load_documents",
     "render_files",
     "render_note",
+    "rollout_path",
+    "source_document",
     "stabilize",
+    "stabilize_one",
 ]
 
 VOLATILE_FACTS = frozenset({"health", "rtt_ms"})
@@ -149,37 +155,67 @@ def _compliance_doc(verdicts: Iterable[ComplianceVerdict]) -> dict[str, Any]:
     }
 
 
+def device_path(name: str) -> str:
+    """The status file of one device."""
+    return f"devices/{_file_name(name)}.yaml"
+
+
+def rollout_path(policy: str) -> str:
+    """The status file of one rollout policy."""
+    return f"rollouts/{_file_name(policy)}.yaml"
+
+
+def entry_document(entry: DeviceStatus | RolloutStatus, secrets: tuple[str, ...]) -> Any:
+    """The sanitized document of one device or rollout entry of a snapshot."""
+    if isinstance(entry, DeviceStatus):
+        return _clean(_device_doc(entry), secrets)
+    return _clean(_rollout_doc(entry), secrets)
+
+
+def compliance_document(
+    verdicts: Iterable[ComplianceVerdict], secrets: tuple[str, ...]
+) -> dict[str, Any]:
+    """The sanitized ``compliance.yaml`` document."""
+    return dict(_clean(_compliance_doc(verdicts), secrets))
+
+
+def source_document(snapshot: StatusSnapshot, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The sanitized ``source.yaml`` document: the applied revision and recent refusals."""
+    refused = [{"revision": r.revision, "reason": r.reason} for r in snapshot.refusals]
+    return dict(_clean({"applied": snapshot.desired_revision, "refused": refused}, secrets))
+
+
 def build_documents(snapshot: StatusSnapshot, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """The YAML files of the branch as sanitized plain data, keyed by path."""
     known = tuple(secrets)
     docs: dict[str, Any] = {}
     for device in snapshot.devices:
-        docs[f"devices/{_file_name(device.name)}.yaml"] = _device_doc(device)
+        docs[device_path(device.name)] = entry_document(device, known)
     for rollout in snapshot.rollouts:
-        docs[f"rollouts/{_file_name(rollout.policy)}.yaml"] = _rollout_doc(rollout)
-    docs["compliance.yaml"] = _compliance_doc(snapshot.compliance)
-    docs["source.yaml"] = {
-        "applied": snapshot.desired_revision,
-        "refused": [{"revision": r.revision, "reason": r.reason} for r in snapshot.refusals],
+        docs[rollout_path(rollout.policy)] = entry_document(rollout, known)
+    docs["compliance.yaml"] = compliance_document(snapshot.compliance, known)
+    docs["source.yaml"] = source_document(snapshot, known)
+    return docs
+
+
+def stabilize_one(doc: Any, old: Any) -> Any:
+    """``doc`` with the previous ``observed_at`` kept when its other observed facts equal
+    those of ``old`` (the same document as last written)."""
+    new_obs = doc.get("observed") if isinstance(doc, dict) else None
+    old_obs = old.get("observed") if isinstance(old, dict) else None
+    if not (isinstance(new_obs, dict) and isinstance(old_obs, dict)):
+        return doc
+    same = {k: v for k, v in new_obs.items() if k != "observed_at"} == {
+        k: v for k, v in old_obs.items() if k != "observed_at"
     }
-    return {path: _clean(doc, known) for path, doc in docs.items()}
+    if same and "observed_at" in old_obs:
+        return {**doc, "observed": {**new_obs, "observed_at": old_obs["observed_at"]}}
+    return doc
 
 
 def stabilize(docs: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
     """Keep the previous ``observed_at`` of each device whose other observed facts are equal."""
-    out = dict(docs)
-    for path, doc in docs.items():
-        old = previous.get(path)
-        new_obs = doc.get("observed") if isinstance(doc, dict) else None
-        old_obs = old.get("observed") if isinstance(old, dict) else None
-        if not (isinstance(new_obs, dict) and isinstance(old_obs, dict)):
-            continue
-        same = {k: v for k, v in new_obs.items() if k != "observed_at"} == {
-            k: v for k, v in old_obs.items() if k != "observed_at"
-        }
-        if same and "observed_at" in old_obs:
-            out[path] = {**doc, "observed": {**new_obs, "observed_at": old_obs["observed_at"]}}
-    return out
+    return {path: stabilize_one(doc, previous.get(path)) for path, doc in docs.items()}
 
 
 def dump_yaml(data: Any) -> bytes:

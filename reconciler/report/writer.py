@@ -10,6 +10,9 @@
   pushed with the same retry rule.
 
 Git runs in a worker thread (``asyncio.to_thread``) so the event loop never blocks on it.
+A commit renders and writes only the files whose snapshot entry changed
+(:class:`~reconciler.report.tree.StatusTree`); the tree is re-read from disk after every
+sync and after any failure, so what it holds is always what the checkout holds.
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from reconciler.clock import Clock
 from reconciler.errors import ErrorSummary, PushRejected, ReportError, summarize
 from reconciler.report.gitstore import GitIdentity, GitStore, PushOutcome
 from reconciler.report.message import commit_message
-from reconciler.report.render import load_documents, render_files, render_note
+from reconciler.report.render import render_note
 from reconciler.report.snapshot import RolloutStatus, StatusSnapshot
+from reconciler.report.tree import StatusTree
 
 __all__ = ["StatusWriter", "WriteResult", "WriterSettings"]
 
@@ -65,6 +68,8 @@ class WriteResult:
     pushed: bool
     attempts: int
     error: ErrorSummary | None = None
+    seconds: float = 0.0
+    """Time the write took on the injected clock (render, commit and every push)."""
 
 
 ResultSink = Callable[[WriteResult], Awaitable[None] | None]
@@ -103,7 +108,8 @@ class StatusWriter:
         self._not_before = float("-inf")
         self._notes: list[tuple[str, str]] = []
         self._opened = False
-        self._parsed: dict[str, tuple[bytes, Any]] = {}
+        self._tree = StatusTree(self._secrets)
+        self._tree_fresh = False
 
     def __repr__(self) -> str:
         return f"StatusWriter(branch={self.settings.branch!r}, workdir={self.store.root!s})"
@@ -114,8 +120,13 @@ class StatusWriter:
             await self._open()
 
     async def _open(self) -> None:
+        self._tree_fresh = False
         await asyncio.to_thread(self.store.open)
         self._opened = True
+
+    async def _sync(self) -> None:
+        self._tree_fresh = False
+        await asyncio.to_thread(self.store.sync)
 
     # -- coalesced writes ---------------------------------------------------------------------
 
@@ -139,8 +150,10 @@ class StatusWriter:
         snapshot, self._pending = self._pending, None
         if snapshot is None:
             return None
+        started = self._clock.monotonic()
         try:
             result = await self.write(snapshot)
+            result = replace(result, seconds=self._clock.monotonic() - started)
         except ReportError as exc:
             # Keep it pending (unless newer state came in) and try again after an interval.
             if self._pending is None:
@@ -170,31 +183,25 @@ class StatusWriter:
     # -- one write ------------------------------------------------------------------------------
 
     def _commit(self, snapshot: StatusSnapshot) -> str | None:
-        """Render ``snapshot`` over the work tree and commit when any generated file changed."""
-        old = self.store.read_owned()
-        previous = self._documents(old)
-        files = render_files(snapshot, self._secrets, previous)
-        changed = sorted(p for p in old.keys() | files.keys() if old.get(p) != files.get(p))
-        # Links that sync dropped from an untrusted branch leave it in a commit even when
-        # every generated file is unchanged.
-        if not changed and not self.store.untrusted:
-            return None
-        before = {p: previous[p] for p in changed if p in previous}
-        after = load_documents({p: files[p] for p in changed if p in files})
-        message = commit_message(snapshot.desired_revision, before, after, self._secrets)
-        self.store.write_files(files)
-        return self.store.commit_if_changed(message, self._clock.now())
-
-    def _documents(self, files: dict[str, bytes]) -> dict[str, Any]:
-        """Parse the checked-out files, reusing the parse of any file whose bytes are known."""
-        misses = {p: b for p, b in files.items() if self._parsed.get(p, (None,))[0] != b}
-        parsed = load_documents(misses)
-        self._parsed = {
-            p: (b, parsed[p] if p in misses else self._parsed[p][1])
-            for p, b in files.items()
-            if p in parsed or p not in misses
-        }
-        return {p: doc for p, (_, doc) in self._parsed.items()}
+        """Write the files ``snapshot`` changes and commit them; None when nothing changed."""
+        if not self._tree_fresh:
+            self._tree.load(self.store.read_owned())
+            self._tree_fresh = True
+        try:
+            change = self._tree.change(snapshot)
+            # Links that sync dropped from an untrusted branch leave it in a commit even when
+            # every generated file is unchanged.
+            if not change.files and not self.store.untrusted:
+                return None
+            message = commit_message(
+                snapshot.desired_revision, change.before, change.after, self._secrets
+            )
+            self.store.write_files(change.files)
+            self._tree.apply(change)
+            return self.store.commit_if_changed(message, self._clock.now())
+        except BaseException:
+            self._tree_fresh = False  # the work tree may hold part of the change
+            raise
 
     def _delay(self, attempt: int) -> float:
         cap = min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2**attempt)
@@ -220,7 +227,7 @@ class StatusWriter:
                 if attempt == attempts:
                     raise PushRejected(f"status push rejected {attempts} times; will retry later")
                 await self._clock.sleep(self._delay(attempt))
-                await asyncio.to_thread(self.store.sync)
+                await self._sync()
                 commit = await asyncio.to_thread(self._commit, self._latest)
             return WriteResult(commit, False, 0)
 

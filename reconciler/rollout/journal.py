@@ -223,6 +223,20 @@ class Journal:
             for r in reversed(rows)
         ]
 
+    def prune(self, before: datetime) -> int:
+        """Delete events older than ``before`` (timezone-aware); returns how many.
+
+        Device and rollout records are kept whatever their age: they are the current state.
+        Times are compared as instants (``julianday`` reads the stored UTC offsets).
+        """
+        if before.tzinfo is None:
+            raise ValueError("prune needs a timezone-aware time")
+        with self._transaction():
+            done = self._db.execute(
+                "DELETE FROM events WHERE julianday(time) < julianday(?)", (before.isoformat(),)
+            )
+        return done.rowcount
+
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
 

@@ -1,0 +1,111 @@
+"""The status branch's generated files, kept in memory between commits.
+
+Rendering, parsing and comparing every file of a 10,000-device branch on each commit costs
+seconds, while a transition changes one device file, one rollout file and the README.
+:class:`StatusTree` keeps the files as last written (bytes and parsed documents) and the
+snapshot entry each one was rendered from. An entry that is the very object rendered last
+time (the daemon's StatusBook reuses unchanged entries; they are frozen) is not rendered
+again. The bytes are those :func:`~reconciler.report.render.render_files` makes of the
+snapshot over the same checkout; only the work differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.report.readme import render_readme
+from reconciler.report.render import (
+    compliance_document,
+    device_path,
+    dump_yaml,
+    entry_document,
+    load_documents,
+    rollout_path,
+    source_document,
+    stabilize_one,
+)
+from reconciler.report.snapshot import DeviceStatus, RolloutStatus, StatusSnapshot
+from reconciler.sanitize import redact
+
+__all__ = ["StatusTree", "TreeChange"]
+
+# Files every snapshot writes; device and rollout files come and go with their entries.
+_FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml"})
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChange:
+    """What one snapshot changes: new bytes per path (None deletes the file), the parsed
+    documents before and after for the commit message, and what each was rendered from."""
+
+    files: dict[str, bytes | None]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    sources: dict[str, object]
+
+
+class StatusTree:
+    """The generated files of one checkout, as last written."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(secrets)
+        self.files: dict[str, bytes] = {}
+        self.docs: dict[str, Any] = {}
+        self._sources: dict[str, object] = {}
+
+    def load(self, files: Mapping[str, bytes]) -> None:
+        """Start again from the files of a checkout (after a clone, a reset, a failure)."""
+        self.files = dict(files)
+        self.docs = load_documents(self.files)
+        self._sources = {}
+
+    def change(self, snapshot: StatusSnapshot) -> TreeChange:
+        """The files ``snapshot`` changes; nothing is applied until :meth:`apply`."""
+        known = self._secrets
+        rendered: dict[str, tuple[object, Any]] = {}
+        paths: set[str] = set(_FIXED)
+        entries: list[tuple[str, DeviceStatus | RolloutStatus]]
+        entries = [(device_path(d.name), d) for d in snapshot.devices]
+        entries += [(rollout_path(r.policy), r) for r in snapshot.rollouts]
+        for path, entry in entries:
+            paths.add(path)
+            if self._sources.get(path) is not entry:
+                doc = stabilize_one(entry_document(entry, known), self.docs.get(path))
+                rendered[path] = (entry, doc)
+        if self._sources.get("compliance.yaml") is not snapshot.compliance:
+            doc = compliance_document(snapshot.compliance, known)
+            rendered["compliance.yaml"] = (snapshot.compliance, doc)
+        rendered["source.yaml"] = (None, source_document(snapshot, known))
+
+        files: dict[str, bytes | None] = {}
+        sources: dict[str, object] = {}
+        for path, (source, doc) in rendered.items():
+            data = dump_yaml(doc)
+            if self.files.get(path) != data:
+                files[path] = data
+            if source is not None:
+                sources[path] = source
+        files |= {p: None for p in self.files if p not in paths}
+        # The documents as rendered, not parsed back: YAML's Python constructor would cost
+        # as much as the rendering (render_files builds the README from them too).
+        after = {p: doc for p, (_, doc) in rendered.items() if files.get(p) is not None}
+        docs = {p: d for p, d in {**self.docs, **after}.items() if files.get(p, b"") is not None}
+        readme = redact(render_readme(snapshot.desired_revision, docs), known).encode("utf-8")
+        if self.files.get("README.md") != readme:
+            files["README.md"] = readme
+        before = {p: self.docs[p] for p in files if p in self.docs}
+        return TreeChange(files, before, after, sources)
+
+    def apply(self, change: TreeChange) -> None:
+        """Record that ``change`` is now in the work tree."""
+        for path, data in change.files.items():
+            if data is None:
+                self.files.pop(path, None)
+                self.docs.pop(path, None)
+                self._sources.pop(path, None)
+            else:
+                self.files[path] = data
+        self.docs |= change.after
+        self._sources |= change.sources

@@ -1,0 +1,91 @@
+"""A status commit touches only what changed: real git, counted work, identical bytes.
+
+With a fleet on the branch, a transition of one device must render that device's file
+(and the README), not every device's, and must not read the whole checkout back. The
+counts come from counting wrappers around the real functions; the bytes pushed must be
+exactly what a full render of the same snapshot gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.clock import FakeClock
+from reconciler.report import render
+from reconciler.report.render import render_files
+from reconciler.report.snapshot import DeviceStatus, PhaseChange
+from reconciler.report.writer import StatusWriter, WriterSettings
+from tests.support.gitrepo import git
+from tests.support.report import T0, ConfigRemote, show, snapshot
+
+FLEET = 200
+
+
+def counting(calls: list[int], real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, counting its calls in ``calls[0]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_one_transition_renders_and_reads_one_device(
+    remote: ConfigRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    writer = StatusWriter(
+        WriterSettings(remote=str(remote.path), workdir=tmp_path / "clone"), clock=clock
+    )
+    await writer.open()
+    first = snapshot(remote.revision, {f"r{i:03d}": "pending" for i in range(FLEET)})
+    assert (await writer.write(first)).pushed
+
+    moved = dataclasses.replace(
+        first.devices[7], phase="stage", last_transition=PhaseChange("pending", "stage", T0)
+    )
+    devices: tuple[DeviceStatus, ...] = (*first.devices[:7], moved, *first.devices[8:])
+    second = dataclasses.replace(first, devices=devices)
+
+    rendered, reads = [0], [0]
+    monkeypatch.setattr(render, "_device_doc", counting(rendered, render._device_doc))
+    monkeypatch.setattr(Path, "read_bytes", counting(reads, Path.read_bytes))
+    result = await writer.write(second)
+    monkeypatch.undo()
+
+    assert result.commit and result.pushed
+    assert rendered[0] == 1, rendered  # the one device that changed
+    assert reads[0] == 0, reads  # the writer knows what its checkout holds
+    touched = git(remote.path, "show", "--name-only", "--format=", "status").split()
+    assert touched == ["README.md", "devices/r007.yaml"]
+    for path, data in render_files(second).items():
+        assert show(remote.path, "status", path).strip() == data.decode().strip(), path
+
+
+async def test_after_a_lost_race_the_tree_is_read_again(
+    remote: ConfigRemote, tmp_path: Path
+) -> None:
+    """Another writer moved the branch: the regenerated commit is a full, exact render."""
+    clock = FakeClock(autojump=True)  # the retry delay passes at once
+    settings = WriterSettings(remote=str(remote.path), workdir=tmp_path / "a")
+    ours = StatusWriter(settings, clock=clock)
+    theirs = StatusWriter(dataclasses.replace(settings, workdir=tmp_path / "b"), clock=clock)
+    await ours.open()
+    await theirs.open()
+    base = snapshot(remote.revision, {"r1": "pending", "r2": "pending"})
+    assert (await ours.write(base)).pushed
+    await theirs.open()
+    assert (await theirs.write(snapshot(remote.revision, {"r1": "done", "r3": "stage"}))).pushed
+    final = snapshot(remote.revision, {"r1": "stage", "r2": "stage"})
+    result = await ours.write(final)
+    assert result.pushed and result.attempts == 2
+    tree = git(remote.path, "ls-tree", "-r", "--name-only", "status").split()
+    assert tree == sorted(render_files(final))
+    for path, data in render_files(final).items():
+        assert show(remote.path, "status", path).strip() == data.decode().strip(), path
