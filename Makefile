@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 SRC := reconciler tests bench
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: lint typecheck unit
 bench: $(BIN)/.installed
 	# As modules: the benches share loopback helpers with the tests (tests.support).
 	for b in bench/*_bench.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+
+# requirements.lock: what the container image installs (--require-hashes), for the Python
+# of its base image. Run after changing dependencies in pyproject.toml.
+LOCK_PYTHON := 3.12
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml --python-version $(LOCK_PYTHON) --generate-hashes \
+		--custom-compile-command 'make lock' --quiet -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -875,6 +875,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     settings = _run_settings(args)
     _preflight(settings)
+    # `gitfirm health` (the container's HEALTHCHECK) probes the port this run listens on.
+    (settings.state_dir / _LISTEN_FILE).write_text(settings.listen + "\n", encoding="utf-8")
     formatter = configure_json_logging()
 
     async def serve() -> None:
@@ -914,6 +916,41 @@ def _cmd_access_pin(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_access)
+
+_LISTEN_FILE = "listen"
+"""In the state dir: the ``host:port`` the last ``gitfirm run`` on it listens on."""
+
+
+def _register_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health", help="exit 0 when the daemon using a state dir answers /healthz (HEALTHCHECK)"
+    )
+    p.add_argument("--state-dir", type=Path, required=True, help="the daemon's state dir")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.set_defaults(handler=_cmd_health)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        listen = (args.state_dir / _LISTEN_FILE).read_text("utf-8").strip()
+    except OSError:
+        raise _Fail(f"no gitfirm run has used {args.state_dir}: start one with it") from None
+    host, _, port = listen.rpartition(":")
+    # A wildcard address is reached on loopback; an IPv6 literal keeps its brackets.
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+    url = f"http://{host}:{port}/healthz"
+    try:
+        answer = httpx.get(url, timeout=args.timeout)
+    except httpx.HTTPError as e:
+        raise _Fail(f"{url} did not answer ({type(e).__name__}): is gitfirm run up?", 1) from None
+    if answer.status_code != 200:
+        raise _Fail(f"{url} answered {answer.status_code}: {answer.text.strip()}", 1)
+    return 0
+
+
+_COMMANDS.append(_register_health)
 
 
 def _register_backup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -988,11 +1025,18 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--example",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "example-repo",
+        default=_example_repo(),
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
     p.set_defaults(handler=_cmd_demo)
+
+
+def _example_repo() -> Path:
+    """example-repo/ of a source checkout, else the copy an install put in <prefix>/share."""
+    checkout = Path(__file__).resolve().parents[1] / "example-repo"
+    installed = Path(sys.prefix) / "share" / "gitfirm" / "example-repo"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
