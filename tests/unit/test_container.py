@@ -50,7 +50,8 @@ def _pins() -> dict[str, tuple[str, int]]:
 def test_lock_satisfies_pyproject_for_the_image_python() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
     pins = _pins()
-    env = {**default_environment(), "python_version": _lock_python()}
+    env = {k: str(v) for k, v in default_environment().items()}
+    env["python_version"] = _lock_python()
     assert all(hashes > 0 for _, hashes in pins.values())
     for text in project["dependencies"]:
         req = Requirement(text)
