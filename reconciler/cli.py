@@ -154,6 +154,39 @@ def _register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "dir", nargs="?", default="schema", help="output directory (default: schema)"
     )
     export.set_defaults(handler=_cmd_schema_export)
+    reference = actions.add_parser(
+        "reference", help="write the Markdown reference of every kind and run setting"
+    )
+    reference.add_argument(
+        "--out", type=Path, default=Path("docs/reference.md"), help="(default: docs/reference.md)"
+    )
+    reference.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when --out is stale"
+    )
+    reference.set_defaults(handler=_cmd_schema_reference)
+
+
+def _cmd_schema_reference(args: argparse.Namespace) -> int:
+    import json
+
+    from reconciler.daemon import DaemonSettings
+    from reconciler.model.reference import render_reference
+    from reconciler.model.schema import render_schemas
+
+    kinds = {
+        kind: json.loads(render_schemas()[file])
+        for kind, file in json.loads(render_schemas()["index.json"])["kinds"].items()
+    }
+    text = render_reference(kinds, DaemonSettings.model_json_schema(mode="validation"))
+    if args.check:
+        current = args.out.read_text("utf-8") if args.out.exists() else ""
+        if current != text:
+            raise _Fail(f"{args.out} is stale: run gitfirm schema reference", code=1)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _cmd_schema_export(args: argparse.Namespace) -> int:
@@ -729,7 +762,7 @@ _COMMANDS.append(_register_image)
 _RUN_ENV = """environment (values are secrets; each name can be changed where shown):
   VYOS_API_KEY_<NAME>           a device's API key, named by its credentials.apiKey
                                 {env: ...}; the prefix is --secret-env-prefix
-  GITFIRM_WEBHOOK_SECRET        shared secret of the /hooks/<forge> webhooks
+  GITFIRM_WEBHOOK_SECRET        shared secret of the /webhooks/<forge> webhooks
   GITFIRM_WEBHOOK_SECRET_GITHUB, _GITLAB, _GITEA
                                 a forge's own secret, preferred to the shared one
                                 (the prefix is the webhook_secret_env setting)
