@@ -773,9 +773,9 @@ _RUN_ENV = """environment (values are secrets; each name can be changed where sh
   GITFIRM_CACHE                 gitfirm image ...: the image store (--cache-dir)
   GIT_SSH_COMMAND, HOME         git's own: the SSH command and ~/.ssh, ~/.git-credentials
 
---config FILE holds the same settings as YAML, by their names below (repo, state_dir,
-listen, ..., secrets: {env_prefix, secrets_dir}); a flag given too wins. Print every
-setting with: gitfirm schema reference.
+--config FILE holds the same settings as YAML, by name (repo, state_dir, listen, ...,
+secrets: {env_prefix, secrets_dir}); a flag given too wins. docs/reference.md lists
+every setting (gitfirm schema reference writes it).
 """
 
 # Flags of `gitfirm run` that are settings of the same name (the rest are mapped below).
