@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 SRC := reconciler tests bench
 
-.PHONY: demo test lint typecheck unit bench chaos clean
+.PHONY: demo test lint typecheck unit bench chaos clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ bench: $(BIN)/.installed
 # (default 40), CHAOS_DURATION and CHAOS_KEEP=1 select the run (see tests/chaos/__main__.py).
 chaos: $(BIN)/.installed
 	$(BIN)/python -m tests.chaos
+
+# requirements.lock: what the container image installs (--require-hashes), for the Python
+# of its base image. Run after changing dependencies in pyproject.toml.
+LOCK_PYTHON := 3.12
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml --python-version $(LOCK_PYTHON) --generate-hashes \
+		--custom-compile-command 'make lock' --quiet -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

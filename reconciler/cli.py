@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
     from rich.progress import TaskID
 
+    from reconciler.daemon import DaemonSettings
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
+    from reconciler.model.loader import LoadResult
     from reconciler.model.state import DesiredState
     from reconciler.secrets import SecretPolicy
 
@@ -28,7 +32,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitfirm", description="GitOps reconciler for VyOS router firmware."
     )
-    parser.add_argument("--version", action="version", version=f"gitfirm {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--debug", action="store_true", help="print a traceback for an unexpected failure"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in _COMMANDS:
         register(sub)
@@ -39,8 +46,28 @@ def _build_parser() -> argparse.ArgumentParser:
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
+def _version() -> str:
+    from reconciler.rollout.formats import JOURNAL_FORMAT, STATE_FORMAT
+
+    return f"gitfirm {__version__} (state format {STATE_FORMAT}, journal format {JOURNAL_FORMAT})"
+
+
+class _Fail(Exception):
+    """An expected failure: one ``error:`` line (with the next step) and an exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    An expected failure is one ``error:`` line on stderr that names the next step: exit 2
+    when the invocation or the configuration must change, 1 when something outside failed
+    (a remote, a device). A traceback is printed only with ``--debug``.
+    """
+    from reconciler.errors import GitfirmError, summarize
     from reconciler.runtime import tune_gc
 
     parser = _build_parser()
@@ -52,6 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except _Fail as e:
+        _error(str(e))
+        return 1 if args.command == "plan" else e.code  # plan's 2 means "changes"
+    except (GitfirmError, OSError) as e:
+        if args.debug:
+            raise
+        _error(summarize(e).message)
+        return 1
+    except Exception as e:
+        if args.debug:
+            raise
+        _error(f"unexpected {summarize(e).message}; run again with --debug and report it")
+        return 1
+
+
+def _error(message: str) -> None:
+    """Print ``message`` as one ``error:`` line (git and others answer on several)."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +155,39 @@ def _register_schema(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "dir", nargs="?", default="schema", help="output directory (default: schema)"
     )
     export.set_defaults(handler=_cmd_schema_export)
+    reference = actions.add_parser(
+        "reference", help="write the Markdown reference of every kind and run setting"
+    )
+    reference.add_argument(
+        "--out", type=Path, default=Path("docs/reference.md"), help="(default: docs/reference.md)"
+    )
+    reference.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when --out is stale"
+    )
+    reference.set_defaults(handler=_cmd_schema_reference)
+
+
+def _cmd_schema_reference(args: argparse.Namespace) -> int:
+    import json
+
+    from reconciler.daemon import DaemonSettings
+    from reconciler.model.reference import render_reference
+    from reconciler.model.schema import render_schemas
+
+    kinds = {
+        kind: json.loads(render_schemas()[file])
+        for kind, file in json.loads(render_schemas()["index.json"])["kinds"].items()
+    }
+    text = render_reference(kinds, DaemonSettings.model_json_schema(mode="validation"))
+    if args.check:
+        current = args.out.read_text("utf-8") if args.out.exists() else ""
+        if current != text:
+            raise _Fail(f"{args.out} is stale: run gitfirm schema reference", code=1)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _cmd_schema_export(args: argparse.Namespace) -> int:
@@ -216,14 +294,9 @@ def _cmd_observe(args: argparse.Namespace) -> int:
     from reconciler.devices.fleet import endpoints_for, facts_table
     from reconciler.devices.observe import ObserveSettings, observation_document, observe
     from reconciler.devices.transport import make_http_client
-    from reconciler.model.loader import load_repository
 
-    root = Path(args.dir)
-    loaded = load_repository(root)
-    if loaded.state is None:
-        for error in loaded.errors:
-            print(error, file=sys.stderr)
-        return 2
+    loaded = _load_config_dir(Path(args.dir))
+    assert loaded.state is not None
     clock = SystemClock()
     started = clock.now()
     endpoints, facts = endpoints_for(
@@ -243,13 +316,47 @@ def _cmd_observe(args: argparse.Namespace) -> int:
         print(json.dumps(observation_document(facts, started), indent=2, sort_keys=True))
     else:
         Console().print(facts_table(facts))
+    _check_keys(facts)
     return 0
+
+
+def _load_config_dir(root: Path) -> LoadResult:
+    """Load a config repository directory for ``plan`` or ``observe``, or fail with one line."""
+    from reconciler.model.loader import load_repository
+
+    if not root.is_dir():
+        raise _Fail(f"no config repository at {root}: give the path of a clone of it")
+    loaded = load_repository(root, revision=_checkout_revision(root))
+    if loaded.state is None or loaded.errors:
+        first = loaded.errors[0] if loaded.errors else "cannot load"
+        more = f" (and {len(loaded.errors) - 1} more)" if len(loaded.errors) > 1 else ""
+        raise _Fail(f"{first}{more}; see them all with: gitfirm validate {root}")
+    if not loaded.files:
+        raise _Fail(f"{root} holds no gitfirm documents: give the config repository's directory")
+    return loaded
+
+
+def _check_keys(facts: Mapping[str, DeviceFacts]) -> None:
+    """Fail when some devices could not be asked because their API key is not usable."""
+    keyless = {n: f.error for n, f in sorted(facts.items()) if (f.error or "").startswith(_KEY)}
+    if keyless:
+        name, why = next(iter(keyless.items()))
+        more = f" and {len(keyless) - 1} more" if len(keyless) > 1 else ""
+        raise _Fail(
+            f"{len(keyless)} of {len(facts)} devices have no usable API key ({name}: "
+            f"{(why or '').removeprefix(_KEY)}{more}); set the variables named by their "
+            "credentials.apiKey (see gitfirm run --help) and run again",
+            code=1,
+        )
+
+
+_KEY = "credentials: "
 
 
 _COMMANDS.append(_register_observe)
 
 
-def _secret_flags() -> argparse.ArgumentParser:
+def _secret_flags(*, defaults: bool = True) -> argparse.ArgumentParser:
     """``--secret-env-prefix`` and ``--secrets-dir``: the operator's allowlist of the secrets
     a Device may name (set here, never in Git)."""
     from reconciler.secrets import DEFAULT_ENV_PREFIX
@@ -257,7 +364,7 @@ def _secret_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
         "--secret-env-prefix",
-        default=DEFAULT_ENV_PREFIX,
+        default=DEFAULT_ENV_PREFIX if defaults else None,
         metavar="PREFIX",
         help=f"an apiKey {{env: NAME}} must start with this (default {DEFAULT_ENV_PREFIX})",
     )
@@ -277,8 +384,7 @@ def _secret_policy(args: argparse.Namespace) -> SecretPolicy:
     try:
         return SecretPolicy(env_prefix=args.secret_env_prefix, secrets_dir=args.secrets_dir)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise _Fail(str(e)) from None
 
 
 def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -362,16 +468,11 @@ def _checkout_revision(root: Path) -> str:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from reconciler.model.loader import load_repository
     from reconciler.planning.planner import plan
     from reconciler.planning.render import render
 
-    root = Path(args.dir)
-    loaded = load_repository(root, revision=_checkout_revision(root))
-    if loaded.state is None or loaded.errors:
-        for error in loaded.errors:
-            print(f"error: {error}", file=sys.stderr)
-        return 1
+    loaded = _load_config_dir(Path(args.dir))
+    assert loaded.state is not None
     try:
         now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
         now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -407,11 +508,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from reconciler.errors import ReportError
     from reconciler.report.view import fetch_view, print_view, view_document
 
+    _probe(
+        args.repo,
+        args.branch,
+        next_step="gitfirm run creates it on its first pass; or name another with --branch",
+    )
     try:
         view = fetch_view(args.repo, args.branch)
     except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        _error(str(exc))
+        return 1
     if args.format == "json":
         print(json.dumps(view_document(view), indent=2, sort_keys=True))
     else:
@@ -420,6 +526,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_status)
+
+
+def _probe(repo: str, branch: str, next_step: str = "") -> None:
+    """Check ``repo`` has ``branch``; a failure is one line (exit 1 when unreachable)."""
+    from reconciler.errors import SourceError
+    from reconciler.source.remote import MISSING_BRANCH, probe_branch
+
+    try:
+        probe_branch(repo, branch, next_step=next_step or MISSING_BRANCH)
+    except SourceError as e:
+        raise _Fail(e.message, code=1 if e.reason == "unreachable" else 2) from None
 
 
 def _register_image(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -643,25 +760,62 @@ def _cmd_image_import(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_image)
 
 
+_RUN_ENV = """environment (values are secrets; each name can be changed where shown):
+  VYOS_API_KEY_<NAME>           a device's API key, named by its credentials.apiKey
+                                {env: ...}; the prefix is --secret-env-prefix
+  GITFIRM_WEBHOOK_SECRET        shared secret of the /webhooks/<forge> webhooks
+  GITFIRM_WEBHOOK_SECRET_GITHUB, _GITLAB, _GITEA
+                                a forge's own secret, preferred to the shared one
+                                (the prefix is the webhook_secret_env setting)
+  GITFIRM_BACKUP_KEY            base64 AES key of the config backups (backup_key_env);
+                                unset: a key is generated in the state dir
+  GITFIRM_OPERATOR_TOKEN        bearer token of / and /metrics (--operator-token-env)
+  GITFIRM_API_KEY               gitfirm backup restore: the device's key (--api-key-env)
+  GITFIRM_CACHE                 gitfirm image ...: the image store (--cache-dir)
+  GIT_SSH_COMMAND, HOME         git's own: the SSH command and ~/.ssh, ~/.git-credentials
+
+--config FILE holds the same settings as YAML, by name (repo, state_dir, listen, ...,
+secrets: {env_prefix, secrets_dir}); a flag given too wins. docs/reference.md lists
+every setting (gitfirm schema reference writes it).
+"""
+
+# Flags of `gitfirm run` that are settings of the same name (the rest are mapped below).
+_RUN_FLAGS = (
+    "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
+    "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
+    "operator_token_env", "operator_listen",
+)  # fmt: skip
+
+
 def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", parents=[_secret_flags()], help="run the reconciler daemon")
-    p.add_argument("--repo", required=True, help="config repository URL or path")
-    p.add_argument("--branch", default="main")
-    p.add_argument("--status-branch", default="status")
-    p.add_argument("--listen", default="127.0.0.1:8080", help="host:port of the HTTP port")
+    # Defaults live in DaemonSettings: a flag left out (None) does not override --config.
+    p = sub.add_parser(
+        "run",
+        parents=[_secret_flags(defaults=False)],
+        help="run the reconciler daemon",
+        epilog=_RUN_ENV,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML file of settings")
+    p.add_argument("--repo", help="config repository URL or path (required)")
+    p.add_argument("--branch", help="branch of desired state (default main)")
+    p.add_argument("--status-branch", help="branch status is written to (default status)")
+    p.add_argument("--listen", help="host:port of the HTTP port (default 127.0.0.1:8080)")
     p.add_argument("--public-url", help="base URL devices fetch images from")
-    p.add_argument("--state-dir", required=True, type=Path, help="mirror, journal, images")
-    p.add_argument("--poll-interval", type=float, default=60.0, help="seconds (default 60)")
-    p.add_argument("--observe-interval", type=float, default=300.0, help="seconds (default 300)")
-    p.add_argument("--status-coalesce", type=float, default=10.0, help="seconds (default 10)")
-    p.add_argument("--access-pin", help="fingerprint of the first trusted AccessPolicy")
+    p.add_argument("--state-dir", type=Path, help="mirror, journal, images (required)")
+    p.add_argument("--poll-interval", type=float, help="seconds (default 60)")
+    p.add_argument("--observe-interval", type=float, help="seconds (default 300)")
+    p.add_argument("--status-coalesce", type=float, help="seconds (default 10)")
+    p.add_argument(
+        "--access-pin", help="fingerprint of the first trusted AccessPolicy (gitfirm access pin)"
+    )
     p.add_argument("--status-signing-key", type=Path, help="SSH key that signs status commits")
-    p.add_argument("--backup-keep", type=int, default=30, help="config backups kept per device")
+    p.add_argument("--backup-keep", type=int, help="config backups kept per device (default 30)")
     p.add_argument(
         "--operator-token-env",
-        default="GITFIRM_OPERATOR_TOKEN",
         metavar="VAR",
-        help="env var holding the bearer token / and /metrics require",
+        help="env var holding the bearer token / and /metrics require "
+        "(default GITFIRM_OPERATOR_TOKEN)",
     )
     p.add_argument(
         "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
@@ -673,48 +827,103 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--no-watch",
-        action="store_true",
+        action="store_const",
+        const=True,
         help="do not watch a local repository path for changes (polling only)",
     )
     p.set_defaults(handler=_cmd_run)
+
+
+def _run_settings(args: argparse.Namespace) -> DaemonSettings:
+    """DaemonSettings from ``--config`` and the flags given (a flag wins); one line if invalid."""
+    import yaml
+    from pydantic import ValidationError
+
+    from reconciler.daemon import DaemonSettings
+
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            loaded = yaml.safe_load(args.config.read_text("utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise _Fail(f"cannot read --config {args.config}: {e}") from None
+        if not isinstance(loaded, dict):
+            raise _Fail(f"--config {args.config} must be a mapping of settings")
+        values = dict(loaded)
+    values.update({k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None})
+    if args.no_watch:
+        values["watch_local"] = False
+    secrets = dict(values.get("secrets") or {})
+    if args.secret_env_prefix is not None:
+        secrets["env_prefix"] = args.secret_env_prefix
+    if args.secrets_dir is not None:
+        secrets["secrets_dir"] = args.secrets_dir
+    if secrets:
+        values["secrets"] = secrets
+    if args.rollout_timings is not None:
+        try:
+            timings = json.loads(args.rollout_timings)
+        except ValueError as e:
+            raise _Fail(f"--rollout-timings is not JSON ({e}); give an object in seconds") from None
+        if not isinstance(timings, dict):
+            raise _Fail("--rollout-timings must be a JSON object of RolloutSettings fields")
+        values["rollout"] = {**dict(values.get("rollout") or {}), **timings}
+    try:
+        return DaemonSettings.model_validate(values)
+    except ValidationError as e:
+        raise _Fail(_settings_problem(e, args.config)) from None
+
+
+def _settings_problem(error: ValidationError, config: Path | None) -> str:
+    """The first problem of a settings validation, by setting name, with the next step."""
+    problems = error.errors(include_url=False, include_input=False)
+    # An unknown key first: it is often a misspelt required one.
+    first = min(problems, key=lambda p: p["type"] != "extra_forbidden")
+    key = ".".join(str(part) for part in first["loc"])
+    where = f" in {config}" if config else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {key!r}{where}; the settings are listed by: gitfirm run --help"
+    if first["type"] == "missing":
+        flag = "--" + key.replace("_", "-")
+        return f"{key} is not set: give {flag}, or {key}: in --config"
+    return f"setting {key}{where}: {first['msg']}"
+
+
+def _preflight(settings: DaemonSettings) -> None:
+    """Refuse, in one line, to start a daemon that could never reconcile anything."""
+    from reconciler.errors import SourceError
+    from reconciler.rollout.formats import check_state_dir
+    from reconciler.source.git import Mirror
+    from reconciler.source.remote import unpinned_policy
+
+    check_state_dir(settings.state_dir)
+    _probe(settings.repo, settings.branch)
+    if settings.access_pin is not None:
+        return
+    mirror = Mirror(settings.repo, settings.state_dir / "source", settings.branch)
+    try:
+        policy = unpinned_policy(mirror)
+    except SourceError as e:
+        raise _Fail(e.message, code=1) from None
+    if policy is not None:
+        raise _Fail(
+            f"{settings.branch} declares an AccessPolicy ({policy}) but no --access-pin is "
+            "given, so every revision would be refused: print the pin with "
+            "`gitfirm access pin <clone>` and pass it as --access-pin"
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from pydantic import ValidationError
-
-    from reconciler.daemon import Daemon, DaemonSettings
+    from reconciler.daemon import Daemon
     from reconciler.logs import configure_json_logging
-    from reconciler.rollout.model import RolloutSettings
 
-    try:
-        timings = RolloutSettings.model_validate_json(args.rollout_timings or "{}")
-    except ValidationError as e:
-        where = ".".join(str(p) for p in e.errors()[0]["loc"]) or "value"
-        print(f"error: --rollout-timings: {where}: {e.errors()[0]['msg']}; give a JSON "
-              "object of RolloutSettings fields in seconds", file=sys.stderr)  # fmt: skip
-        return 1
-    settings = DaemonSettings(
-        repo=args.repo,
-        branch=args.branch,
-        status_branch=args.status_branch,
-        listen=args.listen,
-        public_url=args.public_url,
-        state_dir=args.state_dir,
-        poll_interval=args.poll_interval,
-        observe_interval=args.observe_interval,
-        status_coalesce=args.status_coalesce,
-        access_pin=args.access_pin,
-        status_signing_key=args.status_signing_key,
-        watch_local=not args.no_watch,
-        secrets=_secret_policy(args),
-        operator_token_env=args.operator_token_env,
-        operator_listen=args.operator_listen,
-        backup_keep=args.backup_keep,
-        rollout=timings,
-    )
+    settings = _run_settings(args)
+    _preflight(settings)
+    # `gitfirm health` (the container's HEALTHCHECK) probes the port this run listens on.
+    (settings.state_dir / _LISTEN_FILE).write_text(settings.listen + "\n", encoding="utf-8")
     formatter = configure_json_logging()
 
     async def serve() -> None:
@@ -731,6 +940,64 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_run)
+
+
+def _register_access(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("access", help="the AccessPolicy of a config repository")
+    actions = p.add_subparsers(dest="access_command", required=True)
+    pin = actions.add_parser("pin", help="print the fingerprint gitfirm run --access-pin takes")
+    pin.add_argument("dir", nargs="?", default=".", help="config repository (default: .)")
+    pin.set_defaults(handler=_cmd_access_pin)
+
+
+def _cmd_access_pin(args: argparse.Namespace) -> int:
+    from reconciler.source.policy import policy_fingerprint
+
+    loaded = _load_config_dir(Path(args.dir))
+    assert loaded.state is not None
+    policies = list(loaded.state.access_policies.values())
+    if not policies:
+        raise _Fail(f"{args.dir} has no AccessPolicy: gitfirm run needs no --access-pin")
+    print(policy_fingerprint(policies[0]))
+    return 0
+
+
+_COMMANDS.append(_register_access)
+
+_LISTEN_FILE = "listen"
+"""In the state dir: the ``host:port`` the last ``gitfirm run`` on it listens on."""
+
+
+def _register_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "health", help="exit 0 when the daemon using a state dir answers /healthz (HEALTHCHECK)"
+    )
+    p.add_argument("--state-dir", type=Path, required=True, help="the daemon's state dir")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.set_defaults(handler=_cmd_health)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        listen = (args.state_dir / _LISTEN_FILE).read_text("utf-8").strip()
+    except OSError:
+        raise _Fail(f"no gitfirm run has used {args.state_dir}: start one with it") from None
+    host, _, port = listen.rpartition(":")
+    # A wildcard address is reached on loopback; an IPv6 literal keeps its brackets.
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "[::]": "[::1]", "::": "[::1]"}.get(host, host)
+    url = f"http://{host}:{port}/healthz"
+    try:
+        answer = httpx.get(url, timeout=args.timeout)
+    except httpx.HTTPError as e:
+        raise _Fail(f"{url} did not answer ({type(e).__name__}): is gitfirm run up?", 1) from None
+    if answer.status_code != 200:
+        raise _Fail(f"{url} answered {answer.status_code}: {answer.text.strip()}", 1)
+    return 0
+
+
+_COMMANDS.append(_register_health)
 
 
 def _register_backup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -805,11 +1072,18 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument(
         "--example",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "example-repo",
+        default=_example_repo(),
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
     p.set_defaults(handler=_cmd_demo)
+
+
+def _example_repo() -> Path:
+    """example-repo/ of a source checkout, else the copy an install put in <prefix>/share."""
+    checkout = Path(__file__).resolve().parents[1] / "example-repo"
+    installed = Path(sys.prefix) / "share" / "gitfirm" / "example-repo"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -185,7 +185,9 @@ async def _observe(repo: Path, env: dict[str, str], *flags: str) -> dict[str, di
         env={**os.environ, **env},
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
+    # Every device here has an unusable key: observe prints them, says so and exits 1.
+    assert proc.returncode == 1, err.decode()
+    assert err.decode().startswith("error: ") and "no usable API key" in err.decode()
     assert b"Traceback" not in err
     return {d["name"]: d for d in json.loads(out)["devices"]}
 

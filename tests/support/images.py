@@ -24,8 +24,8 @@ __all__ = [
     "trust_policy",
 ]
 
-SIGSTORE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "sigstore"
-"""``../shared/testdata/sigstore`` from the project root; absent outside this workspace."""
+SIGSTORE_DIR = Path(__file__).resolve().parents[1] / "data" / "sigstore"
+"""``tests/data/sigstore``: real staging sigstore bundles (see its README.md)."""
 
 
 def image_doc(
