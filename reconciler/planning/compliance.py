@@ -10,8 +10,10 @@ A policy is violated when the version:
 - is affected by an Advisory more severe than ``maxCveSeverity``.
 
 An Advisory affects a version listed in its ``versions`` or inside one of its ``ranges``
-(``introduced`` inclusive, ``fixed`` exclusive, on ``introduced``'s train). Exposure to
-every affecting advisory is reported whatever the threshold.
+(``introduced`` inclusive, ``"0"`` from the first version; ``fixed`` and ``limit``
+exclusive; ``lastAffected`` inclusive), in the order of the OSV ``VyOS`` ecosystem
+(:func:`~reconciler.model.versions.newness`: trains by generation, then within a train).
+Exposure to every affecting advisory is reported whatever the threshold.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reconciler.model.kinds import SEVERITY_RANK, Advisory, CompliancePolicy, Device
+from reconciler.model.kinds import (
+    SEVERITY_RANK,
+    Advisory,
+    AffectedRange,
+    CompliancePolicy,
+    Device,
+)
 from reconciler.model.state import DesiredState
-from reconciler.model.versions import Version
+from reconciler.model.versions import Version, newness
 from reconciler.planning.paths import version_of
 
 __all__ = ["Verdict", "affects", "evaluate"]
@@ -41,18 +49,27 @@ def _same(a: Version, b: Version) -> bool:
     return a.train == b.train and a.key == b.key
 
 
+def _at_or_after(version: Version, bound: str) -> bool:
+    return newness(version) >= newness(version_of(bound))
+
+
+def _in_range(affected: AffectedRange, version: Version) -> bool:
+    if affected.introduced != "0" and not _at_or_after(version, affected.introduced):
+        return False
+    if affected.fixed is not None and _at_or_after(version, affected.fixed):
+        return False
+    if affected.lastAffected is not None and newness(version) > newness(
+        version_of(affected.lastAffected)
+    ):
+        return False
+    return affected.limit is None or not _at_or_after(version, affected.limit)
+
+
 def affects(advisory: Advisory, version: Version) -> bool:
     """Whether the advisory names the version or a range containing it."""
     if any(_same(version_of(v), version) for v in advisory.spec.versions):
         return True
-    for affected in advisory.spec.ranges:
-        introduced = version_of(affected.introduced)
-        if not introduced.comparable(version) or version < introduced:
-            continue
-        fixed = None if affected.fixed is None else version_of(affected.fixed)
-        if fixed is None or not fixed.comparable(version) or version < fixed:
-            return True
-    return False
+    return any(_in_range(r, version) for r in advisory.spec.ranges)
 
 
 def _policy_violations(

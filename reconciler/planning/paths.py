@@ -25,13 +25,18 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 from reconciler.model.kinds import Image, Platform
-from reconciler.model.versions import Constraint, Version, parse_constraint, parse_version
+from reconciler.model.versions import (
+    Constraint,
+    Version,
+    newness,
+    parse_constraint,
+    parse_version,
+)
 
 __all__ = [
     "accepts",
     "constraint_of",
     "find_path",
-    "newness",
     "reachable",
     "usable_images",
     "version_of",
@@ -40,22 +45,6 @@ __all__ = [
 # Parsing is pure and fleets share few versions: memoize (bounded) for 10,000-device plans.
 version_of: Callable[[str], Version] = lru_cache(maxsize=4096)(parse_version)
 constraint_of: Callable[[str], Constraint] = lru_cache(maxsize=1024)(parse_constraint)
-
-# Trains after every numbered LTS, in generation order.
-_LATE_TRAINS = {"rolling": 0, "integration": 1}
-
-
-def newness(version: Version) -> tuple[int, ...]:
-    """A sort key that orders versions across trains by generation, then within a train.
-
-    Use it only to choose among images that are already allowed (for example the newest
-    reachable image of a channel); it never allows crossing a train by itself."""
-    if version.train in _LATE_TRAINS:
-        train: tuple[int, ...] = (1, _LATE_TRAINS[version.train], 0)
-    else:
-        major, minor = version.train.split(".")
-        train = (0, int(major), int(minor))
-    return (*train, *version.key)
 
 
 def accepts(image: Image, current: Version) -> bool:
