@@ -471,6 +471,11 @@ class CompliancePolicySpec(Strict):
     )
     forbiddenVersions: list[VersionText] = Field(default_factory=list)
     maxCveSeverity: Severity = "medium"
+    enforcement: Literal["block", "warn"] = Field(
+        default="block",
+        description="block: no rollout moves a selected device to a version violating "
+        "this policy; warn: such upgrades go ahead and the plan only says so",
+    )
 
 
 class CompliancePolicy(Document):

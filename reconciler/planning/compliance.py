@@ -9,6 +9,9 @@ A policy is violated when the version:
 - is listed in ``forbiddenVersions``;
 - is affected by an Advisory more severe than ``maxCveSeverity``.
 
+With ``enforcement: block`` (the default) a violated policy is also a gate: the planner
+never sends a device to such a target (nor through a forbidden or unapproved step).
+
 An Advisory affects a version listed in its ``versions`` or inside one of its ``ranges``
 (``introduced`` inclusive, ``"0"`` from the first version; ``fixed`` and ``limit``
 exclusive; ``lastAffected`` inclusive), in the order of the OSV ``VyOS`` ecosystem
@@ -38,11 +41,19 @@ __all__ = ["Verdict", "affects", "evaluate"]
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The compliance of one version: ``applies`` is False when no policy selects the
-    device; ``violations`` are readable reasons; ``advisories`` affect the version."""
+    device; ``violations`` are readable reasons; ``blocking`` those of policies with
+    ``enforcement: block``; ``advisories`` affect the version."""
 
     applies: bool
     violations: tuple[str, ...]
     advisories: tuple[Advisory, ...]
+    blocking: tuple[str, ...] = ()
+
+    @property
+    def risk(self) -> tuple[int, int]:
+        """Exposure as a sort key: the worst advisory's severity rank, then their number."""
+        worst = max((SEVERITY_RANK[a.spec.severity] for a in self.advisories), default=0)
+        return worst, len(self.advisories)
 
 
 def _same(a: Version, b: Version) -> bool:
@@ -77,6 +88,7 @@ def _policy_violations(
     version: Version,
     channels: set[str],
     advisories: Iterable[Advisory],
+    hop: bool,
 ) -> list[str]:
     spec, found = policy.spec, []
     where = f"(compliance policy {policy.name})"
@@ -87,11 +99,13 @@ def _policy_violations(
             f"{version} comes from channel {', '.join(sorted(channels))}, not one of "
             f"{', '.join(spec.allowedChannels)} {where}"
         )
+    if any(_same(version_of(v), version) for v in spec.forbiddenVersions):
+        found.append(f"{version} is a forbidden version {where}")
+    if hop:
+        return found  # a step on the way may be old and exposed; that is why it is left
     for minimum in (version_of(m) for m in spec.minimumVersion):
         if minimum.comparable(version) and version < minimum:
             found.append(f"{version} is below the minimum {minimum} of train {minimum.train}")
-    if any(_same(version_of(v), version) for v in spec.forbiddenVersions):
-        found.append(f"{version} is a forbidden version {where}")
     limit = SEVERITY_RANK[spec.maxCveSeverity]
     for advisory in advisories:
         if SEVERITY_RANK[advisory.spec.severity] > limit:
@@ -102,8 +116,13 @@ def _policy_violations(
     return found
 
 
-def evaluate(device: Device, version: Version, desired: DesiredState) -> Verdict:
-    """Evaluate every CompliancePolicy selecting ``device`` against ``version``."""
+def evaluate(
+    device: Device, version: Version, desired: DesiredState, *, hop: bool = False
+) -> Verdict:
+    """Evaluate every CompliancePolicy selecting ``device`` against ``version``.
+
+    With ``hop`` the version is an intermediate step of a path: only the rules about the
+    image itself apply (approved, allowed channel, not forbidden)."""
     affecting = tuple(a for _, a in sorted(desired.advisories.items()) if affects(a, version))
     policies = [
         p
@@ -117,8 +136,11 @@ def evaluate(device: Device, version: Version, desired: DesiredState) -> Verdict
     ]
     channels: set[str] = {i.spec.channel for i in approving}
     violations: list[str] = []
+    blocking: list[str] = []
     for policy in policies:
-        for reason in _policy_violations(policy, version, channels, affecting):
+        for reason in _policy_violations(policy, version, channels, affecting, hop):
             if reason not in violations:
                 violations.append(reason)
-    return Verdict(bool(policies), tuple(violations), affecting)
+            if policy.spec.enforcement == "block" and reason not in blocking:
+                blocking.append(reason)
+    return Verdict(bool(policies), tuple(violations), affecting, tuple(blocking))

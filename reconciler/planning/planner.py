@@ -22,11 +22,17 @@ For every Device, in this order (the first rule that applies decides the action)
    halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
    already attempted under this revision and retryToken (``blocked``); outside every
    allow window (``waiting-for-window``); otherwise ``upgrade``.
-8. Waves: devices with somewhere to go, or already touched by this revision's rollout,
-   get a wave and an order (:mod:`reconciler.planning.waves`).
-9. Compliance: violations are listed on every device a CompliancePolicy selects. A device
-   with nothing planned and violations is ``non-compliant``; an upgrade stays an upgrade
-   and a note says whether its target fixes the violations.
+8. Compliance gate: an upgrade whose target violates a CompliancePolicy with
+   ``enforcement: block`` selecting the device (or whose path steps through a forbidden
+   or unapproved image) is ``blocked``, the reason naming the violations, and takes no
+   wave; ``warn`` policies add a note. An upgrade in flight is finished.
+9. Waves: devices with somewhere to go, or already touched by this revision's rollout,
+   get a wave and an order (:mod:`reconciler.planning.waves`); after the canary, exposed
+   devices go first in their wave.
+10. Compliance: violations are listed on every device a CompliancePolicy selects. A
+   device with nothing planned and violations is ``non-compliant``; a note says when an
+   upgrade fixes them. A non-compliant or exposed device gets a recommendation
+   (:mod:`reconciler.planning.recommend`).
 
 No I/O and no clock: ``now`` is an argument. Texts from facts and progress (errors, halt
 reasons) are expected sanitized by the stages that produced them.
@@ -52,9 +58,11 @@ from reconciler.planning.plan import (
     PlannedDevice,
     PlannedPolicy,
     PlannedWave,
+    Recommendation,
     WindowInfo,
 )
 from reconciler.planning.progress import DISRUPTIVE, DeviceProgress, Phase, RolloutProgress
+from reconciler.planning.recommend import recommend
 from reconciler.planning.rollback import Marks, rollback_reason
 from reconciler.planning.targets import platform_text, resolve_target
 from reconciler.planning.waves import Assignment, Candidate, assign_waves
@@ -81,6 +89,7 @@ class _Draft:
     verdict: compliance.Verdict | None = None
     in_waves: bool = False
     conflict: bool = False
+    recommendation: Recommendation | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class _Context:
     marks: Marks
     # Routes depend only on policy, version and platform: computed once per plan.
     routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
+    # Recommendations depend on version, platform and the compliance policies selecting.
+    advice: dict[tuple[str, ...], Recommendation | None] = field(default_factory=dict)
 
 
 def _current_version(facts: DeviceFacts) -> Version | None:
@@ -235,24 +246,71 @@ def _resume_hop(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> No
     draft.path = (hop, *draft.path)
 
 
+_GATED = frozenset({Action.UPGRADE, Action.WAITING, Action.SUSPENDED})
+
+
+def _enforce(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
+    """Step 8: a target violating a CompliancePolicy with ``enforcement: block`` that
+    selects the device is never started, nor a path through a forbidden or unapproved
+    step; ``warn`` policies only add a note. An upgrade in flight is finished."""
+    if not draft.path or draft.action not in _GATED:
+        return
+    *steps, last = draft.path
+    target = compliance.evaluate(draft.device, version_of(last.spec.version), ctx.desired)
+    problems = list(target.blocking)
+    for step in steps:
+        verdict = compliance.evaluate(
+            draft.device, version_of(step.spec.version), ctx.desired, hop=True
+        )
+        problems += [f"step {p}" for p in verdict.blocking]
+    warned = [v for v in target.violations if v not in target.blocking]
+    if warned:
+        draft.notes.append(f"target is non-compliant (enforcement: warn): {'; '.join(warned)}")
+    if not problems:
+        return
+    if mine is not None and mine.in_flight:
+        draft.notes.append(
+            f"target is non-compliant, finishing the upgrade in flight: {problems[0]}"
+        )
+        return
+    draft.action = Action.BLOCKED
+    draft.reason = f"non-compliant target {last.spec.version}: {'; '.join(problems)}"
+
+
 def _judge(draft: _Draft, ctx: _Context) -> None:
-    """Step 9: compliance of the running version, and whether the target fixes it."""
+    """Step 10: compliance of the running version, whether the target fixes it, and the
+    recommended target of a non-compliant or exposed device."""
     if draft.current is None:
         return
     draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired)
+    if draft.verdict.violations or draft.verdict.advisories:
+        draft.recommendation = _advice(draft, draft.current, draft.verdict, ctx)
     if not draft.verdict.violations:
         return
     if draft.action is Action.NONE:
         draft.action = Action.NON_COMPLIANT
-    elif draft.path:
+    elif draft.path and draft.action is not Action.BLOCKED:
         after = compliance.evaluate(
             draft.device, version_of(draft.path[-1].spec.version), ctx.desired
         )
-        draft.notes.append(
-            "the upgrade fixes compliance"
-            if not after.violations
-            else f"target is also non-compliant: {'; '.join(after.violations)}"
-        )
+        if not after.violations:
+            draft.notes.append("the upgrade fixes compliance")
+
+
+def _advice(
+    draft: _Draft, current: Version, verdict: compliance.Verdict, ctx: _Context
+) -> Recommendation | None:
+    platform = draft.device.spec.platform
+    selecting = (
+        p.name
+        for _, p in sorted(ctx.desired.compliance_policies.items())
+        if p.spec.selector.matches(draft.device.selector_labels)
+    )
+    key = (current.text, platform.arch, platform.flavor, *selecting)
+    if key not in ctx.advice:
+        hops = usable_images(ctx.images, platform)
+        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired)
+    return ctx.advice[key]
 
 
 def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Context) -> _Draft:
@@ -291,6 +349,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
         _resume_hop(draft, mine, ctx)
         if draft.path:
             _gate(draft, draft.policy, ctx)
+            _enforce(draft, mine, ctx)
         elif draft.action is Action.NONE and mine is not None and mine.in_flight:
             draft.action = Action.UPGRADE
             draft.notes.append(f"in flight: {mine.phase.value}")
@@ -299,7 +358,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
             and mine.phase is not Phase.PENDING
             and mine.revision == ctx.desired.revision
         )
-        draft.in_waves = bool(draft.path) or touched
+        draft.in_waves = (bool(draft.path) and draft.action is not Action.BLOCKED) or touched
     else:
         draft.notes.append("no rollout policy selects it")
     _judge(draft, ctx)
@@ -317,6 +376,7 @@ def _candidate(draft: _Draft, facts: DeviceFacts | None) -> Candidate:
         draft.device.spec.redundancyGroup,
         None if facts is None else facts.health.load1,
         None if facts is None else facts.rtt_ms,
+        exposure=draft.verdict.risk[0] if draft.verdict else 0,
     )
 
 
@@ -380,6 +440,7 @@ def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevi
             Advisory(name=a.name, severity=a.spec.severity, aliases=tuple(a.spec.aliases))
             for a in (verdict.advisories if verdict else ())
         ),
+        recommendation=draft.recommendation,
     )
 
 
