@@ -65,6 +65,7 @@ __all__ = [
     "RolloutPolicySpec",
     "RolloutStrategy",
     "RolloutTarget",
+    "Sbom",
     "Severity",
     "SigstoreIdentity",
     "SigstoreSignature",
@@ -258,6 +259,16 @@ class ImageSignature(Strict):
         return self
 
 
+class Sbom(Strict):
+    """The packages an image contains: a CycloneDX JSON or ``dpkg-query -W`` list, fetched
+    and checked against ``sha256`` like the image. ``ecosystem`` names the OSV ecosystem
+    of its packages (``Debian:12`` for VyOS 1.4 and 1.5)."""
+
+    url: HttpUrl
+    sha256: Sha256
+    ecosystem: str = Field(pattern=r"^Debian:\d+$")
+
+
 class ImageSpec(Strict):
     """A signed VyOS image approved for a channel."""
 
@@ -275,6 +286,7 @@ class ImageSpec(Strict):
     )
     revoked: bool = False
     revokedReason: str | None = None
+    sbom: Sbom | None = None
 
     def supports(self, platform: Platform) -> bool:
         """Whether the image runs on that platform."""

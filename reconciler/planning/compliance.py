@@ -16,12 +16,14 @@ An Advisory affects a version listed in its ``versions`` or inside one of its ``
 (``introduced`` inclusive, ``"0"`` from the first version; ``fixed`` and ``limit``
 exclusive; ``lastAffected`` inclusive), in the order of the OSV ``VyOS`` ecosystem
 (:func:`~reconciler.model.versions.newness`: trains by generation, then within a train).
-Exposure to every affecting advisory is reported whatever the threshold.
+Exposure to every affecting advisory is reported whatever the threshold. With the SBOMs
+of images, exposure also counts advisories on the packages of the image a version comes
+from (Debian OSV records matched in dpkg order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.model.kinds import (
@@ -30,12 +32,14 @@ from reconciler.model.kinds import (
     AffectedRange,
     CompliancePolicy,
     Device,
+    Image,
 )
 from reconciler.model.state import DesiredState
 from reconciler.model.versions import Version, newness
+from reconciler.planning.packages import package_advisories
 from reconciler.planning.paths import version_of
 
-__all__ = ["Verdict", "affects", "evaluate"]
+__all__ = ["Packages", "Verdict", "affects", "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +120,39 @@ def _policy_violations(
     return found
 
 
+Packages = Mapping[str, Mapping[str, str]]
+"""Image name -> the packages of its SBOM (name -> dpkg version)."""
+
+
+def _exposure(
+    device: Device, version: Version, desired: DesiredState, approving: list[Image], sboms: Packages
+) -> tuple[Advisory, ...]:
+    """Advisories on the VyOS version, then those on packages of the image it runs."""
+    ordered = [a for _, a in sorted(desired.advisories.items())]
+    affecting = [a for a in ordered if affects(a, version)]
+    for image in approving:
+        sbom, packages = image.spec.sbom, sboms.get(image.name)
+        if sbom is None or packages is None or not image.spec.supports(device.spec.platform):
+            continue
+        for advisory, _ in package_advisories(ordered, sbom.ecosystem, packages):
+            if advisory not in affecting:
+                affecting.append(advisory)
+    return tuple(affecting)
+
+
 def evaluate(
-    device: Device, version: Version, desired: DesiredState, *, hop: bool = False
+    device: Device,
+    version: Version,
+    desired: DesiredState,
+    *,
+    hop: bool = False,
+    sboms: Packages | None = None,
 ) -> Verdict:
     """Evaluate every CompliancePolicy selecting ``device`` against ``version``.
 
     With ``hop`` the version is an intermediate step of a path: only the rules about the
-    image itself apply (approved, allowed channel, not forbidden)."""
-    affecting = tuple(a for _, a in sorted(desired.advisories.items()) if affects(a, version))
+    image itself apply (approved, allowed channel, not forbidden). ``sboms`` add the
+    exposure of the image's packages (:mod:`reconciler.planning.packages`)."""
     policies = [
         p
         for _, p in sorted(desired.compliance_policies.items())
@@ -135,6 +164,7 @@ def evaluate(
         if _same(version_of(i.spec.version), version) and not i.spec.revoked
     ]
     channels: set[str] = {i.spec.channel for i in approving}
+    affecting = _exposure(device, version, desired, approving, sboms or {})
     violations: list[str] = []
     blocking: list[str] = []
     for policy in policies:

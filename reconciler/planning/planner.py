@@ -99,6 +99,7 @@ class _Context:
     windows: Mapping[str, WindowStatus]
     images: tuple[Image, ...]
     marks: Marks
+    sboms: compliance.Packages
     # Routes depend only on policy, version and platform: computed once per plan.
     routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
     # Recommendations depend on version, platform and the compliance policies selecting.
@@ -256,7 +257,9 @@ def _enforce(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
     if not draft.path or draft.action not in _GATED:
         return
     *steps, last = draft.path
-    target = compliance.evaluate(draft.device, version_of(last.spec.version), ctx.desired)
+    target = compliance.evaluate(
+        draft.device, version_of(last.spec.version), ctx.desired, sboms=ctx.sboms
+    )
     problems = list(target.blocking)
     for step in steps:
         verdict = compliance.evaluate(
@@ -282,7 +285,7 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
     recommended target of a non-compliant or exposed device."""
     if draft.current is None:
         return
-    draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired)
+    draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired, sboms=ctx.sboms)
     if draft.verdict.violations or draft.verdict.advisories:
         draft.recommendation = _advice(draft, draft.current, draft.verdict, ctx)
     if not draft.verdict.violations:
@@ -291,7 +294,7 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
         draft.action = Action.NON_COMPLIANT
     elif draft.path and draft.action is not Action.BLOCKED:
         after = compliance.evaluate(
-            draft.device, version_of(draft.path[-1].spec.version), ctx.desired
+            draft.device, version_of(draft.path[-1].spec.version), ctx.desired, sboms=ctx.sboms
         )
         if not after.violations:
             draft.notes.append("the upgrade fixes compliance")
@@ -309,7 +312,7 @@ def _advice(
     key = (current.text, platform.arch, platform.flavor, *selecting)
     if key not in ctx.advice:
         hops = usable_images(ctx.images, platform)
-        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired)
+        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired, ctx.sboms)
     return ctx.advice[key]
 
 
@@ -452,13 +455,15 @@ def plan(
     *,
     observed: bool = True,
     marks: Marks | None = None,
+    sboms: compliance.Packages | None = None,
 ) -> Plan:
     """Plan every device of ``desired`` (see the module docstring for the rules).
 
     ``facts`` are keyed by device name; ``observed`` False says no observation source was
     given at all (devices are then "unreachable: no observation given"). ``now`` must be
     timezone-aware. ``marks`` are the anti-rollback marks of completed upgrades
-    (:mod:`reconciler.planning.rollback`); without them no path is judged a rollback."""
+    (:mod:`reconciler.planning.rollback`); without them no path is judged a rollback.
+    ``sboms`` (Image name -> packages) add package exposure to compliance."""
     progress = progress or RolloutProgress()
     policies = sorted(desired.rollout_policies.values(), key=lambda p: p.name)
     ctx = _Context(
@@ -467,6 +472,7 @@ def plan(
         {p.name: window_status(p.spec.windows, now) for p in policies},
         tuple(sorted(desired.images.values(), key=lambda i: i.name)),
         marks or {},
+        sboms or {},
     )
     drafts = [
         _draft(d, facts.get(name), observed, ctx) for name, d in sorted(desired.devices.items())

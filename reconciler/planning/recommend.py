@@ -30,6 +30,7 @@ def _exposure(verdict: compliance.Verdict) -> str:
 
 
 def _clear_path(device: Device, path: Sequence[Image], desired: DesiredState) -> bool:
+    # Steps are judged on the image itself only (hop), so packages do not matter here.
     return not any(
         compliance.evaluate(device, version_of(i.spec.version), desired, hop=True).blocking
         for i in path[:-1]
@@ -42,17 +43,19 @@ def recommend(
     verdict: compliance.Verdict,
     hops: Sequence[Image],
     desired: DesiredState,
+    sboms: compliance.Packages | None = None,
 ) -> Recommendation | None:
     """The recommended target for ``device`` running ``current`` (judged ``verdict``), or
     None when no candidate qualifies. ``hops`` come from
-    :func:`~reconciler.planning.paths.usable_images`."""
+    :func:`~reconciler.planning.paths.usable_images`; ``sboms`` as for
+    :func:`~reconciler.planning.compliance.evaluate`."""
     distance = reachable(current, hops)
     best: tuple[tuple[object, ...], Image, compliance.Verdict] | None = None
     for image in hops:
         if image.name not in distance:
             continue
         version = version_of(image.spec.version)
-        after = compliance.evaluate(device, version, desired)
+        after = compliance.evaluate(device, version, desired, sboms=sboms)
         if after.violations or (not verdict.violations and after.risk >= verdict.risk):
             continue
         key = (after.risk, distance[image.name], tuple(-k for k in newness(version)))
