@@ -48,6 +48,7 @@ from reconciler.errors import (
     summarize,
 )
 from reconciler.images.ops import check_stored, fetch_images
+from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
@@ -224,6 +225,7 @@ class Daemon:
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
         self.marks = HighWaterMarks(state_dir / "journal.sqlite3")
+        self.sboms = SbomCache()
         self.backups = BackupStore(
             state_dir / "backups", self._backup_key(), keep=settings.backup_keep
         )
@@ -462,6 +464,7 @@ class Daemon:
         desired = self.state.desired
         assert desired is not None
         progress = rollout_progress(self.journal, desired.rollout_policies)
+        sboms = await self.sboms.refresh(desired)
         # Pure but CPU-bound on big fleets: keep the event loop (webhooks, probes) free.
         plan = await asyncio.to_thread(
             make_plan,
@@ -470,6 +473,7 @@ class Daemon:
             progress,
             self.clock.now(),
             marks=self.marks.snapshot(),
+            sboms=sboms,
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
