@@ -32,7 +32,7 @@ from reconciler.model.kinds import SEVERITY_RANK
 from reconciler.model.versions import VersionError, newness, parse_version
 from reconciler.model.yamlsource import SourceDocument
 
-__all__ = ["VYOS_ECOSYSTEM", "is_osv", "osv_to_advisory", "score_severity"]
+__all__ = ["VYOS_ECOSYSTEM", "is_osv", "osv_to_advisory", "record_severity", "score_severity"]
 
 VYOS_ECOSYSTEM = "VyOS"
 """The OSV ecosystem name of VyOS releases (package name ``vyos``)."""
@@ -76,7 +76,7 @@ def score_severity(score: Decimal | float) -> str:
     return "high" if score < 9 else "critical"
 
 
-def _severity(data: dict[str, Any]) -> str | None:
+def record_severity(data: dict[str, Any]) -> str | None:
     """The highest severity the record gives, or None when it gives none we can read."""
     found: list[str] = []
     raw = _dict(data.get("database_specific")).get("severity")
@@ -144,7 +144,7 @@ def osv_to_advisory(doc: SourceDocument) -> tuple[SourceDocument | None, list[Co
     data: dict[str, Any] = doc.data
     if data.get("withdrawn"):
         return None, []
-    severity = _severity(data)
+    severity = record_severity(data)
     if severity is None:
         return None, [
             ConfigError(
