@@ -174,7 +174,7 @@ def _cmd_advisories_import(args: argparse.Namespace) -> int:
     print(
         f"imported {len(selection.kept)} record(s) into {out} (SBOMs of {len(sboms)} image(s)); "
         f"skipped {selection.unrelated} unrelated, {selection.withdrawn} withdrawn, "
-        f"{selection.no_severity} without severity, {selection.unreadable} unreadable. "
+        f"{selection.no_severity} on VyOS without severity, {selection.unreadable} unreadable. "
         "Review and commit them through a pull request."
     )
     return 0

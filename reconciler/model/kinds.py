@@ -36,6 +36,7 @@ __all__ = [
     "AccessPolicySpec",
     "AccessRule",
     "Advisory",
+    "AdvisorySeverity",
     "AdvisorySpec",
     "AffectedPackage",
     "AffectedRange",
@@ -82,6 +83,10 @@ Arch = Literal["amd64", "arm64"]
 Channel = Literal["production", "testing", "development"]
 Severity = Literal["none", "low", "medium", "high", "critical"]
 SEVERITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+# An advisory on another ecosystem's package may come without a severity: it is exposure
+# (ranked with low for ordering), but never judged against a maxCveSeverity.
+AdvisorySeverity = Literal["none", "low", "medium", "high", "critical", "unknown"]
+SEVERITY_RANK["unknown"] = 1
 
 
 class Metadata(Strict):
@@ -711,7 +716,7 @@ class AdvisorySpec(Strict):
     VyOS versions (OSV ecosystem ``VyOS``); ``packages`` are those of other ecosystems."""
 
     summary: str = ""
-    severity: Severity
+    severity: AdvisorySeverity
     aliases: list[str] = Field(default_factory=list)
     versions: list[VersionText] = Field(default_factory=list)
     ranges: list[AffectedRange] = Field(default_factory=list)

@@ -14,7 +14,10 @@ An OSV record becomes an ``Advisory`` document: ``id`` is the name (lower-cased)
   interval of its range.
 - **Severity.** The highest of ``database_specific.severity`` (as GitHub writes it) and
   the CVSS v3/v4 base scores of the ``severity`` array, computed by the ``cvss`` library
-  (0 none, < 4 low, < 7 medium, < 9 high, else critical). A record with neither is refused.
+  (0 none, < 4 low, < 7 medium, < 9 high, else critical). A record with neither is
+  refused when it names VyOS versions (the compliance gate needs a severity), and kept as
+  ``unknown`` when it names only other ecosystems' packages (Debian records often
+  carry none): exposure, never judged against ``maxCveSeverity``.
 - **Withdrawn** records (``withdrawn`` set) are ignored: no document, no error.
 """
 
@@ -32,7 +35,14 @@ from reconciler.model.kinds import SEVERITY_RANK
 from reconciler.model.versions import VersionError, newness, parse_version
 from reconciler.model.yamlsource import SourceDocument
 
-__all__ = ["VYOS_ECOSYSTEM", "is_osv", "osv_to_advisory", "record_severity", "score_severity"]
+__all__ = [
+    "VYOS_ECOSYSTEM",
+    "is_osv",
+    "osv_to_advisory",
+    "record_severity",
+    "score_severity",
+    "touches_vyos",
+]
 
 VYOS_ECOSYSTEM = "VyOS"
 """The OSV ecosystem name of VyOS releases (package name ``vyos``)."""
@@ -93,6 +103,14 @@ def record_severity(data: dict[str, Any]) -> str | None:
     return max(found, key=SEVERITY_RANK.__getitem__, default=None)
 
 
+def touches_vyos(data: dict[str, Any]) -> bool:
+    """Whether an OSV record names a package of the ``VyOS`` ecosystem."""
+    return any(
+        _dict(_dict(a).get("package")).get("ecosystem") == VYOS_ECOSYSTEM
+        for a in _list(data.get("affected"))
+    )
+
+
 def _events(rng: dict[str, Any]) -> list[tuple[str, str]]:
     """The (kind, version) events of one range, kinds named as in the Advisory."""
     out = []
@@ -144,12 +162,12 @@ def osv_to_advisory(doc: SourceDocument) -> tuple[SourceDocument | None, list[Co
     data: dict[str, Any] = doc.data
     if data.get("withdrawn"):
         return None, []
-    severity = record_severity(data)
+    severity = record_severity(data) or (None if touches_vyos(data) else "unknown")
     if severity is None:
         return None, [
             ConfigError(
-                "OSV record needs database_specific.severity (LOW, MODERATE, HIGH or "
-                "CRITICAL) or a CVSS_V3 or CVSS_V4 vector in severity",
+                "an OSV record naming VyOS versions needs database_specific.severity (LOW, "
+                "MODERATE, HIGH or CRITICAL) or a CVSS_V3 or CVSS_V4 vector in severity",
                 location=doc.location(("database_specific",)),
                 field="database_specific.severity",
             )

@@ -1,8 +1,8 @@
 """Choose the records of an OSV export (osv.dev publishes one zip per ecosystem) that
 matter to a config repository, for ``gitfirm advisories import``.
 
-A record is kept when it is not withdrawn, gives a severity gitfirm can read, and touches
-the ``VyOS`` ecosystem or a package that a declared image's SBOM lists in that SBOM's
+A record is kept when it is not withdrawn and touches the ``VyOS`` ecosystem (then with a
+severity gitfirm can read) or a package that a declared image's SBOM lists in that SBOM's
 ecosystem. Reading is bounded: at most :data:`MAX_RECORDS` files of at most
 :data:`~reconciler.model.yamlsource.MAX_FILE_BYTES` each.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError
-from reconciler.model.osv import VYOS_ECOSYSTEM, is_osv, record_severity
+from reconciler.model.osv import VYOS_ECOSYSTEM, is_osv, record_severity, touches_vyos
 from reconciler.model.yamlsource import MAX_FILE_BYTES
 
 __all__ = ["MAX_RECORDS", "Selection", "read_export", "select_records"]
@@ -99,7 +99,7 @@ def select_records(
             out.withdrawn += 1
         elif not _touches(data, wanted):
             out.unrelated += 1
-        elif record_severity(data) is None:
+        elif record_severity(data) is None and touches_vyos(data):
             out.no_severity += 1
         else:
             out.kept[_file_name(data["id"])] = raw

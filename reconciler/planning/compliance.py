@@ -112,7 +112,8 @@ def _policy_violations(
             found.append(f"{version} is below the minimum {minimum} of train {minimum.train}")
     limit = SEVERITY_RANK[spec.maxCveSeverity]
     for advisory in advisories:
-        if SEVERITY_RANK[advisory.spec.severity] > limit:
+        severity = advisory.spec.severity
+        if severity != "unknown" and SEVERITY_RANK[severity] > limit:
             found.append(
                 f"{advisory.name} ({advisory.spec.severity}) affects {version}; "
                 f"the limit is {spec.maxCveSeverity} {where}"

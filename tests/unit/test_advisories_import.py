@@ -38,7 +38,8 @@ RECORDS = {
     "DSA-3.json": _record("DSA-3", "Debian:12", "openssl", **HIGH),  # not installed
     "DSA-4.json": _record("DSA-4", "Debian:13", "openssh", **HIGH),  # other release
     "DSA-5.json": _record("DSA-5", "Debian:12", "openssh", withdrawn="2025-01-01T00:00:00Z"),
-    "DSA-6.json": _record("DSA-6", "Debian:12", "openssh"),  # no severity
+    "DSA-6.json": _record("DSA-6", "Debian:12", "openssh"),  # kept: severity unknown
+    "GHSA-n.json": _record("GHSA-n", "VyOS", "vyos"),  # VyOS needs a severity
     "GHSA-v.json": {
         "id": "GHSA-v",
         "affected": [{"package": {"ecosystem": "VyOS", "name": "vyos"}, "versions": ["1.4.3"]}],
@@ -74,13 +75,14 @@ def test_import_keeps_what_touches_the_fleet(
         assert zipfile.is_zipfile(source)
     assert main(["advisories", "import", str(source), "--repo", str(repo)]) == 0
     imported = sorted(p.name for p in (repo / "advisories" / "osv").iterdir())
-    assert imported == ["DSA-1.json", "DSA-2.json", "GHSA-v.json"]
+    assert imported == ["DSA-1.json", "DSA-2.json", "DSA-6.json", "GHSA-v.json"]
     out = capsys.readouterr().out
-    assert "imported 3 record(s)" in out
-    assert "2 unrelated, 1 withdrawn, 1 without severity" in out
+    assert "imported 4 record(s)" in out
+    assert "2 unrelated, 1 withdrawn, 1 on VyOS without severity" in out
     result = load_repository(repo)
     assert result.state is not None
-    assert sorted(result.state.advisories) == ["dsa-1", "dsa-2", "ghsa-v"]
+    assert sorted(result.state.advisories) == ["dsa-1", "dsa-2", "dsa-6", "ghsa-v"]
+    assert result.state.advisories["dsa-6"].spec.severity == "unknown"
 
 
 def test_import_refuses_what_is_no_export(tmp_path: Path, httpserver: HTTPServer) -> None:

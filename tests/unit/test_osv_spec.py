@@ -154,6 +154,14 @@ def test_other_ecosystems_are_kept_with_their_events(tmp_path: Path) -> None:
     assert _affected(advisory) == []  # no VyOS version is named
 
 
+def test_other_ecosystem_without_severity_is_kept_as_unknown(tmp_path: Path) -> None:
+    record = {
+        "id": "DEBIAN-CVE-2025-1",
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "frr"}, "versions": ["8.4"]}],
+    }
+    assert _load(tmp_path, record)["debian-cve-2025-1"].spec.severity == "unknown"
+
+
 def test_plan_reports_the_exposure_of_an_introduced_zero_range(tmp_path: Path) -> None:
     """Through the planner: main planned the device as not exposed."""
     record = _record([[{"introduced": "0"}, {"fixed": "1.4.4"}]], rid="GHSA-x")

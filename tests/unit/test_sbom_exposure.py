@@ -77,6 +77,8 @@ CORPUS = {
     "DSA-curl": (_osv("DSA-curl", "curl", **_events({"introduced": "7.88.1-1"}, {"last_affected": "7.88.1-10+deb12u5"})), True),
     "DSA-zlib": (_osv("DSA-zlib", "zlib", versions=["1:1.2.13.dfsg-1"]), True),
     "DSA-sudo": (_osv("DSA-sudo", "sudo", **_events({"introduced": "0"}, {"limit": "1.9.13p3-1"})), False),
+    # Debian records often give no severity: exposure all the same ("unknown").
+    "DEBIAN-CVE-1": (json.dumps({"id": "DEBIAN-CVE-1", "affected": [{"package": {"ecosystem": "Debian:12", "name": "curl"}, "versions": ["7.88.1-10+deb12u5"]}]}), True),
     "DSA-absent": (_osv("DSA-absent", "openssl", **_events({"introduced": "0"})), False),
 }  # fmt: skip
 
@@ -120,6 +122,9 @@ async def test_sbom_exposure_per_package(tmp_path: Path, httpserver: HTTPServer)
     expected = sorted(rid.lower() for rid, (_, hit) in CORPUS.items() if hit)
     assert sorted(a.name for a in found.advisories) == expected
     assert "dsa-openssh (high) affects 1.4.3" in "; ".join(found.compliance)
+    unknown = [a for a in found.advisories if a.name == "debian-cve-1"]
+    assert unknown[0].severity == "unknown"
+    assert "debian-cve-1" not in "; ".join(found.compliance)  # not judged against a limit
     # Without the SBOM nothing is known about the packages.
     bare = plan(state, {"r1": facts("r1", "1.4.3")}, None, NOW).device("r1")
     assert bare is not None and bare.advisories == ()
