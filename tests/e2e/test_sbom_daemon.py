@@ -1,7 +1,7 @@
 """SBOM exposure through the real daemon: an Image declares a CycloneDX SBOM served over
 loopback HTTP, a Debian OSV record names one of its packages, and the daemon's plan shows
-every device running that image exposed, with the clean image recommended. An SBOM whose
-bytes do not match the declared sha256 is not used."""
+every device running that image exposed, with the clean image recommended (in the plan and
+on the status branch). An SBOM whose bytes do not match the declared sha256 is not used."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import yaml
 from pytest_httpserver import HTTPServer
 
 from tests.support.daemon import GitOps, running_gitops, wait_for
+from tests.support.gitrepo import git
 
 SBOM = json.dumps(
     {
@@ -44,6 +45,20 @@ RECORD = {
     ],
     "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
 }
+
+
+COMPLIANCE = yaml.safe_dump(
+    {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "CompliancePolicy",
+        "metadata": {"name": "baseline"},
+        "spec": {"maxCveSeverity": "critical"},
+    }
+)
+
+
+def _status_file(ops: GitOps, name: str) -> str:
+    return git(ops.remote, "show", f"status:{name}")
 
 
 def _images_with_sbom(ops: GitOps, url: str, digest: str) -> str:
@@ -87,7 +102,8 @@ async def test_daemon_plans_package_exposure_from_a_verified_sbom(
             {
                 "images/images.yaml": _images_with_sbom(
                     ops, httpserver.url_for("/good.json"), digest
-                )
+                ),
+                "policies/compliance.yaml": COMPLIANCE,
             },
             "SBOM of 1.4.3",
         )
@@ -101,3 +117,16 @@ async def test_daemon_plans_package_exposure_from_a_verified_sbom(
         for device in plan.devices:
             assert device.recommendation is not None
             assert device.recommendation.version == "1.4.4"
+
+        def recommended() -> bool:
+            doc = yaml.safe_load(_status_file(ops, "compliance.yaml"))
+            verdicts = doc.get("devices", {}).values()
+            return bool(verdicts) and all(
+                str(v.get("recommendation", "")).startswith("1.4.4: the least exposed")
+                for v in verdicts
+            )
+
+        await ops.daemon.reconcile(None)  # a pass ends by submitting the status snapshot
+        await ops.daemon.writer.flush()
+        assert recommended(), _status_file(ops, "compliance.yaml")
+        assert "| Recommended |" in _status_file(ops, "README.md")
