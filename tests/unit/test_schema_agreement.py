@@ -150,6 +150,8 @@ MUTATIONS: list[Mutation] = [
     (RULES, 0, "spec.windows.0.timeZone", "America/Argentina/Buenos_Aires"),
     (RULES, 0, "spec.windows.0.timeZone", "UTC"),
     (RULES, 0, "spec.windows.0.timeZone", "europe/berlin"),
+    (RULES, 0, "spec.windows.0.timeZone", "Etc/GMT+5"),
+    (RULES, 0, "spec.windows.0.timeZone", "../../etc/passwd"),
     # names, literals, unknown and missing fields
     (DEVICE, 0, "metadata.name", "AMS_core"),
     (DEVICE, 0, "spec.platform.arch", "mips"),
@@ -209,6 +211,8 @@ PYDANTIC_ONLY: list[Mutation] = [
     # Cross-references between documents.
     (IMAGES, 0, "spec.signature.minisign.key", "no-such-key"),
     (RULES, 0, "spec.target.version", "1.9.9"),
+    # The tz database itself: the schema checks the shape of a zone name, not the list.
+    (RULES, 0, "spec.windows.0.timeZone", "Europe/Atlantis"),
 ]
 
 
