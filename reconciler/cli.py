@@ -143,10 +143,7 @@ def _register_advisories(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _cmd_advisories_import(args: argparse.Namespace) -> int:
-    import asyncio
-
     from reconciler.errors import ConfigError
-    from reconciler.images.sbom import SbomCache
     from reconciler.model.loader import load_repository
     from reconciler.model.osv_import import read_export, select_records
 
@@ -156,7 +153,7 @@ def _cmd_advisories_import(args: argparse.Namespace) -> int:
         print(f"error: {repo} is not a valid config repository; run gitfirm validate {repo}")
         return 1
     state = loaded.state
-    sboms = asyncio.run(SbomCache().refresh(state))
+    sboms = _sbom_packages(state)
     wanted: dict[str, set[str]] = {}
     for name, packages in sboms.items():
         sbom = state.images[name].spec.sbom
@@ -433,13 +430,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    result = plan(loaded.state, facts or {}, None, now, observed=facts is not None)
+    sboms = _sbom_packages(loaded.state)
+    result = plan(loaded.state, facts or {}, None, now, observed=facts is not None, sboms=sboms)
     sys.stdout.write(render(result, args.format))
     for problem in result.errors:
         print(f"error: {problem}", file=sys.stderr)
     if result.errors:
         return 1
     return 2 if args.detailed_exitcode and result.has_changes else 0
+
+
+def _sbom_packages(state: DesiredState) -> dict[str, dict[str, str]]:
+    """The packages of the declared SBOMs (fetched and checked), for package exposure."""
+    import asyncio
+
+    from reconciler.images.sbom import SbomCache
+
+    if not any(i.spec.sbom for i in state.images.values()):
+        return {}
+    return asyncio.run(SbomCache().refresh(state))
 
 
 _COMMANDS.append(_register_plan)

@@ -1,6 +1,6 @@
 """``gitfirm advisories import``: from an OSV export (zip or directory), only the records
 that touch VyOS or a package of a declared image's SBOM land in advisories/osv/, and the
-repository stays valid with them."""
+repository stays valid with them; ``gitfirm plan`` then shows the package exposure."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from pytest_httpserver import HTTPServer
 from reconciler.cli import main
 from reconciler.model.loader import load_repository
 from tests.support.configrepo import DEVICE, IMAGE, TRUST, write_repo
+from tests.support.planning import facts
 
 SBOM = b"openssh\t1:9.2p1-2+deb12u2\nlibc6:amd64\t2.36-9+deb12u4\n"
 HIGH = {"database_specific": {"severity": "HIGH"}}
 
 
 def _record(rid: str, ecosystem: str, name: str, **extra: Any) -> dict[str, Any]:
-    events = [{"introduced": "0"}, {"fixed": "99"}]
+    events = [{"introduced": "0"}, {"fixed": "1:99"}]
     affected: dict[str, Any] = {
         "package": {"ecosystem": ecosystem, "name": name},
         "ranges": [{"type": "ECOSYSTEM", "events": events}],
@@ -91,3 +92,18 @@ def test_import_refuses_what_is_no_export(tmp_path: Path, httpserver: HTTPServer
     bogus = tmp_path / "not.zip"
     bogus.write_bytes(b"hello")
     assert main(["advisories", "import", str(bogus), "--repo", str(repo)]) == 1
+
+
+def test_plan_shows_package_exposure(
+    tmp_path: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpserver.expect_request("/sbom.txt").respond_with_data(SBOM)
+    repo = _repo(tmp_path, httpserver.url_for("/sbom.txt"))
+    write_repo(repo, {"advisories/dsa-1.json": json.dumps(RECORDS["DSA-1.json"])})
+    observed = tmp_path / "observed.json"
+    observed.write_text(
+        json.dumps({"devices": [facts("r1", "1.4.3").model_dump(mode="json")]}), "utf-8"
+    )
+    assert main(["plan", str(repo), "--observed", str(observed), "--format", "json"]) == 0
+    (device,) = json.loads(capsys.readouterr().out)["devices"]
+    assert [a["name"] for a in device["advisories"]] == ["dsa-1"]
