@@ -39,7 +39,7 @@ from reconciler.model.versions import Version, newness
 from reconciler.planning.packages import package_advisories
 from reconciler.planning.paths import version_of
 
-__all__ = ["Packages", "Verdict", "affects", "evaluate"]
+__all__ = ["Exposure", "Packages", "Verdict", "affects", "evaluate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +125,53 @@ Packages = Mapping[str, Mapping[str, str]]
 """Image name -> the packages of its SBOM (name -> dpkg version)."""
 
 
-def _exposure(
-    device: Device, version: Version, desired: DesiredState, approving: list[Image], sboms: Packages
-) -> tuple[Advisory, ...]:
-    """Advisories on the VyOS version, then those on packages of the image it runs."""
-    ordered = [a for _, a in sorted(desired.advisories.items())]
-    affecting = [a for a in ordered if affects(a, version)]
-    for image in approving:
-        sbom, packages = image.spec.sbom, sboms.get(image.name)
-        if sbom is None or packages is None or not image.spec.supports(device.spec.platform):
-            continue
-        for advisory, _ in package_advisories(ordered, sbom.ecosystem, packages):
-            if advisory not in affecting:
-                affecting.append(advisory)
-    return tuple(affecting)
+class Exposure:
+    """Advisories affecting versions and images, worked out once per version and per image
+    for one desired state (a plan judges thousands of devices on few versions)."""
+
+    def __init__(self, desired: DesiredState, sboms: Packages | None = None) -> None:
+        ordered = [a for _, a in sorted(desired.advisories.items())]
+        self._vyos = [a for a in ordered if a.spec.versions or a.spec.ranges]
+        self._packaged = [a for a in ordered if a.spec.packages]
+        self._sboms = sboms or {}
+        self._versions: dict[str, tuple[Advisory, ...]] = {}
+        self._images: dict[str, tuple[Advisory, ...]] = {}
+        self._combined: dict[tuple[str, ...], tuple[Advisory, ...]] = {}
+
+    def of_version(self, version: Version) -> tuple[Advisory, ...]:
+        """Advisories naming the VyOS version."""
+        if version.text not in self._versions:
+            found = tuple(a for a in self._vyos if affects(a, version))
+            self._versions[version.text] = found
+        return self._versions[version.text]
+
+    def of_image(self, image: Image) -> tuple[Advisory, ...]:
+        """Advisories on the packages of the image's SBOM (none without one)."""
+        if image.name not in self._images:
+            sbom, packages = image.spec.sbom, self._sboms.get(image.name)
+            found: tuple[Advisory, ...] = ()
+            if sbom is not None and packages is not None:
+                hits = package_advisories(self._packaged, sbom.ecosystem, packages)
+                found = tuple(a for a, _ in hits)
+            self._images[image.name] = found
+        return self._images[image.name]
+
+    def of(self, device: Device, version: Version, images: Iterable[Image]) -> tuple[Advisory, ...]:
+        """Advisories on the version, then on the packages of the images (of the device's
+        platform) that it comes from."""
+        platform = device.spec.platform
+        mine = [i for i in images if i.spec.supports(platform)]
+        key = (version.text, *sorted(i.name for i in mine))
+        if key not in self._combined:
+            affecting = list(self.of_version(version))
+            seen = {a.name for a in affecting}
+            for image in mine:
+                for advisory in self.of_image(image):
+                    if advisory.name not in seen:
+                        seen.add(advisory.name)
+                        affecting.append(advisory)
+            self._combined[key] = tuple(affecting)
+        return self._combined[key]
 
 
 def evaluate(
@@ -147,13 +180,14 @@ def evaluate(
     desired: DesiredState,
     *,
     hop: bool = False,
-    sboms: Packages | None = None,
+    exposure: Exposure | None = None,
 ) -> Verdict:
     """Evaluate every CompliancePolicy selecting ``device`` against ``version``.
 
     With ``hop`` the version is an intermediate step of a path: only the rules about the
-    image itself apply (approved, allowed channel, not forbidden). ``sboms`` add the
-    exposure of the image's packages (:mod:`reconciler.planning.packages`)."""
+    image itself apply (approved, allowed channel, not forbidden). Pass one ``exposure``
+    for many calls on one desired state; with the SBOMs it was given, it adds the exposure
+    of the image's packages (:mod:`reconciler.planning.packages`)."""
     policies = [
         p
         for _, p in sorted(desired.compliance_policies.items())
@@ -165,13 +199,13 @@ def evaluate(
         if _same(version_of(i.spec.version), version) and not i.spec.revoked
     ]
     channels: set[str] = {i.spec.channel for i in approving}
-    affecting = _exposure(device, version, desired, approving, sboms or {})
-    violations: list[str] = []
-    blocking: list[str] = []
+    affecting = (exposure or Exposure(desired)).of(device, version, approving)
+    # Ordered sets: hundreds of package advisories make list membership quadratic.
+    violations: dict[str, None] = {}
+    blocking: dict[str, None] = {}
     for policy in policies:
         for reason in _policy_violations(policy, version, channels, affecting, hop):
-            if reason not in violations:
-                violations.append(reason)
-            if policy.spec.enforcement == "block" and reason not in blocking:
-                blocking.append(reason)
+            violations[reason] = None
+            if policy.spec.enforcement == "block":
+                blocking[reason] = None
     return Verdict(bool(policies), tuple(violations), affecting, tuple(blocking))

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import Advisory as KindAdvisory
 from reconciler.model.kinds import Device, Image, Platform, RolloutPolicy
 from reconciler.model.state import DesiredState
 from reconciler.model.versions import Version, VersionError
@@ -99,11 +100,14 @@ class _Context:
     windows: Mapping[str, WindowStatus]
     images: tuple[Image, ...]
     marks: Marks
-    sboms: compliance.Packages
+    exposure: compliance.Exposure
     # Routes depend only on policy, version and platform: computed once per plan.
     routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
     # Recommendations depend on version, platform and the compliance policies selecting.
     advice: dict[tuple[str, ...], Recommendation | None] = field(default_factory=dict)
+    verdicts: dict[tuple[str, ...], compliance.Verdict] = field(default_factory=dict)
+    # One plan Advisory per advisory: devices share them by the thousand.
+    shown: dict[str, Advisory] = field(default_factory=dict)
 
 
 def _current_version(facts: DeviceFacts) -> Version | None:
@@ -257,14 +261,10 @@ def _enforce(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
     if not draft.path or draft.action not in _GATED:
         return
     *steps, last = draft.path
-    target = compliance.evaluate(
-        draft.device, version_of(last.spec.version), ctx.desired, sboms=ctx.sboms
-    )
+    target = _verdict(draft.device, version_of(last.spec.version), ctx)
     problems = list(target.blocking)
     for step in steps:
-        verdict = compliance.evaluate(
-            draft.device, version_of(step.spec.version), ctx.desired, hop=True
-        )
+        verdict = _verdict(draft.device, version_of(step.spec.version), ctx, hop=True)
         problems += [f"step {p}" for p in verdict.blocking]
     warned = [v for v in target.violations if v not in target.blocking]
     if warned:
@@ -285,7 +285,7 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
     recommended target of a non-compliant or exposed device."""
     if draft.current is None:
         return
-    draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired, sboms=ctx.sboms)
+    draft.verdict = _verdict(draft.device, draft.current, ctx)
     if draft.verdict.violations or draft.verdict.advisories:
         draft.recommendation = _advice(draft, draft.current, draft.verdict, ctx)
     if not draft.verdict.violations:
@@ -293,26 +293,41 @@ def _judge(draft: _Draft, ctx: _Context) -> None:
     if draft.action is Action.NONE:
         draft.action = Action.NON_COMPLIANT
     elif draft.path and draft.action is not Action.BLOCKED:
-        after = compliance.evaluate(
-            draft.device, version_of(draft.path[-1].spec.version), ctx.desired, sboms=ctx.sboms
-        )
+        after = _verdict(draft.device, version_of(draft.path[-1].spec.version), ctx)
         if not after.violations:
             draft.notes.append("the upgrade fixes compliance")
+
+
+def _judged_as(device: Device, version: Version, ctx: _Context) -> tuple[str, ...]:
+    """What a verdict depends on: version, platform, the compliance policies selecting."""
+    platform = device.spec.platform
+    selecting = (
+        p.name
+        for _, p in sorted(ctx.desired.compliance_policies.items())
+        if p.spec.selector.matches(device.selector_labels)
+    )
+    return (version.text, platform.arch, platform.flavor, *selecting)
+
+
+def _verdict(
+    device: Device, version: Version, ctx: _Context, *, hop: bool = False
+) -> compliance.Verdict:
+    key = (*_judged_as(device, version, ctx), "hop" if hop else "")
+    if key not in ctx.verdicts:
+        ctx.verdicts[key] = compliance.evaluate(
+            device, version, ctx.desired, hop=hop, exposure=ctx.exposure
+        )
+    return ctx.verdicts[key]
 
 
 def _advice(
     draft: _Draft, current: Version, verdict: compliance.Verdict, ctx: _Context
 ) -> Recommendation | None:
     platform = draft.device.spec.platform
-    selecting = (
-        p.name
-        for _, p in sorted(ctx.desired.compliance_policies.items())
-        if p.spec.selector.matches(draft.device.selector_labels)
-    )
-    key = (current.text, platform.arch, platform.flavor, *selecting)
+    key = _judged_as(draft.device, current, ctx)
     if key not in ctx.advice:
         hops = usable_images(ctx.images, platform)
-        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired, ctx.sboms)
+        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired, ctx.exposure)
     return ctx.advice[key]
 
 
@@ -417,7 +432,16 @@ def _planned_policy(
     )
 
 
-def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevice:
+def _shown(advisory: KindAdvisory, ctx: _Context) -> Advisory:
+    found = ctx.shown.get(advisory.name)
+    if found is None:
+        spec = advisory.spec
+        found = Advisory(name=advisory.name, severity=spec.severity, aliases=tuple(spec.aliases))
+        ctx.shown[advisory.name] = found
+    return found
+
+
+def _planned_device(draft: _Draft, assignment: Assignment | None, ctx: _Context) -> PlannedDevice:
     verdict = draft.verdict
     notes = list(draft.notes) + (list(assignment.notes) if assignment else [])
     return PlannedDevice(
@@ -439,10 +463,7 @@ def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevi
         notes=tuple(notes),
         compliance_evaluated=verdict is not None and verdict.applies,
         compliance=verdict.violations if verdict else (),
-        advisories=tuple(
-            Advisory(name=a.name, severity=a.spec.severity, aliases=tuple(a.spec.aliases))
-            for a in (verdict.advisories if verdict else ())
-        ),
+        advisories=tuple(_shown(a, ctx) for a in (verdict.advisories if verdict else ())),
         recommendation=draft.recommendation,
     )
 
@@ -472,7 +493,7 @@ def plan(
         {p.name: window_status(p.spec.windows, now) for p in policies},
         tuple(sorted(desired.images.values(), key=lambda i: i.name)),
         marks or {},
-        sboms or {},
+        compliance.Exposure(desired, sboms),
     )
     drafts = [
         _draft(d, facts.get(name), observed, ctx) for name, d in sorted(desired.devices.items())
@@ -496,7 +517,7 @@ def plan(
         )
         assignments.update(assigned)
         planned_policies.append(_planned_policy(policy, members, assigned, ctx))
-    devices = tuple(_planned_device(d, assignments.get(d.device.name)) for d in drafts)
+    devices = tuple(_planned_device(d, assignments.get(d.device.name), ctx) for d in drafts)
     return Plan(
         revision=desired.revision,
         now=now,

@@ -29,10 +29,13 @@ def _exposure(verdict: compliance.Verdict) -> str:
     return f"{len(verdict.advisories)} advisory(ies), worst {worst.name} ({worst.spec.severity})"
 
 
-def _clear_path(device: Device, path: Sequence[Image], desired: DesiredState) -> bool:
-    # Steps are judged on the image itself only (hop), so packages do not matter here.
+def _clear_path(
+    device: Device, path: Sequence[Image], desired: DesiredState, exposure: compliance.Exposure
+) -> bool:
     return not any(
-        compliance.evaluate(device, version_of(i.spec.version), desired, hop=True).blocking
+        compliance.evaluate(
+            device, version_of(i.spec.version), desired, hop=True, exposure=exposure
+        ).blocking
         for i in path[:-1]
     )
 
@@ -43,25 +46,26 @@ def recommend(
     verdict: compliance.Verdict,
     hops: Sequence[Image],
     desired: DesiredState,
-    sboms: compliance.Packages | None = None,
+    exposure: compliance.Exposure | None = None,
 ) -> Recommendation | None:
     """The recommended target for ``device`` running ``current`` (judged ``verdict``), or
     None when no candidate qualifies. ``hops`` come from
-    :func:`~reconciler.planning.paths.usable_images`; ``sboms`` as for
+    :func:`~reconciler.planning.paths.usable_images`; ``exposure`` as for
     :func:`~reconciler.planning.compliance.evaluate`."""
+    exposure = exposure or compliance.Exposure(desired)
     distance = reachable(current, hops)
     best: tuple[tuple[object, ...], Image, compliance.Verdict] | None = None
     for image in hops:
         if image.name not in distance:
             continue
         version = version_of(image.spec.version)
-        after = compliance.evaluate(device, version, desired, sboms=sboms)
+        after = compliance.evaluate(device, version, desired, exposure=exposure)
         if after.violations or (not verdict.violations and after.risk >= verdict.risk):
             continue
         key = (after.risk, distance[image.name], tuple(-k for k in newness(version)))
         if best is None or key < best[0]:
             path = find_path(current, image, hops)
-            if path and _clear_path(device, path, desired):
+            if path and _clear_path(device, path, desired, exposure):
                 best = (key, image, after)
     if best is None:
         return None
