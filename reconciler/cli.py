@@ -207,6 +207,57 @@ def _cmd_schema_export(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_schema)
 
 
+def _register_advisories(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("advisories", help="import OSV advisories into the config repository")
+    actions = p.add_subparsers(dest="advisories_command", required=True)
+    imp = actions.add_parser(
+        "import",
+        help="copy the OSV records of an export (directory or osv.dev zip) that touch VyOS "
+        "or a package of a declared image's SBOM into advisories/osv/",
+    )
+    imp.add_argument("source", type=Path, help="OSV export: a directory or a zip file")
+    imp.add_argument("--repo", default=".", help="config repository (default: .)")
+    imp.set_defaults(handler=_cmd_advisories_import)
+
+
+def _cmd_advisories_import(args: argparse.Namespace) -> int:
+    from reconciler.errors import ConfigError
+    from reconciler.model.loader import load_repository
+    from reconciler.model.osv_import import read_export, select_records
+
+    repo = Path(args.repo)
+    loaded = load_repository(repo)
+    if loaded.state is None:
+        print(f"error: {repo} is not a valid config repository; run gitfirm validate {repo}")
+        return 1
+    state = loaded.state
+    sboms = _sbom_packages(state)
+    wanted: dict[str, set[str]] = {}
+    for name, packages in sboms.items():
+        sbom = state.images[name].spec.sbom
+        assert sbom is not None
+        wanted.setdefault(sbom.ecosystem, set()).update(packages)
+    try:
+        selection = select_records(read_export(args.source), wanted)
+    except ConfigError as e:
+        print(f"error: {e}")
+        return 1
+    out = repo / "advisories" / "osv"
+    out.mkdir(parents=True, exist_ok=True)
+    for file_name, raw in sorted(selection.kept.items()):
+        (out / file_name).write_bytes(raw)
+    print(
+        f"imported {len(selection.kept)} record(s) into {out} (SBOMs of {len(sboms)} image(s)); "
+        f"skipped {selection.unrelated} unrelated, {selection.withdrawn} withdrawn, "
+        f"{selection.no_severity} on VyOS without severity, {selection.unreadable} unreadable. "
+        "Review and commit them through a pull request."
+    )
+    return 0
+
+
+_COMMANDS.append(_register_advisories)
+
+
 def _register_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sim", help="serve a fleet of simulated VyOS devices on loopback")
     p.add_argument("--devices", type=int, default=10, help="how many devices (default 10)")
@@ -480,13 +531,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    result = plan(loaded.state, facts or {}, None, now, observed=facts is not None)
+    sboms = _sbom_packages(loaded.state)
+    result = plan(loaded.state, facts or {}, None, now, observed=facts is not None, sboms=sboms)
     sys.stdout.write(render(result, args.format))
     for problem in result.errors:
         print(f"error: {problem}", file=sys.stderr)
     if result.errors:
         return 1
     return 2 if args.detailed_exitcode and result.has_changes else 0
+
+
+def _sbom_packages(state: DesiredState) -> dict[str, dict[str, str]]:
+    """The packages of the declared SBOMs (fetched and checked), for package exposure."""
+    import asyncio
+
+    from reconciler.images.sbom import SbomCache
+
+    if not any(i.spec.sbom for i in state.images.values()):
+        return {}
+    return asyncio.run(SbomCache().refresh(state))
 
 
 _COMMANDS.append(_register_plan)

@@ -54,6 +54,7 @@ from reconciler.errors import (
     summarize,
 )
 from reconciler.images.ops import check_stored, fetch_images
+from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
@@ -242,6 +243,7 @@ class Daemon:
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
         self.marks = HighWaterMarks(state_dir / "journal.sqlite3")
+        self.sboms = SbomCache()
         self.backups = BackupStore(
             state_dir / "backups", self._backup_key(), keep=settings.backup_keep
         )
@@ -562,6 +564,7 @@ class Daemon:
     async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
         progress = rollout_progress(self.journal, desired.rollout_policies)
+        sboms = await self.sboms.refresh(desired)
         # Pure but CPU-bound on big fleets: keep the event loop (webhooks, probes) free.
         plan = await asyncio.to_thread(
             make_plan,
@@ -570,6 +573,7 @@ class Daemon:
             progress,
             self.clock.now(),
             marks=self.marks.snapshot(),
+            sboms=sboms,
         )
         self.state.plan = plan
         self.book.planned(plan, progress)

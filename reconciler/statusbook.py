@@ -242,6 +242,11 @@ class StatusBook:
                     compliant=d.compliant,
                     reasons=d.compliance,
                     exposures=tuple(CveExposure(a.name, a.severity) for a in d.advisories),
+                    recommendation=(
+                        f"{d.recommendation.version}: {d.recommendation.why}"
+                        if d.recommendation
+                        else None
+                    ),
                 )
                 for d in plan.devices
                 if d.compliance_evaluated

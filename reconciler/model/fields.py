@@ -95,32 +95,97 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+# The JSON Schema twins of the validators below: the schema refuses what they refuse
+# (tests/unit/test_schema_agreement.py holds both to the same verdicts).
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*(?=\d)(\d+h)?(\d+m(?!s))?(\d+s)?(\d+ms)?\s*$"},
+        {"type": "number", "minimum": 0},
+    ],
+    "description": "e.g. 90s, 10m, 4h, 1h30m, 250ms, or a number of seconds",
+}
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"}),
+    WithJsonSchema(_DURATION_SCHEMA),
 ]
 
 
+def _either_case(word: str) -> str:
+    # JSON Schema patterns have no case-insensitive flag.
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+def _cron_field(values: str) -> str:
+    element = rf"(?:\*|(?:{values})(?:-(?:{values}))?)(?:/[1-9]\d*)?"
+    return rf"{element}(?:,{element})*"
+
+
+_MONTHS = "|".join(
+    _either_case(m)
+    for m in ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+)
+_DAYS = "|".join(_either_case(d) for d in ["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
+_CRON_PATTERN = (
+    r"^\s*"
+    + r"\s+".join(
+        _cron_field(v)
+        for v in (
+            r"[0-5]?\d",
+            r"[01]?\d|2[0-3]",
+            r"0?[1-9]|[12]\d|3[01]",
+            rf"0?[1-9]|1[0-2]|{_MONTHS}",
+            rf"0?[0-7]|{_DAYS}",
+        )
+    )
+    + r"\s*$"
+)
+_CRON = re.compile(_CRON_PATTERN)
+
+
 def _check_cron(value: str) -> str:
-    if not croniter.is_valid(value) or len(value.split()) != 5:
+    if not _CRON.match(value) or not croniter.is_valid(value):
         raise ValueError(f"{value!r} is not a 5-field cron schedule (e.g. '0 2 * * sat')")
     return value
 
 
-Cron = Annotated[str, AfterValidator(_check_cron)]
+Cron = Annotated[
+    str,
+    AfterValidator(_check_cron),
+    WithJsonSchema({"type": "string", "pattern": _CRON_PATTERN, "description": "5-field cron"}),
+]
+
+
+# IANA names: an area and a location (Europe/Berlin, America/Argentina/Buenos_Aires,
+# Etc/GMT+5, legacy US/Eastern), or one word (UTC, Japan, EST5EDT). The schema carries the
+# shape, not the list: a list would tie the checked-in schema to the tzdata of the machine
+# that exported it. The validator also asks the tz database (Europe/Atlantis is refused).
+_ZONE_AREAS = (
+    "Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc"
+    "|US|Canada|Brazil|Chile|Mexico"
+)
+_ZONE_PATTERN = rf"^(?:(?:{_ZONE_AREAS})(?:/[A-Za-z0-9_+-]+){{1,2}}|[A-Z][A-Za-z0-9_+-]*)$"
+_ZONE = re.compile(_ZONE_PATTERN)
 
 
 def _check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
+        known = bool(_ZONE.match(value))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+        known = False
+    if not known:
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)")
     return value
 
 
-TimeZone = Annotated[str, AfterValidator(_check_zone)]
+TimeZone = Annotated[
+    str,
+    AfterValidator(_check_zone),
+    WithJsonSchema({"type": "string", "pattern": _ZONE_PATTERN, "description": "IANA time zone"}),
+]
 
 
 def _lower(value: Any) -> Any:
@@ -128,7 +193,12 @@ def _lower(value: Any) -> Any:
 
 
 Sha256 = Annotated[
-    str, BeforeValidator(_lower), Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256")
+    str,
+    BeforeValidator(_lower),
+    Field(pattern=r"^[0-9a-f]{64}$"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9a-fA-F]{64}$", "description": "hex SHA-256"}
+    ),
 ]
 
 
@@ -145,13 +215,39 @@ def _parses(parse: Callable[[str], object]) -> Callable[[str], str]:
     return check
 
 
-VersionText = Annotated[str, AfterValidator(_parses(parse_version))]
-VersionConstraint = Annotated[str, AfterValidator(_parses(parse_constraint))]
+_VERSION = (
+    r"\d+\.\d+\.\d+(?:-(?:rc|epa)\d+)?|\d+\.\d+-rolling-\d{12}"
+    r"|\d{4}\.\d{2}\.\d{2}-\d{4}-(?:rolling|integration)"
+)
+_VERSION_PATTERN = rf"^\s*(?:{_VERSION})\s*$"
+_CLAUSE = rf"(?:>=|<=|==|!=|>|<|=)?\s*(?:{_VERSION}|\d+\.\d+\.\*|rolling|integration)"
+_ALTERNATIVE = rf"[\s,]*{_CLAUSE}(?:\s*,[\s,]*{_CLAUSE})*[\s,]*"
+_CONSTRAINT_PATTERN = rf"^{_ALTERNATIVE}(?:\|\|{_ALTERNATIVE})*$"
+
+VersionText = Annotated[
+    str,
+    AfterValidator(_parses(parse_version)),
+    WithJsonSchema({"type": "string", "pattern": _VERSION_PATTERN, "description": "VyOS version"}),
+]
+VersionConstraint = Annotated[
+    str,
+    AfterValidator(_parses(parse_constraint)),
+    WithJsonSchema(
+        {"type": "string", "pattern": _CONSTRAINT_PATTERN, "description": "e.g. >=1.3.8, <1.4"}
+    ),
+]
 
 HttpUrl = Annotated[
     AnyUrl,
     UrlConstraints(allowed_schemes=["http", "https"]),
     PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^" + _either_case("http") + "[sS]?://[^\\s/?#]+",
+        }
+    ),
 ]
 
 

@@ -36,7 +36,9 @@ __all__ = [
     "AccessPolicySpec",
     "AccessRule",
     "Advisory",
+    "AdvisorySeverity",
     "AdvisorySpec",
+    "AffectedPackage",
     "AffectedRange",
     "Arch",
     "Channel",
@@ -56,12 +58,15 @@ __all__ = [
     "Metadata",
     "MinisignKey",
     "MinisignSignature",
+    "PackageEvent",
+    "PackageRange",
     "Platform",
     "RollbackSpec",
     "RolloutPolicy",
     "RolloutPolicySpec",
     "RolloutStrategy",
     "RolloutTarget",
+    "Sbom",
     "Severity",
     "SigstoreIdentity",
     "SigstoreSignature",
@@ -78,6 +83,10 @@ Arch = Literal["amd64", "arm64"]
 Channel = Literal["production", "testing", "development"]
 Severity = Literal["none", "low", "medium", "high", "critical"]
 SEVERITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+# An advisory on another ecosystem's package may come without a severity: it is exposure
+# (ranked with low for ordering), but never judged against a maxCveSeverity.
+AdvisorySeverity = Literal["none", "low", "medium", "high", "critical", "unknown"]
+SEVERITY_RANK["unknown"] = 1
 
 
 class Metadata(Strict):
@@ -255,6 +264,16 @@ class ImageSignature(Strict):
         return self
 
 
+class Sbom(Strict):
+    """The packages an image contains: a CycloneDX JSON or ``dpkg-query -W`` list, fetched
+    and checked against ``sha256`` like the image. ``ecosystem`` names the OSV ecosystem
+    of its packages (``Debian:12`` for VyOS 1.4 and 1.5)."""
+
+    url: HttpUrl
+    sha256: Sha256
+    ecosystem: str = Field(pattern=r"^Debian:\d+$")
+
+
 class ImageSpec(Strict):
     """A signed VyOS image approved for a channel."""
 
@@ -272,6 +291,7 @@ class ImageSpec(Strict):
     )
     revoked: bool = False
     revokedReason: str | None = None
+    sbom: Sbom | None = None
 
     def supports(self, platform: Platform) -> bool:
         """Whether the image runs on that platform."""
@@ -468,6 +488,11 @@ class CompliancePolicySpec(Strict):
     )
     forbiddenVersions: list[VersionText] = Field(default_factory=list)
     maxCveSeverity: Severity = "medium"
+    enforcement: Literal["block", "warn"] = Field(
+        default="block",
+        description="block: no rollout moves a selected device to a version violating "
+        "this policy; warn: such upgrades go ahead and the plan only says so",
+    )
 
 
 class CompliancePolicy(Document):
@@ -631,20 +656,71 @@ class AccessPolicy(Document):
 
 
 class AffectedRange(Strict):
-    """Versions from ``introduced`` (inclusive) up to ``fixed`` (exclusive), on one train."""
+    """One interval of affected VyOS versions, in the order of the ``VyOS`` ecosystem.
 
-    introduced: VersionText
+    ``introduced`` is inclusive (``"0"``: from the first version); the end is ``fixed``
+    (exclusive) or ``lastAffected`` (inclusive), or none (still affected); ``limit``
+    (exclusive) caps the interval. The ecosystem orders versions within a train, and
+    trains by generation (1.3 < 1.4 < ... < rolling < integration), so a range may span
+    trains, as an OSV range does.
+    """
+
+    introduced: VersionText | Literal["0"]
     fixed: VersionText | None = None
+    lastAffected: VersionText | None = None
+    limit: VersionText | None = None
+
+    @model_validator(mode="after")
+    def _one_end(self) -> AffectedRange:
+        if self.fixed is not None and self.lastAffected is not None:
+            raise ValueError("a range ends with fixed or lastAffected, not both")
+        return self
+
+
+class PackageEvent(Strict):
+    """One OSV range event of another ecosystem: exactly one of the four fields."""
+
+    introduced: str | None = Field(default=None, min_length=1)
+    fixed: str | None = Field(default=None, min_length=1)
+    lastAffected: str | None = Field(default=None, min_length=1)
+    limit: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> PackageEvent:
+        given = [f for f in ("introduced", "fixed", "lastAffected", "limit") if getattr(self, f)]
+        if len(given) != 1:
+            raise ValueError("an event gives exactly one of introduced, fixed, lastAffected, limit")
+        return self
+
+
+class PackageRange(Strict):
+    """An OSV range of another ecosystem, its events kept as given (their order is the
+    ecosystem's, e.g. dpkg's for ``Debian:12``)."""
+
+    type: Literal["ECOSYSTEM", "SEMVER"]
+    events: list[PackageEvent] = Field(min_length=1)
+
+
+class AffectedPackage(Strict):
+    """A package of another ecosystem (``Debian:12``, ``PyPI`` ...) that an advisory
+    affects, kept for matching against the packages an image contains."""
+
+    ecosystem: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    versions: list[str] = Field(default_factory=list)
+    ranges: list[PackageRange] = Field(default_factory=list)
 
 
 class AdvisorySpec(Strict):
-    """A vulnerability affecting some VyOS versions (the YAML twin of an OSV record)."""
+    """A vulnerability (the YAML twin of an OSV record): ``versions`` and ``ranges`` are
+    VyOS versions (OSV ecosystem ``VyOS``); ``packages`` are those of other ecosystems."""
 
     summary: str = ""
-    severity: Severity
+    severity: AdvisorySeverity
     aliases: list[str] = Field(default_factory=list)
     versions: list[VersionText] = Field(default_factory=list)
     ranges: list[AffectedRange] = Field(default_factory=list)
+    packages: list[AffectedPackage] = Field(default_factory=list)
 
 
 class Advisory(Document):

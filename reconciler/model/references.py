@@ -267,9 +267,8 @@ def _check_advisories(state: DesiredState, locate: Locate, warnings: list[Config
     for name, advisory in sorted(state.advisories.items()):
         named = list(advisory.spec.versions)
         for rng in advisory.spec.ranges:
-            named.append(rng.introduced)
-            if rng.fixed:
-                named.append(rng.fixed)
+            bounds = (rng.introduced, rng.fixed, rng.lastAffected, rng.limit)
+            named.extend(b for b in bounds if b is not None and b != "0")
         for version in named:
             if version not in known:
                 warnings.append(

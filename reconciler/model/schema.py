@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema
+
+from reconciler.model.fields import format_duration
 from reconciler.model.kinds import API_VERSION, KINDS
 
-__all__ = ["SCHEMA_DIALECT", "render_schemas"]
+__all__ = ["SCHEMA_BASE", "SCHEMA_DIALECT", "render_schemas"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_BASE = "https://gitfirm.io/schema/v1/"
+"""Absolute ``$id`` prefix: ``document.json``'s relative ``$ref``s resolve from anywhere."""
+
+
+class _Generator(GenerateJsonSchema):
+    def encode_default(self, dft: Any) -> Any:
+        # A default must read as the user would write it (10m), not ISO 8601 (PT10M).
+        if isinstance(dft, timedelta):
+            return format_duration(dft)
+        return super().encode_default(dft)
 
 
 def _dump(data: Any) -> str:
@@ -22,9 +36,9 @@ def render_schemas() -> dict[str, str]:
     index: dict[str, Any] = {"apiVersion": API_VERSION, "kinds": {}}
     any_of = []
     for kind, model in sorted(KINDS.items()):
-        schema = model.model_json_schema(mode="validation")
+        schema = model.model_json_schema(mode="validation", schema_generator=_Generator)
         schema["$schema"] = SCHEMA_DIALECT
-        schema["$id"] = f"{kind.lower()}.json"
+        schema["$id"] = f"{SCHEMA_BASE}{kind.lower()}.json"
         name = f"{kind.lower()}.json"
         files[name] = _dump(schema)
         index["kinds"][kind] = name
@@ -32,7 +46,7 @@ def render_schemas() -> dict[str, str]:
     files["document.json"] = _dump(
         {
             "$schema": SCHEMA_DIALECT,
-            "$id": "document.json",
+            "$id": f"{SCHEMA_BASE}document.json",
             "title": "Any gitfirm.io/v1 document",
             "anyOf": any_of,
         }

@@ -28,6 +28,7 @@ __all__ = [
     "Constraint",
     "Version",
     "VersionError",
+    "newness",
     "parse_constraint",
     "parse_version",
 ]
@@ -153,6 +154,25 @@ def parse_version(text: str) -> Version:
         f"{text!r} is not a VyOS version (expected e.g. 1.4.3, 1.4.0-rc3, "
         "1.5-rolling-202410230007, 2025.01.10-0020-rolling or 1.5-stream-2025-Q1)"
     )
+
+
+# Trains after every numbered LTS, in generation order.
+_LATE_TRAINS = {"rolling": 0, "integration": 1}
+
+
+def newness(version: Version) -> tuple[int, ...]:
+    """A sort key that orders versions across trains by generation, then within a train:
+    numbered LTS trains by number, then ``rolling``, then ``integration``.
+
+    It is the order of the OSV ``VyOS`` ecosystem, and the way to choose among images that
+    are already allowed (the newest reachable image of a channel); it never allows
+    crossing a train by itself."""
+    if version.train in _LATE_TRAINS:
+        train: tuple[int, ...] = (1, _LATE_TRAINS[version.train], 0)
+    else:
+        major, minor = version.train.split(".")
+        train = (0, int(major), int(minor))
+    return (*train, *version.key)
 
 
 _CLAUSE = re.compile(r"^(>=|<=|==|!=|>|<|=)?\s*(\S+)$")

@@ -26,13 +26,18 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 from reconciler.model.kinds import Image, Platform
-from reconciler.model.versions import Constraint, Version, parse_constraint, parse_version
+from reconciler.model.versions import (
+    Constraint,
+    Version,
+    newness,
+    parse_constraint,
+    parse_version,
+)
 
 __all__ = [
     "accepts",
     "constraint_of",
     "find_path",
-    "newness",
     "reachable",
     "usable_images",
     "version_of",
@@ -41,14 +46,6 @@ __all__ = [
 # Parsing is pure and fleets share few versions: memoize (bounded) for 10,000-device plans.
 version_of: Callable[[str], Version] = lru_cache(maxsize=4096)(parse_version)
 constraint_of: Callable[[str], Constraint] = lru_cache(maxsize=1024)(parse_constraint)
-
-
-def newness(version: Version) -> tuple[int, ...]:
-    """A sort key that orders versions across trains by generation, then within a train.
-
-    Use it only to choose among images that are already allowed (for example the newest
-    reachable image of a channel); it never allows crossing a train by itself."""
-    return (*version.generation, *version.key)
 
 
 def accepts(image: Image, current: Version) -> bool:

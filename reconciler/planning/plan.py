@@ -26,6 +26,7 @@ __all__ = [
     "PlannedDevice",
     "PlannedPolicy",
     "PlannedWave",
+    "Recommendation",
     "WindowInfo",
 ]
 
@@ -79,6 +80,16 @@ class Advisory(_Frozen):
     aliases: tuple[str, ...] = ()
 
 
+class Recommendation(_Frozen):
+    """The lowest-risk compliant target reachable by an approved path, and ``why``
+    (see :mod:`reconciler.planning.recommend`)."""
+
+    version: str
+    image: str
+    path: tuple[Hop, ...]
+    why: str
+
+
 class PlannedDevice(_Frozen):
     """The plan for one device. ``path`` is empty unless there is somewhere to go.
 
@@ -86,7 +97,8 @@ class PlannedDevice(_Frozen):
     ``order`` are set for devices that take part in their policy's waves. ``compliance``
     lists every violated rule (empty means compliant, or not evaluated when
     ``compliance_evaluated`` is False); ``advisories`` lists CVE exposure of the running
-    version whatever the policy's threshold.
+    version whatever the policy's threshold. ``recommendation`` is set for a non-compliant
+    or exposed device when a better target is reachable.
     """
 
     name: str
@@ -106,6 +118,7 @@ class PlannedDevice(_Frozen):
     compliance_evaluated: bool = False
     compliance: tuple[str, ...] = ()
     advisories: tuple[Advisory, ...] = ()
+    recommendation: Recommendation | None = None
 
     @property
     def compliant(self) -> bool:

@@ -24,11 +24,17 @@ For every Device, in this order (the first rule that applies decides the action)
    halted (``blocked``, until the ``retryToken`` changes); ``suspend`` (``suspended``);
    already attempted under this revision and retryToken (``blocked``); outside every
    allow window (``waiting-for-window``); otherwise ``upgrade``.
-8. Waves: devices with somewhere to go, or already touched by this revision's rollout,
-   get a wave and an order (:mod:`reconciler.planning.waves`).
-9. Compliance: violations are listed on every device a CompliancePolicy selects. A device
-   with nothing planned and violations is ``non-compliant``; an upgrade stays an upgrade
-   and a note says whether its target fixes the violations.
+8. Compliance gate: an upgrade whose target violates a CompliancePolicy with
+   ``enforcement: block`` selecting the device (or whose path steps through a forbidden
+   or unapproved image) is ``blocked``, the reason naming the violations, and takes no
+   wave; ``warn`` policies add a note. An upgrade in flight is finished.
+9. Waves: devices with somewhere to go, or already touched by this revision's rollout,
+   get a wave and an order (:mod:`reconciler.planning.waves`); after the canary, exposed
+   devices go first in their wave.
+10. Compliance: violations are listed on every device a CompliancePolicy selects. A
+   device with nothing planned and violations is ``non-compliant``; a note says when an
+   upgrade fixes them. A non-compliant or exposed device gets a recommendation
+   (:mod:`reconciler.planning.recommend`).
 
 No I/O and no clock: ``now`` is an argument. Texts from facts and progress (errors, halt
 reasons) are expected sanitized by the stages that produced them.
@@ -42,6 +48,7 @@ from datetime import datetime
 
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.features import api_features
+from reconciler.model.kinds import Advisory as KindAdvisory
 from reconciler.model.kinds import Device, Image, Platform, RolloutPolicy
 from reconciler.model.state import DesiredState
 from reconciler.model.versions import Version, VersionError
@@ -55,9 +62,11 @@ from reconciler.planning.plan import (
     PlannedDevice,
     PlannedPolicy,
     PlannedWave,
+    Recommendation,
     WindowInfo,
 )
 from reconciler.planning.progress import DISRUPTIVE, DeviceProgress, Phase, RolloutProgress
+from reconciler.planning.recommend import recommend
 from reconciler.planning.rollback import Marks, rollback_reason
 from reconciler.planning.targets import platform_text, resolve_target
 from reconciler.planning.waves import Assignment, Candidate, assign_waves
@@ -84,6 +93,7 @@ class _Draft:
     verdict: compliance.Verdict | None = None
     in_waves: bool = False
     conflict: bool = False
+    recommendation: Recommendation | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,14 @@ class _Context:
     windows: Mapping[str, WindowStatus]
     images: tuple[Image, ...]
     marks: Marks
+    exposure: compliance.Exposure
     # Routes depend only on policy, version and platform: computed once per plan.
     routes: dict[tuple[str, str, str, str], _Route] = field(default_factory=dict)
+    # Recommendations depend on version, platform and the compliance policies selecting.
+    advice: dict[tuple[str, ...], Recommendation | None] = field(default_factory=dict)
+    verdicts: dict[tuple[str, ...], compliance.Verdict] = field(default_factory=dict)
+    # One plan Advisory per advisory: devices share them by the thousand.
+    shown: dict[str, Advisory] = field(default_factory=dict)
 
 
 def _current_version(facts: DeviceFacts) -> Version | None:
@@ -238,24 +254,84 @@ def _resume_hop(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> No
     draft.path = (hop, *draft.path)
 
 
+_GATED = frozenset({Action.UPGRADE, Action.WAITING, Action.SUSPENDED})
+
+
+def _enforce(draft: _Draft, mine: DeviceProgress | None, ctx: _Context) -> None:
+    """Step 8: a target violating a CompliancePolicy with ``enforcement: block`` that
+    selects the device is never started, nor a path through a forbidden or unapproved
+    step; ``warn`` policies only add a note. An upgrade in flight is finished."""
+    if not draft.path or draft.action not in _GATED:
+        return
+    *steps, last = draft.path
+    target = _verdict(draft.device, version_of(last.spec.version), ctx)
+    problems = list(target.blocking)
+    for step in steps:
+        verdict = _verdict(draft.device, version_of(step.spec.version), ctx, hop=True)
+        problems += [f"step {p}" for p in verdict.blocking]
+    warned = [v for v in target.violations if v not in target.blocking]
+    if warned:
+        draft.notes.append(f"target is non-compliant (enforcement: warn): {'; '.join(warned)}")
+    if not problems:
+        return
+    if mine is not None and mine.in_flight:
+        draft.notes.append(
+            f"target is non-compliant, finishing the upgrade in flight: {problems[0]}"
+        )
+        return
+    draft.action = Action.BLOCKED
+    draft.reason = f"non-compliant target {last.spec.version}: {'; '.join(problems)}"
+
+
 def _judge(draft: _Draft, ctx: _Context) -> None:
-    """Step 9: compliance of the running version, and whether the target fixes it."""
+    """Step 10: compliance of the running version, whether the target fixes it, and the
+    recommended target of a non-compliant or exposed device."""
     if draft.current is None:
         return
-    draft.verdict = compliance.evaluate(draft.device, draft.current, ctx.desired)
+    draft.verdict = _verdict(draft.device, draft.current, ctx)
+    if draft.verdict.violations or draft.verdict.advisories:
+        draft.recommendation = _advice(draft, draft.current, draft.verdict, ctx)
     if not draft.verdict.violations:
         return
     if draft.action is Action.NONE:
         draft.action = Action.NON_COMPLIANT
-    elif draft.path:
-        after = compliance.evaluate(
-            draft.device, version_of(draft.path[-1].spec.version), ctx.desired
+    elif draft.path and draft.action is not Action.BLOCKED:
+        after = _verdict(draft.device, version_of(draft.path[-1].spec.version), ctx)
+        if not after.violations:
+            draft.notes.append("the upgrade fixes compliance")
+
+
+def _judged_as(device: Device, version: Version, ctx: _Context) -> tuple[str, ...]:
+    """What a verdict depends on: version, platform, the compliance policies selecting."""
+    platform = device.spec.platform
+    selecting = (
+        p.name
+        for _, p in sorted(ctx.desired.compliance_policies.items())
+        if p.spec.selector.matches(device.selector_labels)
+    )
+    return (version.text, platform.arch, platform.flavor, *selecting)
+
+
+def _verdict(
+    device: Device, version: Version, ctx: _Context, *, hop: bool = False
+) -> compliance.Verdict:
+    key = (*_judged_as(device, version, ctx), "hop" if hop else "")
+    if key not in ctx.verdicts:
+        ctx.verdicts[key] = compliance.evaluate(
+            device, version, ctx.desired, hop=hop, exposure=ctx.exposure
         )
-        draft.notes.append(
-            "the upgrade fixes compliance"
-            if not after.violations
-            else f"target is also non-compliant: {'; '.join(after.violations)}"
-        )
+    return ctx.verdicts[key]
+
+
+def _advice(
+    draft: _Draft, current: Version, verdict: compliance.Verdict, ctx: _Context
+) -> Recommendation | None:
+    platform = draft.device.spec.platform
+    key = _judged_as(draft.device, current, ctx)
+    if key not in ctx.advice:
+        hops = usable_images(ctx.images, platform)
+        ctx.advice[key] = recommend(draft.device, current, verdict, hops, ctx.desired, ctx.exposure)
+    return ctx.advice[key]
 
 
 def _flavor_mismatch(device: Device, facts: DeviceFacts) -> str | None:
@@ -311,6 +387,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
         _resume_hop(draft, mine, ctx)
         if draft.path:
             _gate(draft, draft.policy, ctx)
+            _enforce(draft, mine, ctx)
         elif draft.action is Action.NONE and mine is not None and mine.in_flight:
             draft.action = Action.UPGRADE
             draft.notes.append(f"in flight: {mine.phase.value}")
@@ -324,7 +401,7 @@ def _draft(device: Device, facts: DeviceFacts | None, observed: bool, ctx: _Cont
                 or (mine.target_version is not None and mine.target_version == draft.target_version)
             )
         )
-        draft.in_waves = bool(draft.path) or touched
+        draft.in_waves = (bool(draft.path) and draft.action is not Action.BLOCKED) or touched
     else:
         draft.notes.append("no rollout policy selects it")
     _judge(draft, ctx)
@@ -342,6 +419,7 @@ def _candidate(draft: _Draft, facts: DeviceFacts | None) -> Candidate:
         draft.device.spec.redundancyGroup,
         None if facts is None else facts.health.load1,
         None if facts is None else facts.rtt_ms,
+        exposure=draft.verdict.risk[0] if draft.verdict else 0,
     )
 
 
@@ -379,7 +457,16 @@ def _planned_policy(
     )
 
 
-def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevice:
+def _shown(advisory: KindAdvisory, ctx: _Context) -> Advisory:
+    found = ctx.shown.get(advisory.name)
+    if found is None:
+        spec = advisory.spec
+        found = Advisory(name=advisory.name, severity=spec.severity, aliases=tuple(spec.aliases))
+        ctx.shown[advisory.name] = found
+    return found
+
+
+def _planned_device(draft: _Draft, assignment: Assignment | None, ctx: _Context) -> PlannedDevice:
     verdict = draft.verdict
     notes = list(draft.notes) + (list(assignment.notes) if assignment else [])
     return PlannedDevice(
@@ -401,10 +488,8 @@ def _planned_device(draft: _Draft, assignment: Assignment | None) -> PlannedDevi
         notes=tuple(notes),
         compliance_evaluated=verdict is not None and verdict.applies,
         compliance=verdict.violations if verdict else (),
-        advisories=tuple(
-            Advisory(name=a.name, severity=a.spec.severity, aliases=tuple(a.spec.aliases))
-            for a in (verdict.advisories if verdict else ())
-        ),
+        advisories=tuple(_shown(a, ctx) for a in (verdict.advisories if verdict else ())),
+        recommendation=draft.recommendation,
     )
 
 
@@ -416,13 +501,15 @@ def plan(
     *,
     observed: bool = True,
     marks: Marks | None = None,
+    sboms: compliance.Packages | None = None,
 ) -> Plan:
     """Plan every device of ``desired`` (see the module docstring for the rules).
 
     ``facts`` are keyed by device name; ``observed`` False says no observation source was
     given at all (devices are then "unreachable: no observation given"). ``now`` must be
     timezone-aware. ``marks`` are the anti-rollback marks of completed upgrades
-    (:mod:`reconciler.planning.rollback`); without them no path is judged a rollback."""
+    (:mod:`reconciler.planning.rollback`); without them no path is judged a rollback.
+    ``sboms`` (Image name -> packages) add package exposure to compliance."""
     progress = progress or RolloutProgress()
     policies = sorted(desired.rollout_policies.values(), key=lambda p: p.name)
     ctx = _Context(
@@ -431,6 +518,7 @@ def plan(
         {p.name: window_status(p.spec.windows, now) for p in policies},
         tuple(sorted(desired.images.values(), key=lambda i: i.name)),
         marks or {},
+        compliance.Exposure(desired, sboms),
     )
     drafts = [
         _draft(d, facts.get(name), observed, ctx) for name, d in sorted(desired.devices.items())
@@ -454,7 +542,7 @@ def plan(
         )
         assignments.update(assigned)
         planned_policies.append(_planned_policy(policy, members, assigned, ctx))
-    devices = tuple(_planned_device(d, assignments.get(d.device.name)) for d in drafts)
+    devices = tuple(_planned_device(d, assignments.get(d.device.name), ctx) for d in drafts)
     return Plan(
         revision=desired.revision,
         now=now,

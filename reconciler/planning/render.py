@@ -18,7 +18,9 @@ JSON schema (``schemaVersion`` 1; keys sorted, two-space indent, trailing newlin
                    "path": [{"image", "version", "channel"}],
                    "action", "reason", "wave", "order", "notes": [str],
                    "complianceEvaluated": bool, "compliance": [str],
-                   "advisories": [{"name", "severity", "aliases": [str]}]}]
+                   "advisories": [{"name", "severity", "aliases": [str]}],
+                   "recommendation": null | {"version", "image", "why",
+                                             "path": [{"image", "version", "channel"}]}}]
     }
 
 Absent values are ``null``; lists are always present. ``wave`` 0 is the canary wave.
@@ -105,6 +107,8 @@ def _detail(device: PlannedDevice) -> str:
     parts += device.notes
     if device.compliance:
         parts.append(f"non-compliant: {len(device.compliance)} reason(s)")
+    if device.recommendation:
+        parts.append(f"recommended: {device.recommendation.version}")
     return "; ".join(parts)
 
 
@@ -133,6 +137,12 @@ def render_text(plan: Plan, *, width: int = 160) -> str:
     console.print(table)
     counts = ", ".join(f"{n} {a}" for a, n in plan.counts().items() if n)
     console.print(f"{len(plan.devices)} devices: {counts or 'none'}")
+    for d in plan.devices:
+        if d.recommendation:
+            r = d.recommendation
+            console.print(
+                f"recommended for {d.name}: {r.version} ({r.image}): {r.why}", markup=False
+            )
     for error in plan.errors:
         console.print(f"error: {error}", markup=False)
     for warning in plan.warnings:
@@ -235,6 +245,7 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
     by_name = {d.name: d for d in plan.devices}
     for policy in plan.policies:
         _policy_section(out, policy, by_name)
+    _recommendations(out, plan)
     flagged = [d for d in plan.devices if d.compliance]
     if flagged:
         out.add("")
@@ -259,6 +270,22 @@ def render_markdown(plan: Plan, *, limit: int = MARKDOWN_LIMIT) -> str:
 
 # Actions a reviewer must look at: nothing happens to these devices without a fix.
 _ATTENTION = frozenset({Action.BLOCKED, Action.INCOMPATIBLE, Action.UNREACHABLE, Action.SUSPENDED})
+
+
+def _recommendations(out: _Budget, plan: Plan) -> None:
+    advised = [d for d in plan.devices if d.recommendation]
+    if advised:
+        out.add("")
+        out.add(f"#### Recommended targets ({len(advised)})")
+        out.table(
+            ["device", "current", "recommended", "why"],
+            [
+                [d.name, d.current_version or "-", r.version, r.why]
+                for d in advised
+                if (r := d.recommendation)
+            ],
+            cap=_ROWS_LIST,
+        )
 
 
 def _policy_section(out: _Budget, policy: PlannedPolicy, by_name: dict[str, PlannedDevice]) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.model.kinds import Image, Platform, RolloutPolicy
-from reconciler.model.versions import Version
-from reconciler.planning.paths import newness, reachable, version_of
+from reconciler.model.versions import Version, newness
+from reconciler.planning.paths import reachable, version_of
 
 __all__ = ["TargetChoice", "platform_text", "resolve_target"]
 

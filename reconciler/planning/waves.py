@@ -16,8 +16,10 @@ How a device gets its wave (numbering as in :mod:`reconciler.planning.plan`):
    to the next later free wave, else to the nearest earlier free one. When a group has
    more members than waves the clash stays and is noted (the engine still never runs two
    members at once).
-5. **Order inside a wave.** Least loaded first (``health.load1``), then lowest RTT
-   (``rtt_ms``), then name; devices without a figure go after those with one.
+5. **Order inside a wave.** After the canary, risk first: the most exposed devices
+   (worst advisory on the running version) lead their wave. Then least loaded
+   (``health.load1``), then lowest RTT (``rtt_ms``), then name; devices without a figure
+   go after those with one.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Candidate:
     redundancy_group: str | None = None
     load1: float | None = None
     rtt_ms: float | None = None
+    exposure: int = 0
+    """The severity rank of the worst advisory affecting its running version."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,7 @@ def assign_waves(
         candidates,
         key=lambda c: (
             wave[c.name],
+            0 if wave[c.name] == 0 else -c.exposure,
             inf if c.load1 is None else c.load1,
             inf if c.rtt_ms is None else c.rtt_ms,
             c.name,

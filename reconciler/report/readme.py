@@ -71,11 +71,11 @@ def _compliance(compliance: Mapping[str, Any] | None) -> list[str]:
         if verdict["compliant"] and not verdict["exposures"]:
             continue
         cves = ", ".join(f"{x['id']} ({x['severity']})" for x in verdict["exposures"])
-        rows.append(
-            [name, "yes" if verdict["compliant"] else "no", "; ".join(verdict["reasons"]), cves]
-        )
+        compliant = "yes" if verdict["compliant"] else "no"
+        advice = verdict.get("recommendation") or "-"
+        rows.append([name, compliant, "; ".join(verdict["reasons"]), cves, advice])
     if rows:
-        lines += _table(["Device", "Compliant", "Reasons", "CVE exposure"], rows)
+        lines += _table(["Device", "Compliant", "Reasons", "CVE exposure", "Recommended"], rows)
     return lines
 
 

@@ -145,6 +145,7 @@ def _compliance_doc(verdicts: Iterable[ComplianceVerdict]) -> dict[str, Any]:
                 {"id": x.id, "severity": x.severity, "fixed": x.fixed}
                 for x in sorted(v.exposures, key=lambda x: x.id)
             ],
+            **({"recommendation": v.recommendation} if v.recommendation else {}),
         }
         for v in verdicts
     }

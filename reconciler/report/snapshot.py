@@ -121,6 +121,8 @@ class ComplianceVerdict:
     compliant: bool
     reasons: tuple[str, ...] = ()
     exposures: tuple[CveExposure, ...] = ()
+    recommendation: str | None = None
+    """The plan's recommended target and why (``1.4.4: ...``), if any."""
 
 
 @dataclass(frozen=True, slots=True)

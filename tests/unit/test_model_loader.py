@@ -257,6 +257,6 @@ def test_osv_advisory_is_imported(tmp_path: Path) -> None:
 
 
 def test_osv_without_severity_is_an_error(tmp_path: Path) -> None:
-    osv = {"id": "OSV-1", "affected": []}
+    osv = {"id": "OSV-1", "affected": [{"package": {"ecosystem": "VyOS", "name": "vyos"}}]}
     errors = _errors(tmp_path, {"a.json": json.dumps(osv)})
     assert any(e.startswith("a.json:1:1: database_specific.severity") for e in errors), errors

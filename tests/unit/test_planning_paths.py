@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reconciler.model.kinds import Platform
-from reconciler.model.versions import parse_version
-from reconciler.planning.paths import accepts, find_path, newness, reachable, usable_images
+from reconciler.model.versions import newness, parse_version
+from reconciler.planning.paths import accepts, find_path, reachable, usable_images
 from tests.support.planning import image
 
 AMD = Platform(arch="amd64")

@@ -8,8 +8,7 @@ import pytest
 from reconciler.devices.parse import parse_image_list
 from reconciler.model.facts import ApiFeatures
 from reconciler.model.features import api_features
-from reconciler.model.versions import VersionError, parse_constraint, parse_version
-from reconciler.planning.paths import newness
+from reconciler.model.versions import VersionError, newness, parse_constraint, parse_version
 
 
 @pytest.mark.parametrize(
