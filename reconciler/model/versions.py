@@ -156,23 +156,15 @@ def parse_version(text: str) -> Version:
     )
 
 
-# Trains after every numbered LTS, in generation order.
-_LATE_TRAINS = {"rolling": 0, "integration": 1}
-
-
 def newness(version: Version) -> tuple[int, ...]:
-    """A sort key that orders versions across trains by generation, then within a train:
-    numbered LTS trains by number, then ``rolling``, then ``integration``.
+    """A sort key that orders versions across trains by :attr:`Version.generation` (numbered
+    branches by number, with their stream and rolling trains, then ``rolling``, then
+    ``integration``), then within a train.
 
     It is the order of the OSV ``VyOS`` ecosystem, and the way to choose among images that
     are already allowed (the newest reachable image of a channel); it never allows
     crossing a train by itself."""
-    if version.train in _LATE_TRAINS:
-        train: tuple[int, ...] = (1, _LATE_TRAINS[version.train], 0)
-    else:
-        major, minor = version.train.split(".")
-        train = (0, int(major), int(minor))
-    return (*train, *version.key)
+    return (*version.generation, *version.key)
 
 
 _CLAUSE = re.compile(r"^(>=|<=|==|!=|>|<|=)?\s*(\S+)$")
