@@ -13,10 +13,13 @@ from typing import Any
 
 import yaml
 
-from tests.security.test_authority import POLICY, World, _policy, world  # noqa: F401
+from tests.security import test_authority
+from tests.security.test_authority import POLICY, World, _policy
 from tests.support.daemon import ALWAYS_OPEN, policy_yaml
 from tests.support.gitrepo import commit_files, git, push
 from tests.support.security import assert_untouched, refuse, refused_push
+
+world = test_authority.world  # the same running world (fixture)
 
 
 def _device(ops_work: Any, name: str) -> dict[str, Any]:
