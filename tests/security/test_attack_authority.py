@@ -8,6 +8,7 @@ last good revision; it must be refused with a reason and leave every device unto
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,7 +16,8 @@ import yaml
 
 from tests.security import test_authority
 from tests.security.test_authority import POLICY, World, _policy
-from tests.support.daemon import ALWAYS_OPEN, policy_yaml
+from reconciler.simulator.iso import iso_file_name
+from tests.support.daemon import ALWAYS_OPEN, policy_yaml, wait_for
 from tests.support.gitrepo import commit_files, git, push
 from tests.support.security import assert_untouched, refuse, refused_push
 
@@ -91,4 +93,34 @@ async def test_an_unsigned_merge_of_signed_parents_is_refused(world: World) -> N
     sha = git(work, "rev-parse", "HEAD").strip()
     push(work, force=True)
     await refused_push(ops, world.good, sha, "unsigned")
+    assert_untouched(ops)
+
+
+async def test_an_image_read_from_a_daemon_file_never_publishes_its_digest(world: World) -> None:
+    """A netops signer may declare a ``testing`` Image; its source is a ``file:`` URL naming
+    the daemon's own token key. The daemon reads it and refuses it, but neither the log, the
+    book nor the status branch may carry that file's SHA-256 (an oracle for short secrets)."""
+    ops = world.ops
+    secret = world.tmp / "state" / "token.key"
+    data = secret.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    upstream = (world.tmp / "upstream").as_uri()
+    doc = yaml.safe_load((ops.work / "images" / "testing.yaml").read_text())
+    doc["metadata"]["name"] = "probe"
+    spec = doc["spec"]
+    spec.update(version="1.4.9", size=len(data), sha256="0" * 64)
+    spec["source"] = {"url": secret.as_uri(), "mirrors": []}
+    spec["signature"]["minisign"]["url"] = f"{upstream}/{iso_file_name('1.4.3')}.minisig"
+    git(ops.work, "reset", "--quiet", "--hard", world.good)
+    sha = commit_files(
+        ops.work, {"fleet/probe.yaml": yaml.safe_dump(doc)}, "probe", key=world.netops
+    )
+    push(ops.work, force=True)
+    await wait_for(lambda: ops.daemon.state.verified == sha, 30, "the probe applied")
+    await wait_for(lambda: "probe" in ops.daemon.state.refused_images, 60, "the probe refused")
+    assert "one of gitfirm's own files" in ops.daemon.state.refused_images["probe"]
+    await ops.daemon.writer.flush()
+    history = git(ops.remote, "log", "-p", "status")
+    assert digest not in ops.logs.getvalue()
+    assert digest not in history
     assert_untouched(ops)
