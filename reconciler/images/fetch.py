@@ -370,7 +370,7 @@ class Fetcher:
         """Open ``url`` at ``offset``; yields the real start offset and the byte chunks."""
         if urlsplit(url).scheme == "file":
             path = _file_path(url)
-            real = Path(os.path.realpath(path))
+            real = Path(await asyncio.to_thread(os.path.realpath, path))
             if any(real.is_relative_to(denied) for denied in self.settings.denied_paths):
                 raise _NextSource("never read, one of gitfirm's own files")
             if not path.is_file():

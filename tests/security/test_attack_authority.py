@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from reconciler.simulator.iso import iso_file_name
 from tests.security import test_authority
 from tests.security.test_authority import POLICY, World, _policy
-from reconciler.simulator.iso import iso_file_name
 from tests.support.daemon import ALWAYS_OPEN, policy_yaml, wait_for
 from tests.support.gitrepo import commit_files, git, push
 from tests.support.security import assert_untouched, refuse, refused_push
