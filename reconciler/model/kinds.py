@@ -127,7 +127,9 @@ class Tls(Strict):
         default=None, description="SHA-256 of the leaf certificate (hex, colons allowed)"
     )
     insecureSkipVerify: bool = Field(
-        default=False, description="Explicit opt-out; status shows it for every such device"
+        default=False,
+        description="Explicit opt-out; only a signer with the AccessPolicy's adminRole may add "
+        "or change a Device that says true; status shows it for every such device",
     )
 
     @field_validator("fingerprint")

@@ -124,3 +124,16 @@ async def test_an_image_read_from_a_daemon_file_never_publishes_its_digest(world
     assert digest not in ops.logs.getvalue()
     assert digest not in history
     assert_untouched(ops)
+
+
+async def test_skipping_tls_verification_needs_the_admin(world: World) -> None:
+    """``tls.insecureSkipVerify`` hands the API key to any man in the middle, as plain http
+    would: a netops signer may not set it."""
+    ops = world.ops
+    device = _device(ops.work, "unverified")
+    device["spec"]["address"] = "https://127.0.0.1:1"
+    device["spec"]["tls"] = {"insecureSkipVerify": True}
+    files = {"fleet/unverified.yaml": yaml.safe_dump(device)}
+    await refuse(ops, world.good, files, world.netops, "kind-not-allowed")
+    assert "tls.insecureSkipVerify: true needs adminRole" in ops.daemon.book.refusals[-1].reason
+    assert_untouched(ops)
