@@ -53,6 +53,7 @@ from reconciler.errors import (
     RolloutError,
     summarize,
 )
+from reconciler.images.fetch import FetchSettings
 from reconciler.images.ops import check_stored, fetch_images
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
@@ -519,7 +520,11 @@ class Daemon:
         needed = set(planned) - set(results) - self._images_checked
         wanted = sorted(n for n in needed if self._image_retries.due(n))
         if wanted:
-            results.update(await fetch_images(desired, self.store, wanted, clock=self.clock))
+            # No file: source may read the daemon's own secrets, nor the devices' keys.
+            fetch = FetchSettings(denied_paths=self._secret_policy().file_denials())
+            results.update(
+                await fetch_images(desired, self.store, wanted, clock=self.clock, settings=fetch)
+            )
         if desired is not self.state.desired:
             return  # a newer revision was applied meanwhile: its own pass checks its images
         refused = dict(self.state.refused_images)

@@ -53,6 +53,11 @@ class SecretPolicy:
                 "the secret env prefix must not be empty (it would allow every variable)"
             )
 
+    def file_denials(self) -> frozenset[Path]:
+        """Every file no other reader may open: the denied paths and the secrets dir."""
+        extra = {Path(os.path.realpath(self.secrets_dir))} if self.secrets_dir else set()
+        return self.denied_paths | frozenset(extra)
+
     def deny(self, *, env: Iterable[str] = (), paths: Iterable[Path] = ()) -> SecretPolicy:
         """This policy, also refusing the variables ``env`` and everything at or below ``paths``."""
         resolved = {Path(os.path.realpath(p)) for p in paths}

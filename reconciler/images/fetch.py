@@ -61,6 +61,10 @@ class FetchSettings:
     """Largest signature or bundle accepted; real ones are a few kilobytes."""
     lock_wait: float = 3600.0
     """Seconds to wait for another process that is downloading the same image."""
+    denied_paths: frozenset[Path] = frozenset()
+    """Files, or directories with everything below them (resolved), that a ``file:`` source
+    may never read: the daemon's own secrets, which an Image document could otherwise
+    name as its source and have hashed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +370,9 @@ class Fetcher:
         """Open ``url`` at ``offset``; yields the real start offset and the byte chunks."""
         if urlsplit(url).scheme == "file":
             path = _file_path(url)
+            real = Path(await asyncio.to_thread(os.path.realpath, path))
+            if any(real.is_relative_to(denied) for denied in self.settings.denied_paths):
+                raise _NextSource("never read, one of gitfirm's own files")
             if not path.is_file():
                 raise _NextSource("no such file")
             with path.open("rb") as f:

@@ -144,16 +144,17 @@ def verify_image(
     """
     spec = image.spec
     precheck(image)
+    # Mismatches never say what was read: a file: source may name any file on this host.
     actual = file.stat().st_size
     if actual != spec.size:
         raise ImageRefused(
-            Reason.SIZE_MISMATCH, f"{file.name} has {actual} bytes, the Image declares {spec.size}"
+            Reason.SIZE_MISMATCH, f"{file.name} is not the {spec.size} bytes the Image declares"
         )
     if digests is None or digests.size != actual:
         digests = hash_file(file)
     if digests.sha256 != spec.sha256:
         raise ImageRefused(
-            Reason.SHA256_MISMATCH, f"{file.name} has SHA-256 {digests.sha256}, not {spec.sha256}"
+            Reason.SHA256_MISMATCH, f"{file.name} does not have the SHA-256 the Image declares"
         )
     stamp, signer = check_signature(
         image, digests, trust, minisig=minisig, bundle=bundle, root_dir=root_dir

@@ -136,7 +136,9 @@ class Tls(Strict):
         default=None, description="SHA-256 of the leaf certificate (hex, colons allowed)"
     )
     insecureSkipVerify: bool = Field(
-        default=False, description="Explicit opt-out; status shows it for every such device"
+        default=False,
+        description="Explicit opt-out; only a signer with the AccessPolicy's adminRole may add "
+        "or change a Device that says true; status shows it for every such device",
     )
 
     @field_validator("fingerprint")
@@ -351,7 +353,11 @@ class RolloutStrategy(Strict):
     )
     failureThreshold: int = Field(default=1, ge=1, description="Failures that halt the rollout")
     pause: Duration = Field(default=timedelta(minutes=10), description="Wait between waves")
-    allowDowngrade: bool = False
+    allowDowngrade: bool = Field(
+        default=False,
+        description="Allow a step back to an older version (anti-rollback off). Only a signer "
+        "with the AccessPolicy's adminRole may add or change a RolloutPolicy that says true",
+    )
     stageEarly: bool = Field(
         default=True, description="On 1.5+, add the image before the window opens"
     )

@@ -8,7 +8,9 @@
   ``TrustPolicy``, one of its channels;
 - for each channel no ``kinds`` rule covers, the defaults: every ``TrustPolicy`` and every
   ``production`` ``Image`` need ``adminRole``;
-- a ``Device`` with ``insecurePlaintext: true`` also needs ``adminRole``.
+- a ``Device`` with ``insecurePlaintext: true`` or ``tls.insecureSkipVerify: true`` also
+  needs ``adminRole`` (its API key is open to anyone on the path);
+- so does a ``RolloutPolicy`` with ``strategy.allowDowngrade: true`` (anti-rollback off).
 
 A channel the document does not spell as a known channel counts as every channel, so an
 invalid document never needs less authority than a valid one.
@@ -69,4 +71,20 @@ def requirements(policy: AccessPolicySpec, kind: str, data: dict[str, Any]) -> l
             out.append((f"default: {kind} on {channel} needs adminRole", admin))
     if kind == "Device" and _spec(data).get("insecurePlaintext") not in (None, False):
         out.append(("default: a Device with insecurePlaintext: true needs adminRole", admin))
+    if kind == "Device" and _tls(data).get("insecureSkipVerify") not in (None, False):
+        # Any man in the middle gets the API key, as over plain http.
+        out.append(("default: a Device with tls.insecureSkipVerify: true needs adminRole", admin))
+    if kind == "RolloutPolicy" and _strategy(data).get("allowDowngrade") not in (None, False):
+        # It turns anti-rollback off: back to an older, signed but vulnerable image.
+        out.append(("default: a RolloutPolicy with allowDowngrade: true needs adminRole", admin))
     return out
+
+
+def _strategy(data: dict[str, Any]) -> dict[str, Any]:
+    strategy = _spec(data).get("strategy")
+    return strategy if isinstance(strategy, dict) else {}
+
+
+def _tls(data: dict[str, Any]) -> dict[str, Any]:
+    tls = _spec(data).get("tls")
+    return tls if isinstance(tls, dict) else {}

@@ -178,9 +178,13 @@ class Repository:
         return found
 
     def grep_files(self, rev: str, pattern: str, globs: Sequence[str]) -> list[str]:
-        """Files of revision ``rev`` matching ``globs`` whose text matches regex ``pattern``."""
+        """Files of revision ``rev`` matching ``globs`` whose content matches regex ``pattern``.
+
+        Binary files are searched too: what git calls binary may be set by a pushed
+        ``.gitattributes`` (``*.yaml binary``), and skipping those would hide a file.
+        """
         status, out = self.run(
-            "grep", "-l", "-z", "-I", "-E", "-e", pattern, rev, "--", *globs, ok_codes=(0, 1)
+            "grep", "-l", "-z", "-a", "-E", "-e", pattern, rev, "--", *globs, ok_codes=(0, 1)
         )
         if status == 1:
             return []

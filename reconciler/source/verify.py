@@ -29,7 +29,8 @@ itself always needs ``adminRole``), refused as ``kind-not-allowed`` or
 ``policy-change-not-admin``. Then path rules: a changed file matching one or more rules needs
 a signer holding one of the roles of *each* matching rule (``path-not-allowed``); a file
 matching no rule may be changed by any known signer, and the file declaring the AccessPolicy
-(before or after the commit) answers to the document rule alone. A head whose tree holds an
+(before or after the commit) answers to the document rule alone when an admin signs (any
+other signer meets the path rules there too). A head whose tree holds an
 unsafe path (``..`` and the like) is refused first (``unsafe-path``).
 
 Bootstrap: with no verified revision yet, the *pinned* fingerprint (see
@@ -265,7 +266,10 @@ class Verifier:
         if any(c.kind == "AccessPolicy" for c in changes):
             after = self._read(info.sha)
         if signer is not None and current.policy is not None:
-            exempt = frozenset(p for p in (current.path, after.path) if p)
+            # The policy's file answers to adminRole alone, for its admins only: anyone else
+            # adding a document beside the policy still meets the path rules.
+            admin = current.policy.spec.adminRole in signer.roles
+            exempt = frozenset(p for p in (current.path, after.path) if p and admin)
             self._check_paths(info, signer, current.policy, exempt)
         return after
 
