@@ -27,7 +27,7 @@ import os
 import secrets as pysecrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from reconciler import __version__
 from reconciler.clock import Clock, SystemClock
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint
@@ -215,7 +216,7 @@ class Daemon:
         self.clock: Clock = clock or SystemClock()
         self.environ = dict(os.environ if environ is None else environ)
         self.state = _State()
-        self.metrics = Metrics()
+        self.metrics = Metrics(__version__)
         self._formatter = formatter
         self._http = http
         self._ready = False
@@ -384,7 +385,9 @@ class Daemon:
         if event.to_phase != Phase.STAGE:  # image URLs live only during the stage step
             self.distribution.revoke(event.device)
         self.book.transition(event)
-        self.metrics.transition(event.policy, event.to_phase)
+        self.metrics.transition(
+            event.policy, event.device, event.from_phase, event.to_phase, event.time
+        )
         log.info(
             "%s: %s -> %s",
             event.device,
@@ -408,6 +411,7 @@ class Daemon:
         """One pass over the steps; never raises (a refusal, a bad config, a device, a bug
         in a step: each becomes the pass's outcome)."""
         outcome = PassOutcome(revision=head)
+        started = self.clock.monotonic()
         try:
             if self.state.desired is None and self.state.verified is not None:
                 await self._restore(self.state.verified)
@@ -428,7 +432,8 @@ class Daemon:
             self.journal.prune(
                 self.clock.now() - timedelta(days=self.settings.journal_retention_days)
             )
-            self.metrics.pass_done(outcome.error is None)
+            seconds = self.clock.monotonic() - started
+            self.metrics.pass_done(outcome.error is None, seconds, self.clock.now())
             self._submit()
         return outcome
 
@@ -440,11 +445,15 @@ class Daemon:
             raise  # refused with its reason already, or the source is retried
         except Exception as exc:  # RecursionError, UnicodeDecodeError: the content is bad
             reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
-            self.book.refusal(head, reason)
+            self._refuse(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
         self._verified.write(head)
         self._adopt(head, desired)
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
+
+    def _refuse(self, head: str, reason: str) -> None:
+        self.book.refusal(head, reason)
+        self.metrics.revision_refused()
 
     async def _restore(self, verified: str) -> None:
         """After a restart: the revision verified before is in force again (it is the base
@@ -469,6 +478,8 @@ class Daemon:
         # Control first: suspends take effect before this revision is observed or fetched.
         self.scheduler.control(revision, desired.rollout_policies)
         self.book.desired(revision)
+        committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
+        self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
         self._endpoints = self._resolve_endpoints(desired)
         self._images_checked.clear()
         self._image_retries.clear()
@@ -478,7 +489,7 @@ class Daemon:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
         verdict = await asyncio.to_thread(verifier.verify, head, self.state.verified)
         if not verdict.ok:
-            self.book.refusal(head, f"commit refused ({verdict.reason}): {verdict.message}")
+            self._refuse(head, f"commit refused ({verdict.reason}): {verdict.message}")
             verdict.raise_if_refused()
         return await self._load(head)
 
@@ -488,7 +499,7 @@ class Daemon:
         result = await asyncio.to_thread(load_repository, tree, revision=head)
         if result.state is None:
             first = result.errors[0] if result.errors else ConfigError("invalid desired state")
-            self.book.refusal(head, f"invalid desired state: {len(result.errors)} error(s)")
+            self._refuse(head, f"invalid desired state: {len(result.errors)} error(s)")
             for err in result.errors:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise first
@@ -612,6 +623,13 @@ class Daemon:
 
     async def _rollout_ended(self, result: RolloutResult) -> None:
         self.book.rollout_result(result)
+        self.metrics.rollout_ended(
+            result.policy,
+            halted=result.halted,
+            suspended=result.suspended,
+            complete=result.complete,
+            now=self.clock.now(),
+        )
         await self.writer.record_outcome(self.book.rollout_status(result.policy))
         # Status shows what the devices run now: the observe loop refreshes (without
         # starting rollouts, or a halted one would spin).
@@ -648,7 +666,9 @@ class Daemon:
             return PlainTextResponse("not ready: no desired revision applied yet\n", 503)
 
         async def metrics(_: Request) -> Response:
-            body, content_type = self.metrics.render(self.distribution.counters)
+            snapshot = self.book.snapshot(self.state.desired, self.secrets)
+            failures = self.poller.fetch_failures
+            body, content_type = self.metrics.render(self.distribution.counters, snapshot, failures)
             return Response(body, media_type=content_type)
 
         async def dashboard(_: Request) -> Response:
@@ -658,7 +678,12 @@ class Daemon:
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
             operator=[Route("/metrics", metrics), Route("/", dashboard)],
             devices=[
-                *webhook_routes(self.webhook_secrets, self.poller.wake, self.clock),
+                *webhook_routes(
+                    self.webhook_secrets,
+                    self.poller.wake,
+                    self.clock,
+                    on_result=self.metrics.webhook,
+                ),
                 Mount("/", app=self.distribution.app),
             ],
             access=OperatorAccess(

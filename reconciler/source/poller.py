@@ -86,6 +86,7 @@ class Poller:
         self.last = last
         self.last_error: ErrorSummary | None = None
         self.fetches = 0
+        self.fetch_failures = 0
         self._rng = rng or random.Random()
         self._secrets = secrets
         self._wake = asyncio.Event()
@@ -109,6 +110,7 @@ class Poller:
                 return None
             changed = await asyncio.to_thread(self._source.changed_files, self.last, head)
         except SourceError as exc:
+            self.fetch_failures += 1
             self.last_error = summarize(exc, self._secrets)
             log.warning("fetch failed: %s", self.last_error.message)
             return None

@@ -189,8 +189,11 @@ def webhook_routes(
     wake: Callable[[], None],
     clock: Clock,
     settings: WebhookSettings | None = None,
+    on_result: Callable[[str, str], None] = lambda forge, result: None,
 ) -> list[Route]:
-    """The three ``/webhooks/<forge>`` routes; each success calls ``wake()``."""
+    """The three ``/webhooks/<forge>`` routes; each success calls ``wake()``; every
+    delivery calls ``on_result(forge, result)`` (accepted, rejected, rate_limited,
+    too_large, not_configured)."""
     limits = settings or WebhookSettings()
     failures = FailureLimiter(clock, limits)
 
@@ -198,24 +201,29 @@ def webhook_routes(
         async def receive(request: Request) -> JSONResponse:
             secret: str | None = getattr(secrets, forge)
             if not secret:
+                on_result(forge, "not_configured")
                 return _error(404, f"{forge} webhook is not configured")
             source = _source_of(request)
             key = (forge, source)
             wait = failures.wait(key)
             if wait:
+                on_result(forge, "rate_limited")
                 log.warning("webhook %s: %s rate limited after failed deliveries", forge, source)
                 return _error(429, "rate limited", {"Retry-After": str(math.ceil(wait))})
             body = await _read_capped(request, limits.max_body)
             if body is None:
                 failures.failed(key)
+                on_result(forge, "too_large")
                 log.warning(
                     "webhook %s: body over %d bytes from %s", forge, limits.max_body, source
                 )
                 return _error(413, "payload too large")
             if not verify_webhook(forge, secret, request.headers, body):
                 failures.failed(key)
+                on_result(forge, "rejected")
                 log.warning("webhook %s: signature mismatch from %s", forge, source)
                 return _error(401, "signature mismatch")
+            on_result(forge, "accepted")
             log.info("webhook %s: accepted, waking the poller", forge)
             wake()
             return JSONResponse({"status": "accepted"}, status_code=202)
