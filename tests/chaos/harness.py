@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import yaml
 
 from reconciler.images.minisign import generate_keypair
 from reconciler.model.kinds import Window
-from reconciler.planning.windows import is_allowed
+from reconciler.planning.windows import allowed_until, is_allowed
 from reconciler.simulator.device import VirtualDevice
 from reconciler.simulator.events import fleet_events
 from reconciler.simulator.fleet import fleet_documents, make_fleet
@@ -58,6 +58,9 @@ _QUIET = 6.0
 """Seconds with no router event and no transition that count as settled: longer than any
 one step may take (boot_timeout)."""
 _SETTLE_TIMEOUT = 60.0
+_STEP = 10.0
+"""The policies' ``maxStepDuration`` in seconds: a reboot plus its health gate fits in it,
+and so does a 20 s window (the default, 30 minutes, would never fit one: no reboot)."""
 _ALWAYS = {"schedule": "0 0 * * *", "duration": "24h"}
 _WINDOWS: dict[str, list[dict[str, str]]] = {
     "open": [_ALWAYS],
@@ -165,7 +168,13 @@ def _policy(release: str, target: str, windows: str, pause: str, suspend: bool) 
         "spec": {
             "selector": {"matchLabels": {"family": _LABEL[release]}},
             "target": {"version": target},
-            "strategy": {"canary": 1, "waves": [50, 100], "maxParallel": 2, "pause": pause},
+            "strategy": {
+                "canary": 1,
+                "waves": [50, 100],
+                "maxParallel": 2,
+                "pause": pause,
+                "maxStepDuration": f"{_STEP:.0f}s",
+            },
             "windows": _WINDOWS[windows],
             "healthChecks": [_HEALTH],
             "suspend": suspend,
@@ -328,8 +337,8 @@ class _Player:
     async def settle(self) -> bool:
         """Resume every policy, clear transient faults, wait for quiet; True if it got quiet.
 
-        Quiet counts only inside an allow window: a staged router may rightly wait, in flight,
-        for the window to open."""
+        Quiet counts only while the allow window fits a whole step (``_STEP``): a staged
+        router rightly waits, in flight, until a reboot can start and end inside it."""
         if not self.daemon.running:
             await self.daemon.start()
         if any(self.repo.suspended.values()):
@@ -348,12 +357,18 @@ class _Player:
                 sum(len(d.log) for d in self.fleet.sim.devices.values()),
                 len(self.daemon.transitions()),
             )
-            if now != seen or not is_allowed(windows, datetime.now(UTC)):
+            if now != seen or not _fits(windows, datetime.now(UTC)):
                 seen, quiet_since = now, loop.time()
             elif loop.time() - quiet_since >= _QUIET:
                 return True
             await asyncio.sleep(0.2)
         return False
+
+
+def _fits(windows: list[Window], now: datetime) -> bool:
+    """Whether a disruptive step of ``_STEP`` seconds may start now (the machine's rule)."""
+    until = allowed_until(windows, now)
+    return is_allowed(windows, now) and (until is None or until - now >= timedelta(seconds=_STEP))
 
 
 def _status(

@@ -118,7 +118,7 @@ class ChaosRecord:
     """How long a reboot takes in the simulator (its boot events may be recorded late)."""
     quiescent: bool = True
     """Whether the fleet went quiet at the end: no event and no transition for longer than
-    any one step takes, inside an allow window (so nothing waits for one)."""
+    any one step takes, while the allow window fits a step (so nothing waits for one)."""
 
 
 def check(record: ChaosRecord) -> list[Violation]:
