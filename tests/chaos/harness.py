@@ -337,8 +337,10 @@ class _Player:
     async def settle(self) -> bool:
         """Resume every policy, clear transient faults, wait for quiet; True if it got quiet.
 
-        Quiet counts only while the allow window fits a whole step (``_STEP``): a staged
-        router rightly waits, in flight, until a reboot can start and end inside it."""
+        Quiet is counted only while the allow window fits a whole step (``_STEP``): a
+        staged router rightly waits, in flight, until a reboot can start and end inside it.
+        Time outside it pauses the count instead of resetting it, and the settling budget
+        is spent only while the window is open, so a short window still gets its turn."""
         if not self.daemon.running:
             await self.daemon.start()
         if any(self.repo.suspended.values()):
@@ -348,20 +350,24 @@ class _Player:
             device.faults.update({"unreachable": False, "http_status": None, "slow_seconds": 0})
         windows = [Window.model_validate(w) for w in _WINDOWS[self.scenario.windows]]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _SETTLE_TIMEOUT
-        seen = (-1, -1)
-        quiet_since = loop.time()
-        while loop.time() < deadline:
+        budget, quiet, seen, last = _SETTLE_TIMEOUT, 0.0, (-1, -1), loop.time()
+        while budget > 0:
+            await asyncio.sleep(0.2)
+            tick, last = loop.time() - last, loop.time()
+            wall = datetime.now(UTC)
+            if is_allowed(windows, wall):
+                budget -= tick
             # Not every log line: an idle daemon may log a pass or an empty rollout each poll.
             now = (
                 sum(len(d.log) for d in self.fleet.sim.devices.values()),
                 len(self.daemon.transitions()),
             )
-            if now != seen or not _fits(windows, datetime.now(UTC)):
-                seen, quiet_since = now, loop.time()
-            elif loop.time() - quiet_since >= _QUIET:
-                return True
-            await asyncio.sleep(0.2)
+            if now != seen:
+                seen, quiet = now, 0.0
+            elif _fits(windows, wall):
+                quiet += tick
+                if quiet >= _QUIET:
+                    return True
         return False
 
 
@@ -490,7 +496,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
     (workdir / "events.json").write_text(json.dumps(events, indent=1), encoding="utf-8")
     notes = list(daemon.notes)
     if not quiescent:
-        notes.append(f"fleet still busy after {_SETTLE_TIMEOUT:.0f}s of settling")
+        notes.append(f"fleet still busy after {_SETTLE_TIMEOUT:.0f}s of open window")
     if any("Traceback" in line for line in daemon.lines):
         notes.append("a traceback in the daemon's log")
     starts = sum('"rollout-start"' in line for line in daemon.lines)
