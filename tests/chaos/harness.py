@@ -38,7 +38,7 @@ from tests.chaos.invariants import ChaosRecord, ConfigMark, DeviceFinal, Violati
 from tests.chaos.scenario import TRAINS, Action, Scenario
 from tests.support.daemon import free_port
 from tests.support.gitrepo import commit_files, git, git_env, push, seeded_remote
-from tests.support.images import make_image
+from tests.support.images import make_image, trust_policy
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
 __all__ = ["ChaosResult", "run_scenario"]
@@ -79,6 +79,11 @@ _HEALTH = {
 }
 _POLICY = {"1.4": "edge-14", "rolling": "edge-15"}
 _LABEL = {"1.4": "1.4", "rolling": "1.5"}
+_CHANNEL = {"1.4": "production", "rolling": "testing"}
+"""A channel per train (channels are a fixed set): anti-rollback treats a channel as one
+timeline in which every LTS release is older than every rolling build
+(reconciler/planning/rollback.py), so in a shared channel, once a rolling router completed,
+every later 1.4 target was blocked as a rollback."""
 
 
 @dataclass
@@ -418,11 +423,14 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         key = generate_keypair()
         upstream = workdir / "upstream"
         images = {}
-        for train in TRAINS.values():
+        for release, train in TRAINS.items():
             for version in train:
-                signed = make_image(upstream, version=version, key=key)
+                signed = make_image(upstream, version=version, key=key, channel=_CHANNEL[release])
                 images[version] = yaml.safe_dump(signed.image.model_dump(mode="json"))
-                trust = yaml.safe_dump(signed.trust.model_dump(mode="json"))
+        channels = tuple(_CHANNEL.values())
+        trust = yaml.safe_dump(
+            trust_policy({"release": key.public}, channels=channels).model_dump(mode="json")
+        )
         docs = fleet_documents(devices, fleet.url, key_env=KEY_ENV)
         for i, doc in enumerate(docs):
             # Consecutive devices share a release (see _fleet), so every pair is in one policy.
