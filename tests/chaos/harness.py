@@ -105,6 +105,7 @@ class _Daemon:
     port: int
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stops: list[float] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     readers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -142,6 +143,7 @@ class _Daemon:
         process = self.process
         if process is None or process.returncode is not None:
             return
+        self.stops.append(time.time())
         process.send_signal(how)
         try:
             code = await asyncio.wait_for(process.wait(), _EXIT_TIMEOUT)
@@ -496,6 +498,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         status_phases=phases,
         status_transitions=reached,
         transitions=daemon.transitions(),
+        stops=daemon.stops,
         marks=player.marks,
         boot_seconds=scenario.boot_seconds,
         quiescent=quiescent,
