@@ -206,6 +206,9 @@ class RolloutEngine:
         return await run.execute()
 
 
+_ENDED = frozenset({OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED})
+
+
 class _Run:
     """The state of one :meth:`RolloutEngine.run` call."""
 
@@ -295,12 +298,15 @@ class _Run:
         self.e.journal.write_rollout(self.roll)
 
     async def execute(self) -> RolloutResult:
+        # The journal is the truth: a disrupted device finishes (health gate and rollback
+        # included) whatever stops the rollout, and before any other device starts: in a
+        # later wave it would look idle to its redundancy peers until its wave came.
+        resume = [w for w in self.work if w.device in self.resuming]
         if self.spec.suspend or self.roll.halted:
-            # The journal is the truth: a disrupted device finishes (health gate and
-            # rollback included) whatever stops the rollout.
-            resume = [w for w in self.work if w.device in self.resuming]
             if resume:
                 await self._run_wave(resume)
+            return self._result()
+        if resume and not await self._run_wave(resume):
             return self._result()
         waves = sorted({w.wave for w in self.work})
         for i, wave in enumerate(waves):
@@ -368,7 +374,9 @@ class _Run:
 
     async def _run_wave(self, items: list[Work]) -> bool:
         """Run one wave to its end; False when the rollout cannot go on now."""
-        pending = sorted(items, key=lambda w: (w.device not in self.resuming, w.order))
+        # A device resumed before the waves keeps its outcome: it is not started again.
+        todo = [w for w in items if not self._ended(w)]
+        pending = sorted(todo, key=lambda w: (w.device not in self.resuming, w.order))
         tasks: dict[asyncio.Task[DeviceOutcome], Work] = {}
         try:
             await self._wave_loop(pending, tasks)
@@ -377,13 +385,11 @@ class _Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        finished = all(
-            self.outcomes.get(w.device) is not None
-            and self.outcomes[w.device].status
-            in (OutcomeStatus.DONE, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED)
-            for w in items
-        )
-        return finished and not self.roll.halted
+        return all(self._ended(w) for w in items) and not self.roll.halted
+
+    def _ended(self, w: Work) -> bool:
+        outcome = self.outcomes.get(w.device)
+        return outcome is not None and outcome.status in _ENDED
 
     def _start(
         self, pending: list[Work], tasks: dict[asyncio.Task[DeviceOutcome], Work]

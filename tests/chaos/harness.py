@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import yaml
 
 from reconciler.images.minisign import generate_keypair
 from reconciler.model.kinds import Window
-from reconciler.planning.windows import is_allowed
+from reconciler.planning.windows import allowed_until, is_allowed
 from reconciler.simulator.device import VirtualDevice
 from reconciler.simulator.events import fleet_events
 from reconciler.simulator.fleet import fleet_documents, make_fleet
@@ -38,7 +38,7 @@ from tests.chaos.invariants import ChaosRecord, ConfigMark, DeviceFinal, Violati
 from tests.chaos.scenario import TRAINS, Action, Scenario
 from tests.support.daemon import free_port
 from tests.support.gitrepo import commit_files, git, git_env, push, seeded_remote
-from tests.support.images import make_image
+from tests.support.images import make_image, trust_policy
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
 __all__ = ["ChaosResult", "run_scenario"]
@@ -58,6 +58,9 @@ _QUIET = 6.0
 """Seconds with no router event and no transition that count as settled: longer than any
 one step may take (boot_timeout)."""
 _SETTLE_TIMEOUT = 60.0
+_STEP = 10.0
+"""The policies' ``maxStepDuration`` in seconds: a reboot plus its health gate fits in it,
+and so does a 20 s window (the default, 30 minutes, would never fit one: no reboot)."""
 _ALWAYS = {"schedule": "0 0 * * *", "duration": "24h"}
 _WINDOWS: dict[str, list[dict[str, str]]] = {
     "open": [_ALWAYS],
@@ -76,6 +79,11 @@ _HEALTH = {
 }
 _POLICY = {"1.4": "edge-14", "rolling": "edge-15"}
 _LABEL = {"1.4": "1.4", "rolling": "1.5"}
+_CHANNEL = {"1.4": "production", "rolling": "testing"}
+"""A channel per train (channels are a fixed set): anti-rollback treats a channel as one
+timeline in which every LTS release is older than every rolling build
+(reconciler/planning/rollback.py), so in a shared channel, once a rolling router completed,
+every later 1.4 target was blocked as a rollback."""
 
 
 @dataclass
@@ -97,6 +105,7 @@ class _Daemon:
     port: int
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stops: list[float] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     readers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -134,6 +143,7 @@ class _Daemon:
         process = self.process
         if process is None or process.returncode is not None:
             return
+        self.stops.append(time.time())
         process.send_signal(how)
         try:
             code = await asyncio.wait_for(process.wait(), _EXIT_TIMEOUT)
@@ -165,7 +175,13 @@ def _policy(release: str, target: str, windows: str, pause: str, suspend: bool) 
         "spec": {
             "selector": {"matchLabels": {"family": _LABEL[release]}},
             "target": {"version": target},
-            "strategy": {"canary": 1, "waves": [50, 100], "maxParallel": 2, "pause": pause},
+            "strategy": {
+                "canary": 1,
+                "waves": [50, 100],
+                "maxParallel": 2,
+                "pause": pause,
+                "maxStepDuration": f"{_STEP:.0f}s",
+            },
             "windows": _WINDOWS[windows],
             "healthChecks": [_HEALTH],
             "suspend": suspend,
@@ -328,8 +344,10 @@ class _Player:
     async def settle(self) -> bool:
         """Resume every policy, clear transient faults, wait for quiet; True if it got quiet.
 
-        Quiet counts only inside an allow window: a staged router may rightly wait, in flight,
-        for the window to open."""
+        Quiet is counted only while the allow window fits a whole step (``_STEP``): a
+        staged router rightly waits, in flight, until a reboot can start and end inside it.
+        Time outside it pauses the count instead of resetting it, and the settling budget
+        is spent only while the window is open, so a short window still gets its turn."""
         if not self.daemon.running:
             await self.daemon.start()
         if any(self.repo.suspended.values()):
@@ -339,21 +357,31 @@ class _Player:
             device.faults.update({"unreachable": False, "http_status": None, "slow_seconds": 0})
         windows = [Window.model_validate(w) for w in _WINDOWS[self.scenario.windows]]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _SETTLE_TIMEOUT
-        seen = (-1, -1)
-        quiet_since = loop.time()
-        while loop.time() < deadline:
+        budget, quiet, seen, last = _SETTLE_TIMEOUT, 0.0, (-1, -1), loop.time()
+        while budget > 0:
+            await asyncio.sleep(0.2)
+            tick, last = loop.time() - last, loop.time()
+            wall = datetime.now(UTC)
+            if is_allowed(windows, wall):
+                budget -= tick
             # Not every log line: an idle daemon may log a pass or an empty rollout each poll.
             now = (
                 sum(len(d.log) for d in self.fleet.sim.devices.values()),
                 len(self.daemon.transitions()),
             )
-            if now != seen or not is_allowed(windows, datetime.now(UTC)):
-                seen, quiet_since = now, loop.time()
-            elif loop.time() - quiet_since >= _QUIET:
-                return True
-            await asyncio.sleep(0.2)
+            if now != seen:
+                seen, quiet = now, 0.0
+            elif _fits(windows, wall):
+                quiet += tick
+                if quiet >= _QUIET:
+                    return True
         return False
+
+
+def _fits(windows: list[Window], now: datetime) -> bool:
+    """Whether a disruptive step of ``_STEP`` seconds may start now (the machine's rule)."""
+    until = allowed_until(windows, now)
+    return is_allowed(windows, now) and (until is None or until - now >= timedelta(seconds=_STEP))
 
 
 def _status(
@@ -397,11 +425,14 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         key = generate_keypair()
         upstream = workdir / "upstream"
         images = {}
-        for train in TRAINS.values():
+        for release, train in TRAINS.items():
             for version in train:
-                signed = make_image(upstream, version=version, key=key)
+                signed = make_image(upstream, version=version, key=key, channel=_CHANNEL[release])
                 images[version] = yaml.safe_dump(signed.image.model_dump(mode="json"))
-                trust = yaml.safe_dump(signed.trust.model_dump(mode="json"))
+        channels = tuple(_CHANNEL.values())
+        trust = yaml.safe_dump(
+            trust_policy({"release": key.public}, channels=channels).model_dump(mode="json")
+        )
         docs = fleet_documents(devices, fleet.url, key_env=KEY_ENV)
         for i, doc in enumerate(docs):
             # Consecutive devices share a release (see _fleet), so every pair is in one policy.
@@ -467,6 +498,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         status_phases=phases,
         status_transitions=reached,
         transitions=daemon.transitions(),
+        stops=daemon.stops,
         marks=player.marks,
         boot_seconds=scenario.boot_seconds,
         quiescent=quiescent,
@@ -475,7 +507,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
     (workdir / "events.json").write_text(json.dumps(events, indent=1), encoding="utf-8")
     notes = list(daemon.notes)
     if not quiescent:
-        notes.append(f"fleet still busy after {_SETTLE_TIMEOUT:.0f}s of settling")
+        notes.append(f"fleet still busy after {_SETTLE_TIMEOUT:.0f}s of open window")
     if any("Traceback" in line for line in daemon.lines):
         notes.append("a traceback in the daemon's log")
     starts = sum('"rollout-start"' in line for line in daemon.lines)

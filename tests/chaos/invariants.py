@@ -10,7 +10,8 @@ returns every :class:`Violation` of the safety promises:
   add of an image the device already holds;
 - ``redundancy``: both members of a redundancy group down (rebooting or dead) at once, or
   both in flight at once (by the daemon's transitions, from ``precheck`` to a terminal
-  phase; a device that never reaches one stays in flight);
+  phase; a device that never reaches one stays in flight, unless a daemon stop finds it
+  before its disruptive steps: the next process starts it over);
 - ``window``: a disruptive step (a reboot into a new image, or on 1.3/1.4, where the add
   arms the next boot, an image add) outside an allow window or inside a deny window;
 - ``failed-gate``: a device that can be rolled back over the API left on the new image
@@ -52,6 +53,8 @@ IN_FLIGHT = frozenset(
 )  # fmt: skip
 """Phases in which the daemon owns the device (DESIGN.md's state machine)."""
 TERMINAL = frozenset({"done", "failed"})
+UNDISRUPTED = frozenset({"precheck", "backup", "stage"})
+"""In-flight phases before any disruptive step; a restarted daemon starts these over."""
 ROLLBACK_FAMILIES = frozenset({"1.5"})
 """Families that can set the default boot image back over the API (1.3/1.4 cannot)."""
 ARMING_FAMILIES = frozenset({"1.3", "1.4"})
@@ -113,12 +116,14 @@ class ChaosRecord:
     """(device, phase reached) from every Device/Phase trailer pair on the status branch."""
     transitions: list[dict[str, Any]] = field(default_factory=list)
     """The daemon's transition log lines: device, phase ("a->b"), revision, wall."""
+    stops: list[float] = field(default_factory=list)
+    """Wall times at which a daemon process was sent SIGKILL or SIGTERM."""
     marks: list[ConfigMark] = field(default_factory=list)
     boot_seconds: float = math.inf
     """How long a reboot takes in the simulator (its boot events may be recorded late)."""
     quiescent: bool = True
     """Whether the fleet went quiet at the end: no event and no transition for longer than
-    any one step takes, inside an allow window (so nothing waits for one)."""
+    any one step takes, while the allow window fits a step (so nothing waits for one)."""
 
 
 def check(record: ChaosRecord) -> list[Violation]:
@@ -203,8 +208,17 @@ def _down_spans(events: Sequence[dict[str, Any]], boot: float) -> list[tuple[flo
 def _flight_spans(record: ChaosRecord) -> dict[str, list[tuple[float, float]]]:
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     since: dict[str, float] = {}
+    phase: dict[str, str] = {}
+    stops = sorted(record.stops)
     for t in sorted(record.transitions, key=lambda t: t["wall"]):
+        while stops and stops[0] <= t["wall"]:
+            # A stopped daemon drives nothing: a device it left before the disruptive steps
+            # starts over (from pending) in the next process, so it is not in flight.
+            stop = stops.pop(0)
+            for device in [d for d in since if phase.get(d) in UNDISRUPTED]:
+                spans[device].append((since.pop(device), stop))
         device, to = str(t["device"]), str(t["phase"]).rpartition("->")[2]
+        phase[device] = to
         if to in IN_FLIGHT:
             since.setdefault(device, t["wall"])
         elif device in since:

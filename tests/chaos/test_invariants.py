@@ -129,6 +129,18 @@ def test_both_members_of_a_pair_in_flight_at_once_is_caught() -> None:
     assert "both in flight" in found[0].detail
 
 
+def test_a_daemon_stop_ends_flight_only_before_the_disruptive_steps() -> None:
+    # r2 reached backup, then the daemon was killed; the next process started r1 and, after
+    # it, r2 over from pending. Had r2 reached await-boot, it would have stayed in flight.
+    record = clean()
+    record.transitions.append(transition("r2", -3, "precheck->backup"))
+    assert [v.kind for v in check(record)] == ["redundancy"]
+    record.stops = [T0 - 2]
+    assert check(record) == []
+    record.transitions.append(transition("r2", -2.5, "activate->await-boot"))
+    assert [v.kind for v in check(record)] == ["redundancy"]
+
+
 def test_a_reboot_outside_the_allow_window_is_caught() -> None:
     record = clean()
     record.windows = {"r1": SIX_TO_ONE_PAST, "r2": SIX_TO_ONE_PAST}

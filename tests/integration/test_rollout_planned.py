@@ -195,3 +195,23 @@ async def test_pause_between_waves_survives_restarts(tmp_path: Path) -> None:
         assert third.outcomes["r1"].status is OutcomeStatus.SKIPPED
         assert "peer" in (third.outcomes["r1"].error or "")
         assert r.device("r1").calls.total() == 0 and r.device("r2").calls.total() == 0
+
+
+async def test_a_disrupted_device_finishes_before_its_peer_in_an_earlier_wave_starts(
+    tmp_path: Path,
+) -> None:
+    # Found by chaos (seed 12): SIGKILL while r1 sat in its health gate, then a new
+    # revision. r1 is in wave 1, its redundancy peer r0 is the canary: r0 rebooted while r1
+    # was still disrupted, because r1 counted as busy only once its wave came.
+    r0, r1 = make_device("r0"), make_device("r1", images=(OLDER, OLD, TARGET))
+    plan_ = make_plan("rev2", "fleet", [r0, r1], waves={"r0": 0, "r1": 1},
+                      groups={"r0": "pair", "r1": "pair"})  # fmt: skip
+    async with rig(tmp_path, [r0, r1]) as r:
+        r.journal.write_device(DeviceRecord("fleet", "r1", "rev1", phase=Phase.HEALTH,
+                                            target=TARGET, previous=OLD, attempts=1))  # fmt: skip
+        result = await r.run(make_policy(), plan_)
+        assert result.complete
+        order = [(e.device, e.to_phase) for e in r.events]
+        assert order.index(("r1", "done")) < order.index(("r0", "precheck")), order
+        assert r.device("r0").running == TARGET and r.device("r1").running == TARGET
+        assert len(r.reboots("r1")) == 0  # it had rebooted before the crash
