@@ -21,7 +21,7 @@ from typing import Any
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Action, Plan, PlannedDevice
-from reconciler.planning.progress import RolloutProgress
+from reconciler.planning.progress import Phase, RolloutProgress
 from reconciler.report.snapshot import (
     EVENT_CAP,
     ComplianceVerdict,
@@ -122,6 +122,15 @@ class StatusBook:
             for device_name, dp in policy.devices.items():
                 if dp.revision == plan.revision or device_name not in self.phases:
                     self.phases[device_name] = str(dp.phase)
+                wanted = self._planned.get(device_name)
+                if (
+                    dp.phase in (Phase.DONE, Phase.FAILED)
+                    and wanted is not None
+                    and wanted.target_version is not None
+                    and dp.target_version != wanted.target_version
+                ):
+                    # That outcome was for another target: the one wanted now is not started.
+                    self.phases[device_name] = str(Phase.PENDING)
                 if dp.last_error:
                     self.errors[device_name] = dp.last_error
 
