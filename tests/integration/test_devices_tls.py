@@ -4,9 +4,7 @@ server, with devices of different settings sharing one connection pool."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -16,15 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from reconciler.devices.client import ClientSettings, VyOSClient
 from reconciler.devices.endpoint import Endpoint, TlsSettings
 from reconciler.devices.transport import make_http_client
 from reconciler.errors import Unreachable
+from tests.support.tls import self_signed
 
 KEY = "tls-test-key-5521"
 VERSION = "Version:          VyOS 1.4.3\nRelease flavor:   generic\n"
@@ -37,40 +32,10 @@ class Server:
     fingerprint: str
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vyos-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
-
-
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    cert_path, key_path, der = _self_signed(tmp_path)
+    pem = self_signed(tmp_path)
+    cert_path, key_path, der = pem.cert, pem.key, pem.der
 
     async def show(request: web.Request) -> web.Response:
         body = await request.json()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import io
 import socket
 import ssl
@@ -22,14 +21,11 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.daemon import GitOps, config_files, free_port, make_daemon, policy_yaml, wait_for
 from tests.support.gitrepo import seeded_remote
 from tests.support.simulator import KEY_ENV, running_simulator
+from tests.support.tls import self_signed
 
 __all__ = ["Attacker", "attacker_server", "evil_device", "secured_gitops"]
 
@@ -46,32 +42,10 @@ class Attacker:
         return any(secret.encode() in raw for raw in self.requests)
 
 
-def _self_signed(directory: Path, host: str) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file = directory / "attacker.crt", directory / "attacker.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+def _tls_context(directory: Path, host: str) -> ssl.SSLContext:
+    pem = self_signed(directory, host)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
+    context.load_cert_chain(pem.cert, pem.key)
     return context
 
 
@@ -95,7 +69,7 @@ async def attacker_server(
     app.router.add_route("*", "/{tail:.*}", record)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    context = _self_signed(tls_dir, host) if tls_dir is not None else None
+    context = _tls_context(tls_dir, host) if tls_dir is not None else None
     await web.TCPSite(runner, host, port, ssl_context=context).start()
     try:
         yield attacker
