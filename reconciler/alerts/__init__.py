@@ -1,0 +1,1 @@
+"""The alert centre: what is wrong now, what was wrong, and who was told."""

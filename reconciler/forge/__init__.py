@@ -1,0 +1,1 @@
+"""Clients for the forges that host the config repository: GitHub, GitLab, Gitea/Forgejo."""
