@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.alerts.model import Alert
 from reconciler.daemon import Daemon, DaemonSettings
 from reconciler.logs import configure_json_logging
 from reconciler.rollout.model import RolloutSettings
@@ -147,6 +148,8 @@ def make_daemon(
     port: int,
     environ: Mapping[str, str],
     logs: io.StringIO,
+    *,
+    alerts: Callable[[], tuple[Alert, ...]] | None = None,
     **settings: Any,
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
@@ -165,6 +168,7 @@ def make_daemon(
         ),
         environ=dict(environ),
         formatter=configure_json_logging(stream=logs),
+        alerts=alerts,
     )
 
 
@@ -181,6 +185,7 @@ async def running_gitops(
     watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
+    alerts: Callable[[], tuple[Alert, ...]] | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
     daemon polling it; ``target`` is an approved, signed image ready to roll out."""
@@ -205,6 +210,7 @@ async def running_gitops(
             watch_local=watch_local,
             status_coalesce=0,
             access_pin=access_pin,
+            alerts=alerts,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
