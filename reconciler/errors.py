@@ -20,8 +20,9 @@ turn any failure into a log line, a status entry or a notification::
     ├── RolloutError                  the engine could not carry on (halt)
     ├── ForgeError                    a GitHub, GitLab or Gitea API call failed (retry)
     │   └── ForgeAuthError            401/403: the token was refused or lacks a scope (halt)
-    └── ReportError                   writing status to Git failed (retry)
-        └── PushRejected              the status push lost every race (retry)
+    ├── ReportError                   writing status to Git failed (retry)
+    │   └── PushRejected              the status push lost every race (retry)
+    └── ProposalError                 a proposal branch or pull request failed (retry)
 
 Messages pass through :func:`reconciler.sanitize.redact` before they leave the process.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "ImageError",
     "ImageRefused",
     "Location",
+    "ProposalError",
     "PushRejected",
     "ReportError",
     "RolloutError",
@@ -252,6 +254,13 @@ class PushRejected(ReportError):
 
     action = Action.RETRY
     reason = "push-rejected"
+
+
+class ProposalError(GitfirmError):
+    """A proposal could not be committed, pushed or opened as a pull request."""
+
+    action = Action.RETRY
+    reason = "proposal-failed"
 
 
 _ESCAPES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#x27;": "'", "&#39;": "'", "&amp;": "&"}
