@@ -18,8 +18,9 @@ turn any failure into a log line, a status entry or a notification::
     ├── ImageRefused                  an image failed verification; .reason is a stable code
     ├── ImageError                    fetch or store failed for a reason other than trust
     ├── RolloutError                  the engine could not carry on (halt)
-    └── ReportError                   writing status to Git failed (retry)
-        └── PushRejected              the status push lost every race (retry)
+    ├── ReportError                   writing status to Git failed (retry)
+    │   └── PushRejected              the status push lost every race (retry)
+    └── ProposalError                 a proposal branch or pull request failed (retry)
 
 Messages pass through :func:`reconciler.sanitize.redact` before they leave the process.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "ImageError",
     "ImageRefused",
     "Location",
+    "ProposalError",
     "PushRejected",
     "ReportError",
     "RolloutError",
@@ -230,6 +232,13 @@ class PushRejected(ReportError):
 
     action = Action.RETRY
     reason = "push-rejected"
+
+
+class ProposalError(GitfirmError):
+    """A proposal could not be committed, pushed or opened as a pull request."""
+
+    action = Action.RETRY
+    reason = "proposal-failed"
 
 
 _ESCAPES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#x27;": "'", "&#39;": "'", "&amp;": "&"}

@@ -51,8 +51,8 @@ __all__ = [
     "Document",
     "HealthCheck",
     "Image",
+    "ImageLocation",
     "ImageSignature",
-    "ImageSource",
     "ImageSpec",
     "KindRule",
     "Metadata",
@@ -209,7 +209,7 @@ def _check_fetch_url(value: str) -> str:
 FetchUrl = Annotated[str, Field(description="http, https or file URL")]
 
 
-class ImageSource(Strict):
+class ImageLocation(Strict):
     """Where the ISO is fetched from: ``url``, then each mirror in order."""
 
     url: FetchUrl
@@ -282,7 +282,7 @@ class ImageSpec(Strict):
     version: VersionText
     channel: Channel
     platforms: list[Platform] = Field(min_length=1)
-    source: ImageSource
+    source: ImageLocation
     sha256: Sha256
     size: int = Field(gt=0, description="Exact size in bytes; a longer download is refused")
     signature: ImageSignature
