@@ -104,7 +104,37 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("dir", nargs="?", default=".", help="config repository (default: .)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--shard",
+        action="append",
+        default=[],
+        metavar="NAME=SELECTOR",
+        help="check the repository can be split into this shard (repeatable), e.g. "
+        "'fra=site in (fra)': refuses redundancy groups and rollout policies across shards",
+    )
+    p.add_argument(
+        "--shards", type=Path, metavar="FILE", help="YAML mapping of shard name to selector"
+    )
     p.set_defaults(handler=_cmd_validate)
+
+
+def _shards(args: argparse.Namespace) -> list[Any]:
+    """The shards ``validate`` checks against (--shards FILE, then each --shard)."""
+    from reconciler.model.shards import ShardError, load_shards, parse_shard
+
+    try:
+        shards = load_shards(args.shards) if args.shards is not None else []
+        for given in args.shard:
+            name, sep, text = given.partition("=")
+            if not sep:
+                raise _Fail(f"--shard {given!r}: write NAME=SELECTOR, e.g. 'fra=site=fra'")
+            shards.append(parse_shard(name.strip(), text))
+    except ShardError as e:
+        raise _Fail(e.message) from None
+    names = [s.name for s in shards]
+    if len(set(names)) != len(names):
+        raise _Fail(f"shard names must differ: {', '.join(sorted(names))}")
+    return shards
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -112,10 +142,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from reconciler.model.loader import load_repository
+    from reconciler.model.shards import check_shards
 
+    shards = _shards(args)
     result = load_repository(Path(args.dir))
     errors = list(result.errors)
     warnings = list(result.warnings)
+    shard_errors = check_shards(result.state, shards) if shards and result.state else []
+    errors += shard_errors
     if args.strict:
         errors, warnings = errors + warnings, []
     counts = result.state.counts() if result.state else {}
@@ -141,7 +175,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         else:
             summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
             print(f"valid: {summary or 'no documents'}; {len(warnings)} warning(s)")
-    return 1 if errors else 0
+    # A split that would give a group or policy two owners is an invocation to change: 2.
+    return 2 if shard_errors else 1 if errors else 0
 
 
 _COMMANDS.append(_register_validate)
@@ -835,6 +870,8 @@ _RUN_ENV = """environment (values are secrets; each name can be changed where sh
   GITFIRM_OPERATOR_TOKEN        bearer token of / and /metrics (--operator-token-env)
   GITFIRM_API_KEY               gitfirm backup restore: the device's key (--api-key-env)
   GITFIRM_CACHE                 gitfirm image ...: the image store (--cache-dir)
+  GITFIRM_SHARD, GITFIRM_SHARD_NAME
+                                --shard and --shard-name, when the flags are not given
   GIT_SSH_COMMAND, HOME         git's own: the SSH command and ~/.ssh, ~/.git-credentials
 
 --config FILE holds the same settings as YAML, by name (repo, state_dir, listen, ...,
@@ -846,8 +883,11 @@ every setting (gitfirm schema reference writes it).
 _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
-    "operator_token_env", "operator_listen",
+    "operator_token_env", "operator_listen", "shard", "shard_name",
 )  # fmt: skip
+
+# Settings that an environment variable gives when neither the flag nor --config does.
+_RUN_ENV_SETTINGS = {"shard": "GITFIRM_SHARD", "shard_name": "GITFIRM_SHARD_NAME"}
 
 
 def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -889,6 +929,15 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help='engine timings in seconds, e.g. {"boot_poll": 0.2} (defaults fit real routers)',
     )
     p.add_argument(
+        "--shard",
+        metavar="SELECTOR",
+        help="own only the devices this label selector matches, e.g. 'site in (fra, ams)' "
+        "(docs/scaling.md)",
+    )
+    p.add_argument(
+        "--shard-name", metavar="NAME", help="this shard's name: status goes to shards/NAME/"
+    )
+    p.add_argument(
         "--no-watch",
         action="store_const",
         const=True,
@@ -899,6 +948,8 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _run_settings(args: argparse.Namespace) -> DaemonSettings:
     """DaemonSettings from ``--config`` and the flags given (a flag wins); one line if invalid."""
+    import os
+
     import yaml
     from pydantic import ValidationError
 
@@ -913,6 +964,9 @@ def _run_settings(args: argparse.Namespace) -> DaemonSettings:
         if not isinstance(loaded, dict):
             raise _Fail(f"--config {args.config} must be a mapping of settings")
         values = dict(loaded)
+    for key, var in _RUN_ENV_SETTINGS.items():
+        if values.get(key) is None and os.environ.get(var):
+            values[key] = os.environ[var]
     values.update({k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None})
     if args.no_watch:
         values["watch_local"] = False
@@ -949,6 +1003,8 @@ def _settings_problem(error: ValidationError, config: Path | None) -> str:
     if first["type"] == "missing":
         flag = "--" + key.replace("_", "-")
         return f"{key} is not set: give {flag}, or {key}: in --config"
+    if not key:  # a rule across settings (shard with shard_name)
+        return f"settings{where}: {first['msg'].removeprefix('Value error, ')}"
     return f"setting {key}{where}: {first['msg']}"
 
 

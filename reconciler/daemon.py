@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -67,6 +67,7 @@ from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
+from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
@@ -185,6 +186,27 @@ class DaemonSettings(BaseModel):
         le=100,
         description="Alert when the image store's file system is fuller than this percentage",
     )
+    shard: str | None = Field(
+        default=None,
+        description="Label selector of the devices this instance owns, e.g. "
+        "'site in (fra, ams)' (docs/scaling.md); unset: every device",
+    )
+    shard_name: str | None = Field(
+        default=None,
+        description="Name of this shard: its status goes to shards/<name>/ on the status "
+        "branch (required with shard)",
+    )
+
+    @model_validator(mode="after")
+    def _shard_named(self) -> DaemonSettings:
+        if (self.shard is None) != (self.shard_name is None):
+            raise ValueError("shard and shard_name go together: give both or neither")
+        if self.shard is not None and self.shard_name is not None:
+            try:  # refused at start, not at the first pass
+                parse_shard(self.shard_name, self.shard)
+            except ShardError as e:
+                raise ValueError(e.message) from None
+        return self
 
     @property
     def base_url(self) -> str:
@@ -232,6 +254,10 @@ class Daemon:
         self._formatter = formatter
         self._http = http
         self._ready = False
+        self.shard: Shard | None = None
+        """The devices this instance owns (None: every device); see docs/scaling.md."""
+        if settings.shard is not None and settings.shard_name is not None:
+            self.shard = parse_shard(settings.shard_name, settings.shard)
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self._verified = VerifiedRevision(state_dir / "verified-revision")
@@ -280,6 +306,7 @@ class Daemon:
                     settings.bot_name, settings.bot_email, settings.status_signing_key
                 ),
                 coalesce_seconds=settings.status_coalesce,
+                shard=settings.shard_name,
             ),
             clock=self.clock,
             secrets=self.secrets,
@@ -530,7 +557,17 @@ class Daemon:
             for err in result.errors:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise first
-        return result.state
+        if self.shard is None:
+            return result.state
+        # A group or policy across this shard's edge would have two actors: refused like
+        # any invalid revision (at start, for the restored one, too).
+        errors = check_shards(result.state, [self.shard])
+        if errors:
+            self._refuse(head, f"not shardable as {self.shard.name}: {errors[0]}")
+            for err in errors:
+                log.error(str(err), extra={"event": "invalid-config", "revision": head})
+            raise errors[0]
+        return restrict(result.state, self.shard)
 
     def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
         out: dict[str, Endpoint] = {}
