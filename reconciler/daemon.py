@@ -26,8 +26,9 @@ import dataclasses
 import logging
 import os
 import secrets as pysecrets
+import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
+from reconciler.alerts.center import AlertCenter
+from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.alerts.model import Alert
 from reconciler.clock import Clock, SystemClock
 from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
@@ -181,6 +184,15 @@ class DaemonSettings(BaseModel):
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
     )
+    unreachable_alert_after: float = Field(
+        default=600.0, ge=0, description="Seconds a device stays unreachable before an alert"
+    )
+    store_alert_percent: float = Field(
+        default=85.0,
+        ge=0,
+        le=100,
+        description="Alert when the image store's file system is fuller than this percentage",
+    )
     shard: str | None = Field(
         default=None,
         description="Label selector of the devices this instance owns, e.g. "
@@ -240,7 +252,6 @@ class Daemon:
         environ: Mapping[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
         formatter: JsonFormatter | None = None,
-        alerts: Callable[[], tuple[Alert, ...]] | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -284,6 +295,15 @@ class Daemon:
             state_dir / "backups", self._backup_key(), keep=settings.backup_keep
         )
         self.book = StatusBook()
+        self.alert_center = AlertCenter(state_dir / "alerts.json", self.clock)
+        """Active and resolved alerts (the dashboard and ``alerts.yaml`` read them)."""
+        self.alert_feed = AlertFeed(
+            self.alert_center,
+            FeedSettings(
+                unreachable_after=timedelta(seconds=settings.unreachable_alert_after),
+                store_percent=settings.store_alert_percent,
+            ),
+        )
         self.writer = StatusWriter(
             WriterSettings(
                 remote=self.mirror.url,
@@ -334,7 +354,7 @@ class Daemon:
         self._signers: dict[str, tuple[str, str]] = {}
         self._session = SessionSigner(self._operator_token) if self._operator_token else None
         self.dashboard = Dashboard(
-            _Feed(self.changes, alerts or tuple, self._board, self.backups),
+            _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
             self.changes,
             self._session,
         )
@@ -430,6 +450,9 @@ class Daemon:
         if event.to_phase != Phase.STAGE:  # image URLs live only during the stage step
             self.distribution.revoke(event.device)
         self.book.transition(event)
+        self.alert_feed.transition(
+            event.device, event.policy, event.to_phase, event.detail, event.target
+        )
         self.metrics.transition(
             event.policy, event.device, event.from_phase, event.to_phase, event.time
         )
@@ -494,11 +517,13 @@ class Daemon:
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
         self._verified.write(head)
         self._adopt(head, desired)
+        self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
     def _refuse(self, head: str, reason: str) -> None:
         self.book.refusal(head, reason)
         self.metrics.revision_refused()
+        self.alert_feed.revision_refused(head, redact(reason, self.secrets))
 
     async def _restore(self, verified: str) -> None:
         """After a restart: the revision verified before is in force again (it is the base
@@ -523,6 +548,7 @@ class Daemon:
         # Control first: suspends take effect before this revision is observed or fetched.
         self.scheduler.control(revision, desired.rollout_policies)
         self.book.desired(revision)
+        self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
         committed, _, subject = shown.strip().partition("\n")
         at = datetime.fromtimestamp(int(committed), UTC)
@@ -627,6 +653,7 @@ class Daemon:
             )
         self.state.refused_images = refused
         self.book.refused_images(refused)
+        self.alert_feed.images_refused(refused)
 
     async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
@@ -643,6 +670,9 @@ class Daemon:
         self.state.facts = facts
         self.book.observed(facts, desired)
         self.metrics.observed(facts)
+        self.alert_feed.observed({n: f.reachable for n, f in facts.items()}, self.clock.now())
+        disk = shutil.disk_usage(self.store.root)
+        self.alert_feed.store_usage(100.0 * (disk.total - disk.free) / max(1, disk.total))
 
     async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
@@ -660,6 +690,9 @@ class Daemon:
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
+        self.alert_feed.exposures(
+            {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
+        )
         await self._fetch_images(desired, plan)
         return plan
 
@@ -690,6 +723,15 @@ class Daemon:
 
     async def _rollout_ended(self, result: RolloutResult) -> None:
         self.book.rollout_result(result)
+        status = self.book.rollout_status(result.policy)
+        self.alert_feed.rollout_ended(
+            result.policy,
+            halted=result.halted,
+            reason=status.halt_reason or result.reason,
+            complete=result.complete,
+            waves_passed=result.waves_passed,
+            total_waves=status.total_waves,
+        )
         self.metrics.rollout_ended(
             result.policy,
             halted=result.halted,
@@ -697,7 +739,7 @@ class Daemon:
             complete=result.complete,
             now=self.clock.now(),
         )
-        await self.writer.record_outcome(self.book.rollout_status(result.policy))
+        await self.writer.record_outcome(status)
         # Status shows what the devices run now: the observe loop refreshes (without
         # starting rollouts, or a halted one would spin).
         self._refresh.set()
@@ -709,7 +751,7 @@ class Daemon:
 
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
-        self.writer.submit(snapshot)
+        self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
         self.changes.bump()
 
     # --- dashboard ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from typing import Any
 
 import yaml
 
-from reconciler.alerts.model import Alert
 from reconciler.daemon import Daemon, DaemonSettings
 from reconciler.logs import configure_json_logging
 from reconciler.rollout.model import RolloutSettings
@@ -148,8 +147,6 @@ def make_daemon(
     port: int,
     environ: Mapping[str, str],
     logs: io.StringIO,
-    *,
-    alerts: Callable[[], tuple[Alert, ...]] | None = None,
     **settings: Any,
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
@@ -168,7 +165,6 @@ def make_daemon(
         ),
         environ=dict(environ),
         formatter=configure_json_logging(stream=logs),
-        alerts=alerts,
     )
 
 
@@ -185,7 +181,6 @@ async def running_gitops(
     watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
-    alerts: Callable[[], tuple[Alert, ...]] | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
     daemon polling it; ``target`` is an approved, signed image ready to roll out."""
@@ -210,7 +205,6 @@ async def running_gitops(
             watch_local=watch_local,
             status_coalesce=0,
             access_pin=access_pin,
-            alerts=alerts,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
