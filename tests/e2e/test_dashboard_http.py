@@ -2,9 +2,10 @@
 
 A daemon (real git remote, simulator, HTTP port, operator token) rolls a small fleet whose
 canary comes back on its old image, so the rollout halts; a revision with a broken document
-is refused; an injected alert provider raises and clears an alert. Every page must answer
-200 with what happened, only to an operator (token or signed session cookie), under a
-strict CSP with no inline script or style; a forged or foreign cookie gets nothing.
+is refused, then fixed. The daemon's alert centre raises and resolves alerts for both. Every
+page must answer 200 with what happened, only to an operator (token or signed session
+cookie), under a strict CSP with no inline script or style; a forged or foreign cookie gets
+nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from reconciler.alerts.model import Alert
 from reconciler.dashboard.routes import CSP
 from reconciler.session import COOKIE, SessionSigner
 from tests.support.daemon import ALWAYS_OPEN, GitOps, policy_yaml, running_gitops, wait_for
@@ -86,17 +85,7 @@ async def _assert_locked(base: str) -> None:
 
 
 async def test_every_page_shows_the_fleet_to_an_operator_only(tmp_path: Path) -> None:
-    now = datetime.now(UTC)
-    raised = Alert(
-        "device-failed", "r0", "critical", "canary failed its verify step",
-        now - timedelta(minutes=5), now, count=3, policy="fleet",
-    )  # fmt: skip
-    cleared = Alert(
-        "revision-refused", "0123abc", "warning", "unsigned commit refused",
-        now - timedelta(hours=2), now - timedelta(hours=1), resolved_at=now - timedelta(minutes=50),
-    )  # fmt: skip
-    current: list[tuple[Alert, ...]] = [(raised, cleared)]
-    async with running_gitops(tmp_path, devices=3, environ=ENV, alerts=lambda: current[0]) as ops:
+    async with running_gitops(tmp_path, devices=3, environ=ENV) as ops:
         base = f"http://127.0.0.1:{ops.port}"
         await _assert_locked(base)
         cookie = await login(base)
@@ -124,10 +113,26 @@ async def test_every_page_shows_the_fleet_to_an_operator_only(tmp_path: Path) ->
             await wait_for(lambda: bool(ops.daemon.book.refusals), 60, "the refusal")
             source = await _page(http, "/ui/source")
             assert bad[:12] in source and "invalid desired state" in source
+            alerts = _section(await _page(http, "/ui/alerts"), "Active")
+            assert f"revision {bad[:12]} refused" in alerts and "revision-refused" in alerts
 
-            current[0] = (Alert(**{**_fields(raised), "resolved_at": datetime.now(UTC)}), cleared)
+            # The fix applies: the centre resolves the refusal, and the page says so.
+            # (A desired-state change: a tree equal to the applied one is skipped.)
+            policy = policy_yaml("1.4.4", window=ALWAYS_OPEN, maxParallel=1)
+            fix = {"policies/broken.yaml": None, "policies/fleet.yaml": policy + "# fixed\n"}
+            fixed = ops.merge(fix, "Remove the broken file")
+            await wait_for(lambda: ops.daemon.state.verified == fixed, 60, "the fix applied")
+            await wait_for(
+                lambda: (
+                    ops.daemon.alert_center.get("revision-refused", bad) is not None
+                    and not _active(ops, "revision-refused", bad)
+                ),
+                60,
+                "the refusal resolved",
+            )
             alerts = await _page(http, "/ui/alerts")
-            assert "Active (0)" in alerts and "Resolved (2)" in alerts
+            assert f"revision {bad[:12]} refused" in _section(alerts, "Resolved")
+            assert f"revision {bad[:12]} refused" not in _section(alerts, "Active")
 
             # A bearer token works too (curl, scripts); logging out drops the cookie.
             async with httpx.AsyncClient(base_url=base) as bearer:
@@ -137,8 +142,16 @@ async def test_every_page_shows_the_fleet_to_an_operator_only(tmp_path: Path) ->
             assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
 
 
-def _fields(alert: Alert) -> dict[str, Any]:
-    return {name: getattr(alert, name) for name in Alert.__dataclass_fields__}
+def _active(ops: GitOps, event: str, subject: str) -> bool:
+    alert = ops.daemon.alert_center.get(event, subject)
+    return alert is not None and alert.active
+
+
+def _section(html: str, heading: str) -> str:
+    """The alerts page's section under ``<h2>heading (...)``."""
+    start = html.index(f"<h2>{heading} (")
+    end = html.find("</section>", start)
+    return html[start:end]
 
 
 async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
@@ -183,9 +196,14 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
     applied = ops.daemon.state.verified
     assert applied is not None and applied in source and "Roll the fleet to 1.4.4" in source
 
-    alerts = await _page(http, "/ui/alerts")
-    assert "Active (1)" in alerts and "canary failed its verify step" in alerts
-    assert "Resolved (1)" in alerts and "unsigned commit refused" in alerts
+    # Raised by the daemon's own alert centre, as the status branch's alerts.yaml has them.
+    active = _section(await _page(http, "/ui/alerts"), "Active")
+    halted = ops.daemon.alert_center.get("rollout-halted", "fleet")
+    assert halted is not None and halted.active
+    assert "rollout-halted" in active and "rollout fleet halted" in active
+    rolled = ops.daemon.alert_center.get("device-rolled-back", canary)
+    assert rolled is not None and f"{canary} is rolled back" in active
+    assert f'<td class="num">{rolled.count}</td>' in active
 
 
 async def _updates(http: httpx.AsyncClient) -> AsyncGenerator[dict[str, Any]]:
