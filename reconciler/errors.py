@@ -18,6 +18,8 @@ turn any failure into a log line, a status entry or a notification::
     ├── ImageRefused                  an image failed verification; .reason is a stable code
     ├── ImageError                    fetch or store failed for a reason other than trust
     ├── RolloutError                  the engine could not carry on (halt)
+    ├── ForgeError                    a GitHub, GitLab or Gitea API call failed (retry)
+    │   └── ForgeAuthError            401/403: the token was refused or lacks a scope (halt)
     ├── ReportError                   writing status to Git failed (retry)
     │   └── PushRejected              the status push lost every race (retry)
     └── ProposalError                 a proposal branch or pull request failed (retry)
@@ -42,6 +44,8 @@ __all__ = [
     "DeviceError",
     "DeviceServerError",
     "ErrorSummary",
+    "ForgeAuthError",
+    "ForgeError",
     "GitfirmError",
     "ImageError",
     "ImageRefused",
@@ -218,6 +222,24 @@ class RolloutError(GitfirmError):
     """The rollout engine cannot go on without a human."""
 
     reason = "rollout-error"
+
+
+class ForgeError(GitfirmError):
+    """A forge API call failed; ``status`` is the HTTP status (None: no answer)."""
+
+    action = Action.RETRY
+    reason = "forge-error"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message, reason=reason)
+        self.status = status
+
+
+class ForgeAuthError(ForgeError):
+    """The forge refused the token (401), or the token may not do this (403)."""
+
+    action = Action.HALT
+    reason = "forge-auth"
 
 
 class ReportError(GitfirmError):

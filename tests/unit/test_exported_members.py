@@ -20,7 +20,7 @@ import pytest
 
 STAGES = (
     "model", "source", "devices", "images", "planning", "rollout", "report", "simulator",
-    "proposals",
+    "proposals", "forge",
 )  # fmt: skip
 TOP_LEVEL = (
     "errors", "sanitize", "clock", "secrets", "logs", "statusbook", "runtime", "supervise",
