@@ -72,6 +72,7 @@ async def test_three_shards_share_one_repository_and_one_status_branch(tmp_path:
     admin = ssh_key(tmp_path / "keys", "admin")
     policy_text = access_policy([(admin, ["admin"])])
     pin = policy_fingerprint(AccessPolicy.model_validate(yaml.safe_load(policy_text)))
+    assert pin is not None
     async with running_simulator(6, releases=["1.4"]) as fleet:
         files, _ = config_files(tmp_path / "upstream", fleet, ["1.4.3", "1.4.4"])
         docs = list(yaml.safe_load_all(files["fleet/devices.yaml"]))
