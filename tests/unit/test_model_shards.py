@@ -211,3 +211,29 @@ def test_validate_refuses_a_split_across_shards(
     assert "NAME=SELECTOR" in capsys.readouterr().err
     assert main(["validate", str(root), "--shard", "fra=site in (fra"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "says"),
+    [
+        (["--shard", "site=fra"], {}, "shard and shard_name go together"),
+        ([], {"GITFIRM_SHARD": "site=fra"}, "shard and shard_name go together"),
+        (["--shard", "site in (fra", "--shard-name", "fra"], {}, "unbalanced"),
+        ([], {"GITFIRM_SHARD": "site=fra", "GITFIRM_SHARD_NAME": "Fra"}, "shard name 'Fra'"),
+    ],
+)
+def test_run_refuses_a_bad_shard_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    env: dict[str, str],
+    says: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    base = ["run", "--repo", str(tmp_path / "nowhere"), "--state-dir", str(tmp_path / "s")]
+    assert main([*base, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert says in err
