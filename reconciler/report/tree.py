@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.report.readme import render_readme
 from reconciler.report.render import (
+    alerts_document,
     compliance_document,
     device_path,
     dump_yaml,
@@ -32,7 +33,7 @@ from reconciler.sanitize import redact
 __all__ = ["StatusTree", "TreeChange"]
 
 # Files every snapshot writes; device and rollout files come and go with their entries.
-_FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml"})
+_FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml", "alerts.yaml"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class StatusTree:
             doc = compliance_document(snapshot.compliance, known)
             rendered["compliance.yaml"] = (snapshot.compliance, doc)
         rendered["source.yaml"] = (None, source_document(snapshot, known))
+        if self._sources.get("alerts.yaml") is not snapshot.alerts:
+            rendered["alerts.yaml"] = (snapshot.alerts, alerts_document(snapshot.alerts, known))
 
         files: dict[str, bytes | None] = {}
         sources: dict[str, object] = {}
