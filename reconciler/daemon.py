@@ -37,7 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
@@ -822,7 +822,8 @@ class Daemon:
             return Response(body, media_type=content_type)
 
         async def dashboard(_: Request) -> Response:
-            return JSONResponse(self.book.summary(self.state.desired, self.secrets))
+            body = self.book.summary_json(self.state.desired, self.secrets)
+            return Response(body, media_type="application/json")
 
         return build_surfaces(
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
