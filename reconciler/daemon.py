@@ -25,8 +25,9 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
+import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -35,10 +36,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
+from reconciler.alerts.center import AlertCenter
+from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.clock import Clock, SystemClock
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint
@@ -175,6 +178,15 @@ class DaemonSettings(BaseModel):
     )
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
+    )
+    unreachable_alert_after: float = Field(
+        default=600.0, ge=0, description="Seconds a device stays unreachable before an alert"
+    )
+    store_alert_percent: float = Field(
+        default=85.0,
+        ge=0,
+        le=100,
+        description="Alert when the image store's file system is fuller than this percentage",
     )
     shard: str | None = Field(
         default=None,
@@ -322,6 +334,15 @@ class Daemon:
             state_dir / "backups", self._backup_key(), keep=settings.backup_keep
         )
         self.book = StatusBook()
+        self.alert_center = AlertCenter(state_dir / "alerts.json", self.clock)
+        """Active and resolved alerts (the dashboard and ``alerts.yaml`` read them)."""
+        self.alert_feed = AlertFeed(
+            self.alert_center,
+            FeedSettings(
+                unreachable_after=timedelta(seconds=settings.unreachable_alert_after),
+                store_percent=settings.store_alert_percent,
+            ),
+        )
         self.writer = StatusWriter(
             WriterSettings(
                 remote=self.mirror.url,
@@ -494,6 +515,9 @@ class Daemon:
         if event.to_phase != Phase.STAGE:  # image URLs live only during the stage step
             self.distribution.revoke(event.device)
         self.book.transition(event)
+        self.alert_feed.transition(
+            event.device, event.policy, event.to_phase, event.detail, event.target
+        )
         self.metrics.transition(
             event.policy, event.device, event.from_phase, event.to_phase, event.time
         )
@@ -558,11 +582,13 @@ class Daemon:
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
         self._verified.write(head)
         self._adopt(head, desired)
+        self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
     def _refuse(self, head: str, reason: str) -> None:
         self.book.refusal(head, reason)
         self.metrics.revision_refused()
+        self.alert_feed.revision_refused(head, redact(reason, self.secrets))
 
     async def _restore(self, verified: str) -> None:
         """After a restart: the revision verified before is in force again (it is the base
@@ -587,6 +613,7 @@ class Daemon:
         # Control first: suspends take effect before this revision is observed or fetched.
         self.scheduler.control(revision, desired.rollout_policies)
         self.book.desired(revision)
+        self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
         self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
         self._endpoints = self._resolve_endpoints(desired)
@@ -679,6 +706,7 @@ class Daemon:
             )
         self.state.refused_images = refused
         self.book.refused_images(refused)
+        self.alert_feed.images_refused(refused)
 
     async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
@@ -695,6 +723,9 @@ class Daemon:
         self.state.facts = facts
         self.book.observed(facts, desired)
         self.metrics.observed(facts)
+        self.alert_feed.observed({n: f.reachable for n, f in facts.items()}, self.clock.now())
+        disk = shutil.disk_usage(self.store.root)
+        self.alert_feed.store_usage(100.0 * (disk.total - disk.free) / max(1, disk.total))
 
     async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
@@ -712,6 +743,9 @@ class Daemon:
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
+        self.alert_feed.exposures(
+            {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
+        )
         await self._fetch_images(desired, plan)
         return plan
 
@@ -742,6 +776,15 @@ class Daemon:
 
     async def _rollout_ended(self, result: RolloutResult) -> None:
         self.book.rollout_result(result)
+        status = self.book.rollout_status(result.policy)
+        self.alert_feed.rollout_ended(
+            result.policy,
+            halted=result.halted,
+            reason=status.halt_reason or result.reason,
+            complete=result.complete,
+            waves_passed=result.waves_passed,
+            total_waves=status.total_waves,
+        )
         self.metrics.rollout_ended(
             result.policy,
             halted=result.halted,
@@ -749,7 +792,7 @@ class Daemon:
             complete=result.complete,
             now=self.clock.now(),
         )
-        await self.writer.record_outcome(self.book.rollout_status(result.policy))
+        await self.writer.record_outcome(status)
         # Status shows what the devices run now: the observe loop refreshes (without
         # starting rollouts, or a halted one would spin).
         self._refresh.set()
@@ -761,7 +804,7 @@ class Daemon:
 
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
-        self.writer.submit(snapshot)
+        self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
         if self.statuses is not None:
             self.statuses.wake()
 
@@ -793,7 +836,8 @@ class Daemon:
             return Response(body, media_type=content_type)
 
         async def dashboard(_: Request) -> Response:
-            return JSONResponse(self.book.summary(self.state.desired, self.secrets))
+            body = self.book.summary_json(self.state.desired, self.secrets)
+            return Response(body, media_type="application/json")
 
         return build_surfaces(
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
