@@ -162,13 +162,16 @@ def test_groups_policies_and_double_claims_across_shards_are_refused(tmp_path: P
     assert len(errors) == 2, errors
     assert "fleet/pair.yaml" in errors[0]
     assert "spec.redundancyGroup" in errors[0]
-    assert "redundancy group 'edge-pair' spans shards: ams1 (ams), fra1 (fra)" in errors[0]
+    assert (
+        "redundancy group 'edge-pair' spans shards: ams (1 device: ams1), fra (1 device: fra1)"
+        in errors[0]
+    )
     assert "policies/all.yaml" in errors[1]
     assert "spec.selector" in errors[1]
     assert "RolloutPolicy 'everywhere' spans shards" in errors[1]
     # One shard alone: the far side is "no listed shard", still two owners.
     alone = [str(e) for e in check_shards(state, shards[:1])]
-    assert "ams1 (no listed shard), fra1 (fra)" in alone[0]
+    assert "fra (1 device: fra1), no listed shard (1 device: ams1)" in alone[0]
     # Overlapping shards claim a device twice.
     twice = check_shards(state, [*shards, parse_shard("all", "role=core")])
     assert any("selected by shards" in str(e) and "fra1" in str(e) for e in twice)
