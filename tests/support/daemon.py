@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.daemon import Daemon, DaemonSettings
+from reconciler.forge.protocol import PullRequests
 from reconciler.logs import configure_json_logging
 from reconciler.rollout.model import RolloutSettings
 from tests.support.gitrepo import commit_files, git, push, seeded_remote
@@ -147,6 +148,7 @@ def make_daemon(
     port: int,
     environ: Mapping[str, str],
     logs: io.StringIO,
+    pull_requests: PullRequests | None = None,
     **settings: Any,
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
@@ -165,6 +167,7 @@ def make_daemon(
         ),
         environ=dict(environ),
         formatter=configure_json_logging(stream=logs),
+        pull_requests=pull_requests,
     )
 
 
@@ -181,6 +184,7 @@ async def running_gitops(
     watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
+    pull_requests: PullRequests | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
     daemon polling it; ``target`` is an approved, signed image ready to roll out."""
@@ -205,6 +209,7 @@ async def running_gitops(
             watch_local=watch_local,
             status_coalesce=0,
             access_pin=access_pin,
+            pull_requests=pull_requests,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
