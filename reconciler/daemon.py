@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,7 +64,9 @@ from reconciler.errors import (
     RolloutError,
     summarize,
 )
+from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
+from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
 from reconciler.images.fetch import FetchSettings
 from reconciler.images.ops import check_stored, fetch_images
 from reconciler.images.sbom import SbomCache
@@ -207,6 +209,30 @@ class DaemonSettings(BaseModel):
         description="Name of this shard: its status goes to shards/<name>/ on the status "
         "branch (required with shard)",
     )
+    forge: Literal["github", "gitlab", "gitea"] | None = Field(
+        default=None,
+        description="Post a commit status per rollout (gitfirm/<policy>) to this forge "
+        "(docs/forges.md); unset: no statuses",
+    )
+    forge_url: str | None = Field(
+        default=None,
+        description="The forge's API root (https://api.github.com, https://HOST/api/v4, "
+        "https://HOST/api/v1); GitHub and GitLab default to their public ones",
+    )
+    forge_repo: str | None = Field(
+        default=None, description="The config repository on the forge: owner/name"
+    )
+    forge_token_env: str | None = Field(
+        default=None, description="Env var holding the forge token (never the token itself)"
+    )
+    forge_token_file: Path | None = Field(
+        default=None, description="File holding the forge token, read instead of an env var"
+    )
+    forge_status_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between retries of commit statuses the forge did not take",
+    )
 
     @model_validator(mode="after")
     def _shard_named(self) -> DaemonSettings:
@@ -218,6 +244,26 @@ class DaemonSettings(BaseModel):
             except ShardError as e:
                 raise ValueError(e.message) from None
         return self
+
+    @model_validator(mode="after")
+    def _forge_complete(self) -> DaemonSettings:
+        if self.forge is not None:
+            try:  # refused at start, with the flag to give
+                self.forge_config().check()
+            except ConfigError as e:
+                raise ValueError(e.message) from None
+        return self
+
+    def forge_config(self) -> ForgeConfig:
+        """The forge settings as the forge package takes them (``forge`` must be set)."""
+        assert self.forge is not None
+        return ForgeConfig(
+            kind=self.forge,
+            repo=self.forge_repo or "",
+            url=self.forge_url or "",
+            token_env=self.forge_token_env or "",
+            token_file=self.forge_token_file,
+        )
 
     @property
     def base_url(self) -> str:
@@ -353,6 +399,8 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._rescheduled = asyncio.Event()
+        self._forge_http: httpx.AsyncClient | None = None
+        forge = self._forge() if settings.forge is not None else None
         self.proposer = Proposer(
             ProposerSettings(
                 remote=self.mirror.url,
@@ -362,7 +410,7 @@ class Daemon:
                     settings.bot_name, settings.bot_email, settings.status_signing_key
                 ),
             ),
-            forge=pull_requests,
+            forge=pull_requests or forge,
             clock=self.clock,
             secrets=self.secrets,
         )
@@ -377,6 +425,11 @@ class Daemon:
             "proposals": self._proposals_loop,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
+        self.statuses: StatusPoster | None = None
+        """Posts each rollout's commit status when a forge is configured."""
+        if forge is not None:
+            self.statuses = self._status_poster(forge)
+            self.loops["forge-status"] = self.statuses.run
 
     # --- secrets ------------------------------------------------------------------------
 
@@ -404,9 +457,10 @@ class Daemon:
         s = self.settings
         hook = s.webhook_secret_env
         env = [hook, *(f"{hook}_{forge.upper()}" for forge in FORGES)]
-        env += [s.backup_key_env, s.operator_token_env]
+        env += [s.backup_key_env, s.operator_token_env, s.forge_token_env or ""]
         paths = [s.state_dir, Path.home() / ".ssh", Path.home() / ".git-credentials"]
         paths += [s.status_signing_key] if s.status_signing_key else []
+        paths += [s.forge_token_file] if s.forge_token_file else []
         return s.secrets.deny(env=env, paths=paths)
 
     def _secret_file(self, name: str, make: bytes) -> bytes:
@@ -434,6 +488,37 @@ class Daemon:
             extra={"event": "backup-key-generated"},
         )
         return BackupKey.from_text(made.strip())
+
+    def _forge(self) -> Forge:
+        """The forge client (commit statuses, proposals' pull requests)."""
+        config = self.settings.forge_config()
+        token = read_token(config, self.environ)
+        self._remember(token)
+        # Its own client: the forge is checked against the system CAs, never a device's TLS.
+        self._forge_http = httpx.AsyncClient(timeout=30.0)
+        return make_forge(
+            config,
+            token,
+            http=self._forge_http,
+            clock=self.clock,
+            user_agent=f"gitfirm/{__version__}",
+            on_result=self.metrics.forge_request,
+        )
+
+    def _status_poster(self, forge: Forge) -> StatusPoster:
+        def updates() -> list[StatusUpdate]:
+            snapshot = self.book.snapshot(self.state.desired, self.secrets)
+            plan = self.state.plan
+            planned = plan.revision if plan is not None else None
+            return rollout_statuses(snapshot, self.settings.base_url, planned)
+
+        return StatusPoster(
+            forge,
+            updates,
+            clock=self.clock,
+            interval=self.settings.forge_status_interval,
+            secrets=lambda: self.secrets,
+        )
 
     # --- wiring for the rollout engine ---------------------------------------------------
 
@@ -752,6 +837,8 @@ class Daemon:
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
         self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
+        if self.statuses is not None:
+            self.statuses.wake()
 
     # --- HTTP surface -----------------------------------------------------------------------
 
@@ -978,5 +1065,7 @@ class Daemon:
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._forge_http is not None:
+            await self._forge_http.aclose()
         self.journal.close()
         self.marks.close()

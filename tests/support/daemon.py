@@ -148,11 +148,12 @@ def make_daemon(
     port: int,
     environ: Mapping[str, str],
     logs: io.StringIO,
-    pull_requests: PullRequests | None = None,
     **settings: Any,
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
-    observation, no watch on the (local) remote unless ``settings`` ask for one."""
+    observation, no watch on the (local) remote unless ``settings`` ask for one;
+    ``settings`` may also hold ``pull_requests``, the forge client proposals use."""
+    pull_requests: PullRequests | None = settings.pop("pull_requests", None)
     defaults: dict[str, Any] = {
         "observe_interval": 3600,
         "watch_local": False,
@@ -185,9 +186,11 @@ async def running_gitops(
     access_pin: str | None = None,
     key: Any = None,
     pull_requests: PullRequests | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
-    daemon polling it; ``target`` is an approved, signed image ready to roll out."""
+    daemon polling it; ``target`` is an approved, signed image ready to roll out.
+    ``settings`` are further DaemonSettings (a forge, say)."""
     async with running_simulator(devices, releases=["1.4"]) as fleet:
         files, names = config_files(tmp / "upstream", fleet, [current, target])
         files.update({"policies/fleet.yaml": policy_yaml(current), **(extra_files or {})})
@@ -210,6 +213,7 @@ async def running_gitops(
             status_coalesce=0,
             access_pin=access_pin,
             pull_requests=pull_requests,
+            **dict(settings or {}),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
