@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets as pysecrets
@@ -42,7 +43,11 @@ from starlette.routing import Mount, Route
 from reconciler import __version__
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.feed import AlertFeed, FeedSettings
+from reconciler.alerts.model import Alert
 from reconciler.clock import Clock, SystemClock
+from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
+from reconciler.dashboard.live import Changes
+from reconciler.dashboard.routes import LOGIN, Dashboard
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.fleet import device_endpoint
@@ -73,6 +78,7 @@ from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
+from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
@@ -99,6 +105,7 @@ from reconciler.rollout.progress import rollout_progress
 from reconciler.rollout.scheduler import Scheduler
 from reconciler.sanitize import redact
 from reconciler.secrets import SecretPolicy, resolve_secret
+from reconciler.session import SessionSigner
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
 from reconciler.source.verified import VerifiedRevision
@@ -399,6 +406,16 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._rescheduled = asyncio.Event()
+        self.changes = Changes()
+        """The dashboard's state version: bumped with every status submission."""
+        self._source = SourceState(branch=settings.branch)
+        self._signers: dict[str, tuple[str, str]] = {}
+        self._session = SessionSigner(self._operator_token) if self._operator_token else None
+        self.dashboard = Dashboard(
+            _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
+            self.changes,
+            self._session,
+        )
         self._forge_http: httpx.AsyncClient | None = None
         forge = self._forge() if settings.forge is not None else None
         self.proposer = Proposer(
@@ -646,8 +663,19 @@ class Daemon:
         self.scheduler.control(revision, desired.rollout_policies)
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
-        committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
-        self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
+        shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
+        committed, _, subject = shown.strip().partition("\n")
+        at = datetime.fromtimestamp(int(committed), UTC)
+        self.metrics.revision_applied(at)
+        signer, verdict = self._signers.pop(revision, ("", "verified before this process started"))
+        self._source = SourceState(
+            applied=revision,
+            signer=signer or None,
+            verdict=verdict,
+            committed_at=at,
+            subject=redact(subject, self.secrets),
+            branch=self.settings.branch,
+        )
         self._endpoints = self._resolve_endpoints(desired)
         self._images_checked.clear()
         self._image_retries.clear()
@@ -659,6 +687,7 @@ class Daemon:
         if not verdict.ok:
             self._refuse(head, f"commit refused ({verdict.reason}): {verdict.message}")
             verdict.raise_if_refused()
+        self._signers = {head: (verdict.signer, verdict.reason)}
         return await self._load(head)
 
     async def _load(self, head: str) -> DesiredState:
@@ -839,6 +868,47 @@ class Daemon:
         self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
         if self.statuses is not None:
             self.statuses.wake()
+        self.changes.bump()
+
+    # --- dashboard ----------------------------------------------------------------------
+
+    def _board(self, alerts: tuple[Alert, ...]) -> Board:
+        """Everything the dashboard shows now (built once per state version)."""
+        desired = self.state.desired
+        capacity = self.store.capacity()
+        error = self.state.last_error
+        return Board(
+            version=self.changes.version,
+            now=self.clock.now(),
+            snapshot=self.book.snapshot(desired, self.secrets),
+            desired=desired,
+            plan=self.state.plan,
+            images=self._image_rows(desired),
+            capacity=StoreCapacity(capacity.used, capacity.free, capacity.per_channel),
+            history=tuple(self.journal.history()),
+            source=dataclasses.replace(
+                self._source, last_error=error.message if error is not None else None
+            ),
+            alerts=alerts,
+        )
+
+    def _image_rows(self, desired: DesiredState | None) -> tuple[ImageRow, ...]:
+        stored = {i.verified.sha256: i for i in self.store.list()}
+        rows = []
+        for name, image in sorted((desired.images if desired else {}).items()):
+            spec = image.spec
+            refused = self.state.refused_images.get(name)
+            row = ImageRow(name, spec.version, str(spec.channel), spec.sha256, spec.size, True)
+            rows.append(dataclasses.replace(row, revoked=spec.revoked, refused=refused))
+        out = []
+        for row in rows:
+            kept = stored.pop(row.sha256, None)
+            out.append(row if kept is None else _stored_row(row, kept.verified, kept.stored_at))
+        for kept in stored.values():  # still in the store, no longer declared
+            v = kept.verified
+            row = ImageRow(v.name, v.version, v.channel, v.sha256, v.size, declared=False)
+            out.append(_stored_row(row, v, kept.stored_at))
+        return tuple(out)
 
     # --- HTTP surface -----------------------------------------------------------------------
 
@@ -873,7 +943,8 @@ class Daemon:
 
         return build_surfaces(
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
-            operator=[Route("/metrics", metrics), Route("/", dashboard)],
+            operator=[Route("/metrics", metrics), Route("/", dashboard), *self.dashboard.pages()],
+            public=self.dashboard.public(),
             devices=[
                 *webhook_routes(
                     self.webhook_secrets,
@@ -887,6 +958,8 @@ class Daemon:
                 self.settings.operator_token_env,
                 token=self._operator_token,
                 listen=self.settings.operator_listen,
+                session=self._session,
+                login=LOGIN,
             ),
         )
 
@@ -1046,6 +1119,7 @@ class Daemon:
         # SIGTERM: the loops that make new work stop first; then rollouts stop starting
         # devices, in-flight ones park at their next step boundary (60 s), and the journal
         # lets the next process resume them. No task outlives this.
+        self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
@@ -1069,3 +1143,40 @@ class Daemon:
             await self._forge_http.aclose()
         self.journal.close()
         self.marks.close()
+
+
+def _stored_row(row: ImageRow, verified: Verified, stored_at: str) -> ImageRow:
+    signed = verified.signed_timestamp
+    return dataclasses.replace(
+        row,
+        stored_at=stored_at,
+        signer=verified.signer,
+        signed_at=datetime.fromtimestamp(signed, UTC) if signed else None,
+    )
+
+
+@dataclass
+class _Feed:
+    """The dashboard's view of the daemon (:class:`reconciler.dashboard.routes.Feed`)."""
+
+    changes: Changes
+    alerts: Callable[[], tuple[Alert, ...]]
+    build: Callable[[tuple[Alert, ...]], Board]
+    store: BackupStore
+    seen: tuple[Alert, ...] = ()
+
+    def version(self) -> int:
+        """The state version; a change in the alert centre moves it too."""
+        alerts = self.alerts()
+        if alerts != self.seen:
+            self.seen = alerts
+            self.changes.bump()
+        return self.changes.version
+
+    def board(self) -> Board:
+        """Everything the pages show now."""
+        return self.build(self.seen)
+
+    def backups(self, device: str) -> tuple[Backup, ...]:
+        """The device's configuration backups, newest first."""
+        return tuple(Backup(e.revision, e.taken) for e in reversed(self.store.entries(device)))
