@@ -1387,6 +1387,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     import yaml
 
     from reconciler.discovery import (
+        DEFAULT_KEY_ENV,
         ProbeSettings,
         device_documents,
         expand_targets,
@@ -1411,7 +1412,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         raise _Fail("--propose needs --repo, a checkout of the config repository")
     declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
     found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
-    key_env = args.api_key_env or "VYOS_API_KEY"
+    key_env = args.api_key_env or DEFAULT_KEY_ENV
     docs = device_documents(found, site=args.site, key_env=key_env)
     if args.format == "json":
         print(json.dumps(docs, indent=2))
