@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from reconciler.daemon import DaemonSettings
+    from reconciler.forge import ForgeConfig
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.loader import LoadResult
@@ -883,7 +884,8 @@ every setting (gitfirm schema reference writes it).
 _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
-    "operator_token_env", "operator_listen", "shard", "shard_name",
+    "operator_token_env", "operator_listen", "shard", "shard_name", "forge", "forge_url",
+    "forge_repo", "forge_token_env", "forge_token_file",
 )  # fmt: skip
 
 # Settings that an environment variable gives when neither the flag nor --config does.
@@ -937,6 +939,7 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--shard-name", metavar="NAME", help="this shard's name: status goes to shards/NAME/"
     )
+    _forge_flags(p, statuses=True)
     p.add_argument(
         "--no-watch",
         action="store_const",
@@ -944,6 +947,37 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="do not watch a local repository path for changes (polling only)",
     )
     p.set_defaults(handler=_cmd_run)
+
+
+def _forge_flags(p: argparse.ArgumentParser, *, statuses: bool) -> None:
+    """The forge flags ``run`` (commit statuses) and ``plan --comment-pr`` share."""
+    what = "post a commit status per rollout to" if statuses else "post the plan comment on"
+    p.add_argument("--forge", choices=["github", "gitlab", "gitea"], help=f"{what} this forge")
+    p.add_argument(
+        "--forge-url",
+        metavar="URL",
+        help="API root: https://api.github.com (default), https://HOST/api/v4 (GitLab, "
+        "default gitlab.com), https://HOST/api/v1 (Gitea/Forgejo)",
+    )
+    p.add_argument("--forge-repo", metavar="OWNER/NAME", help="the repository on the forge")
+    p.add_argument("--forge-token-env", metavar="VAR", help="env var holding the forge token")
+    p.add_argument(
+        "--forge-token-file", type=Path, metavar="FILE", help="file holding the forge token"
+    )
+
+
+def _forge_token(config: ForgeConfig) -> str:
+    """The forge token, or one ``error:`` line naming the variable or file to set."""
+    import os
+
+    from reconciler.errors import ConfigError
+    from reconciler.forge import read_token
+
+    try:
+        config.check()
+        return read_token(config, os.environ)
+    except ConfigError as e:
+        raise _Fail(e.message) from None
 
 
 def _run_settings(args: argparse.Namespace) -> DaemonSettings:
@@ -1017,6 +1051,8 @@ def _preflight(settings: DaemonSettings) -> None:
 
     check_state_dir(settings.state_dir)
     _probe(settings.repo, settings.branch)
+    if settings.forge is not None:
+        _forge_token(settings.forge_config())
     if settings.access_pin is not None:
         return
     mirror = Mirror(settings.repo, settings.state_dir / "source", settings.branch)
@@ -1219,6 +1255,125 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_demo)
+
+
+def _register_discover(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "discover",
+        help="find VyOS routers on networks; print Device documents, or propose them",
+        description="Probe every address of the CIDRs on the ports for the VyOS HTTP API "
+        "(HTTPS; an unauthenticated probe first, then /info, or show version with the key), "
+        "concurrently at a bounded rate. Prints one Device per router found, with its TLS "
+        "pin; routers a Device of --repo already declares (by address or pin) are annotated "
+        "gitfirm.io/declared-as. Discovery only reads.",
+    )
+    p.add_argument("cidrs", nargs="+", metavar="CIDR", help="e.g. 10.0.0.0/24 (at most a /16)")
+    p.add_argument("--ports", default="443", help="443,8443 or 8440-8450 (default 443)")
+    p.add_argument("--api-key-env", metavar="VAR", help="env var of the API key (show version)")
+    p.add_argument("--site", default="discovered", help="site of the printed Devices")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p.add_argument("--repo", type=Path, help="a checkout of the config repository")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per probe step")
+    p.add_argument("--concurrency", type=int, default=64, help="probes in flight at once")
+    p.add_argument("--rate", type=float, default=100.0, help="probes started per second")
+    p.add_argument(
+        "--propose",
+        action="store_true",
+        help="push a proposal branch per new router to the origin of --repo",
+    )
+    p.add_argument("--branch", default="main", help="the desired branch proposals target")
+    p.add_argument("--signing-key", type=Path, help="SSH private key that signs proposals")
+    p.set_defaults(handler=_cmd_discover)
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    import yaml
+
+    from reconciler.discovery import (
+        ProbeSettings,
+        device_documents,
+        expand_targets,
+        mark_declared,
+        parse_ports,
+    )
+
+    try:
+        targets = expand_targets(args.cidrs, parse_ports(args.ports))
+        settings = ProbeSettings(timeout=args.timeout, concurrency=args.concurrency, rate=args.rate)
+    except ValueError as e:
+        raise _Fail(str(e)) from None
+    if args.concurrency < 1 or args.rate <= 0 or args.timeout <= 0:
+        raise _Fail("--concurrency, --rate and --timeout must be positive")
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env) or None
+        if key is None:
+            raise _Fail(f"{args.api_key_env} is not set: export the API key in it, or drop "
+                        "--api-key-env to read only what /info says")  # fmt: skip
+    if args.propose and args.repo is None:
+        raise _Fail("--propose needs --repo, a checkout of the config repository")
+    declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
+    found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
+    key_env = args.api_key_env or "VYOS_API_KEY"
+    docs = device_documents(found, site=args.site, key_env=key_env)
+    if args.format == "json":
+        print(json.dumps(docs, indent=2))
+    elif docs:
+        print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+    new = sum(1 for f in found if f.declared_as is None)
+    print(f"found {len(found)} router(s), {new} not declared", file=sys.stderr)
+    if args.propose:
+        _propose_discovered(args, found, key_env)
+    return 0
+
+
+async def _discover(targets: list[tuple[str, int]], key: str | None, settings: Any) -> list[Any]:
+    from reconciler.clock import SystemClock
+    from reconciler.devices.transport import make_http_client
+    from reconciler.discovery import scan
+
+    http = make_http_client()
+    try:
+        return await scan(targets, http=http, clock=SystemClock(), api_key=key, settings=settings)
+    finally:
+        await http.aclose()
+
+
+def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str) -> None:
+    import asyncio
+    import subprocess
+
+    from reconciler.discovery import discovery_proposals
+    from reconciler.proposals import Proposer, ProposerSettings
+    from reconciler.proposals.gitwork import GitIdentity
+
+    origin = subprocess.run(
+        ["git", "-C", str(args.repo), "remote", "get-url", "origin"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    if origin.returncode != 0:
+        raise _Fail(f"{args.repo} has no origin remote to push proposals to")
+    proposer = Proposer(
+        ProposerSettings(
+            remote=origin.stdout.strip(),
+            base=args.branch,
+            workdir=args.repo / ".git" / "gitfirm-proposals",
+            identity=GitIdentity(signing_key=args.signing_key),
+        )
+    )
+
+    async def publish() -> None:
+        for proposal in discovery_proposals(found, site=args.site, key_env=key_env):
+            result = await proposer.propose(proposal)
+            print(f"{result.outcome.value}: {result.branch}", file=sys.stderr)
+
+    asyncio.run(publish())
+
+
+_COMMANDS.append(_register_discover)
 
 
 if __name__ == "__main__":

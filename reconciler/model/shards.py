@@ -190,8 +190,14 @@ def check_shards(state: DesiredState, shards: Iterable[Shard]) -> list[ConfigErr
             )
 
     def side(names: Iterable[str]) -> str:
+        # Per side: how many devices, and the first one (a policy may select thousands).
+        by_side: dict[str, list[str]] = defaultdict(list)
+        for n in names:
+            by_side[owner[n] or "no listed shard"].append(n)
         return ", ".join(
-            f"{n} ({owner[n] if owner[n] is not None else 'no listed shard'})" for n in names
+            f"{where} ({len(found)} device{'s' if len(found) > 1 else ''}: {found[0]}"
+            f"{', ...' if len(found) > 1 else ''})"
+            for where, found in sorted(by_side.items())
         )
 
     groups: dict[str, list[str]] = defaultdict(list)

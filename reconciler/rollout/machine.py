@@ -570,12 +570,16 @@ class DeviceRun:
             return ""
         staged = (attempt.get("staged_configs") or {}).get(self.rec.target, [])
         if _digest(running) not in staged:
-            # Not the copy the add took: changed on the new image (or an add we did not
-            # see). Loading the backup would throw that change away.
+            # Not the copy the add took: changed on the new image (or migrated by it, or
+            # an add we did not see). Loading the backup would throw that change away.
+            later = (
+                ""
+                if _digest(before) in staged
+                else "; the backup holds a change made after the image add"
+            )
             return (
                 "config differs from the pre-activation backup and is not the copy the "
-                "image add took: kept it (changed on the new image?); compare with "
-                "gitfirm backup show"
+                f"image add took: kept it{later}; compare with gitfirm backup show"
             )
         if not attempt.get("copied"):
             return (

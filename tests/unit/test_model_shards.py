@@ -162,13 +162,16 @@ def test_groups_policies_and_double_claims_across_shards_are_refused(tmp_path: P
     assert len(errors) == 2, errors
     assert "fleet/pair.yaml" in errors[0]
     assert "spec.redundancyGroup" in errors[0]
-    assert "redundancy group 'edge-pair' spans shards: ams1 (ams), fra1 (fra)" in errors[0]
+    assert (
+        "redundancy group 'edge-pair' spans shards: ams (1 device: ams1), fra (1 device: fra1)"
+        in errors[0]
+    )
     assert "policies/all.yaml" in errors[1]
     assert "spec.selector" in errors[1]
     assert "RolloutPolicy 'everywhere' spans shards" in errors[1]
     # One shard alone: the far side is "no listed shard", still two owners.
     alone = [str(e) for e in check_shards(state, shards[:1])]
-    assert "ams1 (no listed shard), fra1 (fra)" in alone[0]
+    assert "fra (1 device: fra1), no listed shard (1 device: ams1)" in alone[0]
     # Overlapping shards claim a device twice.
     twice = check_shards(state, [*shards, parse_shard("all", "role=core")])
     assert any("selected by shards" in str(e) and "fra1" in str(e) for e in twice)
@@ -211,3 +214,29 @@ def test_validate_refuses_a_split_across_shards(
     assert "NAME=SELECTOR" in capsys.readouterr().err
     assert main(["validate", str(root), "--shard", "fra=site in (fra"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "says"),
+    [
+        (["--shard", "site=fra"], {}, "shard and shard_name go together"),
+        ([], {"GITFIRM_SHARD": "site=fra"}, "shard and shard_name go together"),
+        (["--shard", "site in (fra", "--shard-name", "fra"], {}, "unbalanced"),
+        ([], {"GITFIRM_SHARD": "site=fra", "GITFIRM_SHARD_NAME": "Fra"}, "shard name 'Fra'"),
+    ],
+)
+def test_run_refuses_a_bad_shard_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    env: dict[str, str],
+    says: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    base = ["run", "--repo", str(tmp_path / "nowhere"), "--state-dir", str(tmp_path / "s")]
+    assert main([*base, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert says in err
