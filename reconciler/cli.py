@@ -871,6 +871,8 @@ _RUN_ENV = """environment (values are secrets; each name can be changed where sh
   GITFIRM_OPERATOR_TOKEN        bearer token of / and /metrics (--operator-token-env)
   GITFIRM_API_KEY               gitfirm backup restore: the device's key (--api-key-env)
   GITFIRM_CACHE                 gitfirm image ...: the image store (--cache-dir)
+  GITFIRM_IMAGE_TOKEN_KEY       image-token key shared with peer sites (--image-peer;
+                                image_token_key_env); unset: one made in the state dir
   GITFIRM_SHARD, GITFIRM_SHARD_NAME
                                 --shard and --shard-name, when the flags are not given
   GIT_SSH_COMMAND, HOME         git's own: the SSH command and ~/.ssh, ~/.git-credentials
@@ -941,6 +943,13 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     _forge_flags(p, statuses=True)
     p.add_argument(
+        "--image-peer",
+        action="append",
+        metavar="URL",
+        help="another site's gitfirm image server to fetch images from before upstream "
+        "(repeatable; caps: images: in --config)",
+    )
+    p.add_argument(
         "--no-watch",
         action="store_const",
         const=True,
@@ -1004,6 +1013,8 @@ def _run_settings(args: argparse.Namespace) -> DaemonSettings:
     values.update({k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None})
     if args.no_watch:
         values["watch_local"] = False
+    if args.image_peer:
+        values["images"] = {**dict(values.get("images") or {}), "peers": args.image_peer}
     secrets = dict(values.get("secrets") or {})
     if args.secret_env_prefix is not None:
         secrets["env_prefix"] = args.secret_env_prefix

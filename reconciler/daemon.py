@@ -66,9 +66,10 @@ from reconciler.errors import (
 from reconciler.forge import ForgeConfig, make_forge, read_token
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
 from reconciler.images.fetch import FetchSettings
-from reconciler.images.ops import check_stored, fetch_images
+from reconciler.images.ops import check_stored
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
+from reconciler.images.site import SiteImages, SiteImageSettings
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
 from reconciler.images.verify import Verified
@@ -195,6 +196,16 @@ class DaemonSettings(BaseModel):
         ge=0,
         le=100,
         description="Alert when the image store's file system is fuller than this percentage",
+    )
+    images: SiteImageSettings = Field(
+        default_factory=SiteImageSettings,
+        description="This site's image caps (serve and fetch bytes/s, downloads at once) and "
+        "peer sites' image servers (docs/scaling.md)",
+    )
+    image_token_key_env: str = Field(
+        default="GITFIRM_IMAGE_TOKEN_KEY",
+        description="Env var of the image-token key that peer sites share (at least 16 "
+        "characters); unset: a key generated in the state dir, for this instance only",
     )
     shard: str | None = Field(
         default=None,
@@ -332,8 +343,16 @@ class Daemon:
         local = Path(settings.repo)
         self._watch = local if settings.watch_local and local.is_dir() else None
         self.store = ImageStore(state_dir / "images", self.clock)
+        tokens = TokenSigner(self._token_key(), clock=self.clock)
+        self.site_images = SiteImages(
+            self.store,
+            site=settings.shard_name or "gitfirm",
+            tokens=tokens,
+            clock=self.clock,
+            settings=settings.images,
+        )
         self.distribution = DistributionServer(
-            self.store, TokenSigner(self._token_key(), clock=self.clock), clock=self.clock
+            self.store, tokens, clock=self.clock, limits=self.site_images.serve_limits()
         )
         self.journal = Journal(state_dir / "journal.sqlite3")
         self.marks = HighWaterMarks(state_dir / "journal.sqlite3")
@@ -450,7 +469,8 @@ class Daemon:
         s = self.settings
         hook = s.webhook_secret_env
         env = [hook, *(f"{hook}_{forge.upper()}" for forge in FORGES)]
-        env += [s.backup_key_env, s.operator_token_env, s.forge_token_env or ""]
+        env += [s.backup_key_env, s.operator_token_env, s.image_token_key_env]
+        env += [s.forge_token_env or ""]
         paths = [s.state_dir, Path.home() / ".ssh", Path.home() / ".git-credentials"]
         paths += [s.status_signing_key] if s.status_signing_key else []
         paths += [s.forge_token_file] if s.forge_token_file else []
@@ -466,6 +486,17 @@ class Daemon:
         return path.read_bytes()
 
     def _token_key(self) -> bytes:
+        # Peer sites that share this key mint tokens for one another (site mirrors).
+        shared = self.environ.get(self.settings.image_token_key_env)
+        if shared:
+            self._remember(shared)
+            if len(shared.encode()) < 16:
+                raise ConfigError(
+                    f"{self.settings.image_token_key_env} is shorter than 16 characters: "
+                    "give every site the same long random key, e.g. head -c32 /dev/urandom "
+                    "| base64"
+                )
+            return shared.encode()
         return self._secret_file("token.key", pysecrets.token_bytes(32))
 
     def _backup_key(self) -> BackupKey:
@@ -729,9 +760,8 @@ class Daemon:
         if wanted:
             # No file: source may read the daemon's own secrets, nor the devices' keys.
             fetch = FetchSettings(denied_paths=self._secret_policy().file_denials())
-            results.update(
-                await fetch_images(desired, self.store, wanted, clock=self.clock, settings=fetch)
-            )
+            # Under the site's caps, from a peer site's mirror first when one is set.
+            results.update(await self.site_images.fetch(desired, wanted, settings=fetch))
         if desired is not self.state.desired:
             return  # a newer revision was applied meanwhile: its own pass checks its images
         refused = dict(self.state.refused_images)
