@@ -476,7 +476,7 @@ class Daemon:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(revision, desired.rollout_policies)
+        self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
         self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
