@@ -846,7 +846,7 @@ every setting (gitfirm schema reference writes it).
 _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
-    "operator_token_env", "operator_listen",
+    "operator_token_env", "operator_listen", "shutdown_grace",
 )  # fmt: skip
 
 
@@ -882,6 +882,13 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight devices get to park before the daemon exits "
+        "(default 25; below the orchestrator's kill timeout)",
     )
     p.add_argument(
         "--rollout-timings",
