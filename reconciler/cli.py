@@ -104,7 +104,37 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("dir", nargs="?", default=".", help="config repository (default: .)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--shard",
+        action="append",
+        default=[],
+        metavar="NAME=SELECTOR",
+        help="check the repository can be split into this shard (repeatable), e.g. "
+        "'fra=site in (fra)': refuses redundancy groups and rollout policies across shards",
+    )
+    p.add_argument(
+        "--shards", type=Path, metavar="FILE", help="YAML mapping of shard name to selector"
+    )
     p.set_defaults(handler=_cmd_validate)
+
+
+def _shards(args: argparse.Namespace) -> list[Any]:
+    """The shards ``validate`` checks against (--shards FILE, then each --shard)."""
+    from reconciler.model.shards import ShardError, load_shards, parse_shard
+
+    try:
+        shards = load_shards(args.shards) if args.shards is not None else []
+        for given in args.shard:
+            name, sep, text = given.partition("=")
+            if not sep:
+                raise _Fail(f"--shard {given!r}: write NAME=SELECTOR, e.g. 'fra=site=fra'")
+            shards.append(parse_shard(name.strip(), text))
+    except ShardError as e:
+        raise _Fail(e.message) from None
+    names = [s.name for s in shards]
+    if len(set(names)) != len(names):
+        raise _Fail(f"shard names must differ: {', '.join(sorted(names))}")
+    return shards
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -112,10 +142,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from reconciler.model.loader import load_repository
+    from reconciler.model.shards import check_shards
 
+    shards = _shards(args)
     result = load_repository(Path(args.dir))
     errors = list(result.errors)
     warnings = list(result.warnings)
+    shard_errors = check_shards(result.state, shards) if shards and result.state else []
+    errors += shard_errors
     if args.strict:
         errors, warnings = errors + warnings, []
     counts = result.state.counts() if result.state else {}
@@ -141,7 +175,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         else:
             summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
             print(f"valid: {summary or 'no documents'}; {len(warnings)} warning(s)")
-    return 1 if errors else 0
+    # A split that would give a group or policy two owners is an invocation to change: 2.
+    return 2 if shard_errors else 1 if errors else 0
 
 
 _COMMANDS.append(_register_validate)
@@ -835,6 +870,8 @@ _RUN_ENV = """environment (values are secrets; each name can be changed where sh
   GITFIRM_OPERATOR_TOKEN        bearer token of / and /metrics (--operator-token-env)
   GITFIRM_API_KEY               gitfirm backup restore: the device's key (--api-key-env)
   GITFIRM_CACHE                 gitfirm image ...: the image store (--cache-dir)
+  GITFIRM_SHARD, GITFIRM_SHARD_NAME
+                                --shard and --shard-name, when the flags are not given
   GIT_SSH_COMMAND, HOME         git's own: the SSH command and ~/.ssh, ~/.git-credentials
 
 --config FILE holds the same settings as YAML, by name (repo, state_dir, listen, ...,
@@ -846,8 +883,11 @@ every setting (gitfirm schema reference writes it).
 _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
-    "operator_token_env", "operator_listen", "shutdown_grace",
+    "operator_token_env", "operator_listen", "shard", "shard_name", "shutdown_grace",
 )  # fmt: skip
+
+# Settings that an environment variable gives when neither the flag nor --config does.
+_RUN_ENV_SETTINGS = {"shard": "GITFIRM_SHARD", "shard_name": "GITFIRM_SHARD_NAME"}
 
 
 def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -896,6 +936,15 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help='engine timings in seconds, e.g. {"boot_poll": 0.2} (defaults fit real routers)',
     )
     p.add_argument(
+        "--shard",
+        metavar="SELECTOR",
+        help="own only the devices this label selector matches, e.g. 'site in (fra, ams)' "
+        "(docs/scaling.md)",
+    )
+    p.add_argument(
+        "--shard-name", metavar="NAME", help="this shard's name: status goes to shards/NAME/"
+    )
+    p.add_argument(
         "--no-watch",
         action="store_const",
         const=True,
@@ -906,6 +955,8 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _run_settings(args: argparse.Namespace) -> DaemonSettings:
     """DaemonSettings from ``--config`` and the flags given (a flag wins); one line if invalid."""
+    import os
+
     import yaml
     from pydantic import ValidationError
 
@@ -920,6 +971,9 @@ def _run_settings(args: argparse.Namespace) -> DaemonSettings:
         if not isinstance(loaded, dict):
             raise _Fail(f"--config {args.config} must be a mapping of settings")
         values = dict(loaded)
+    for key, var in _RUN_ENV_SETTINGS.items():
+        if values.get(key) is None and os.environ.get(var):
+            values[key] = os.environ[var]
     values.update({k: getattr(args, k) for k in _RUN_FLAGS if getattr(args, k) is not None})
     if args.no_watch:
         values["watch_local"] = False
@@ -956,6 +1010,8 @@ def _settings_problem(error: ValidationError, config: Path | None) -> str:
     if first["type"] == "missing":
         flag = "--" + key.replace("_", "-")
         return f"{key} is not set: give {flag}, or {key}: in --config"
+    if not key:  # a rule across settings (shard with shard_name)
+        return f"settings{where}: {first['msg'].removeprefix('Value error, ')}"
     return f"setting {key}{where}: {first['msg']}"
 
 
@@ -1170,6 +1226,125 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_demo)
+
+
+def _register_discover(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "discover",
+        help="find VyOS routers on networks; print Device documents, or propose them",
+        description="Probe every address of the CIDRs on the ports for the VyOS HTTP API "
+        "(HTTPS; an unauthenticated probe first, then /info, or show version with the key), "
+        "concurrently at a bounded rate. Prints one Device per router found, with its TLS "
+        "pin; routers a Device of --repo already declares (by address or pin) are annotated "
+        "gitfirm.io/declared-as. Discovery only reads.",
+    )
+    p.add_argument("cidrs", nargs="+", metavar="CIDR", help="e.g. 10.0.0.0/24 (at most a /16)")
+    p.add_argument("--ports", default="443", help="443,8443 or 8440-8450 (default 443)")
+    p.add_argument("--api-key-env", metavar="VAR", help="env var of the API key (show version)")
+    p.add_argument("--site", default="discovered", help="site of the printed Devices")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p.add_argument("--repo", type=Path, help="a checkout of the config repository")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per probe step")
+    p.add_argument("--concurrency", type=int, default=64, help="probes in flight at once")
+    p.add_argument("--rate", type=float, default=100.0, help="probes started per second")
+    p.add_argument(
+        "--propose",
+        action="store_true",
+        help="push a proposal branch per new router to the origin of --repo",
+    )
+    p.add_argument("--branch", default="main", help="the desired branch proposals target")
+    p.add_argument("--signing-key", type=Path, help="SSH private key that signs proposals")
+    p.set_defaults(handler=_cmd_discover)
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    import yaml
+
+    from reconciler.discovery import (
+        ProbeSettings,
+        device_documents,
+        expand_targets,
+        mark_declared,
+        parse_ports,
+    )
+
+    try:
+        targets = expand_targets(args.cidrs, parse_ports(args.ports))
+        settings = ProbeSettings(timeout=args.timeout, concurrency=args.concurrency, rate=args.rate)
+    except ValueError as e:
+        raise _Fail(str(e)) from None
+    if args.concurrency < 1 or args.rate <= 0 or args.timeout <= 0:
+        raise _Fail("--concurrency, --rate and --timeout must be positive")
+    key = None
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env) or None
+        if key is None:
+            raise _Fail(f"{args.api_key_env} is not set: export the API key in it, or drop "
+                        "--api-key-env to read only what /info says")  # fmt: skip
+    if args.propose and args.repo is None:
+        raise _Fail("--propose needs --repo, a checkout of the config repository")
+    declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
+    found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
+    key_env = args.api_key_env or "VYOS_API_KEY"
+    docs = device_documents(found, site=args.site, key_env=key_env)
+    if args.format == "json":
+        print(json.dumps(docs, indent=2))
+    elif docs:
+        print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+    new = sum(1 for f in found if f.declared_as is None)
+    print(f"found {len(found)} router(s), {new} not declared", file=sys.stderr)
+    if args.propose:
+        _propose_discovered(args, found, key_env)
+    return 0
+
+
+async def _discover(targets: list[tuple[str, int]], key: str | None, settings: Any) -> list[Any]:
+    from reconciler.clock import SystemClock
+    from reconciler.devices.transport import make_http_client
+    from reconciler.discovery import scan
+
+    http = make_http_client()
+    try:
+        return await scan(targets, http=http, clock=SystemClock(), api_key=key, settings=settings)
+    finally:
+        await http.aclose()
+
+
+def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str) -> None:
+    import asyncio
+    import subprocess
+
+    from reconciler.discovery import discovery_proposals
+    from reconciler.proposals import Proposer, ProposerSettings
+    from reconciler.proposals.gitwork import GitIdentity
+
+    origin = subprocess.run(
+        ["git", "-C", str(args.repo), "remote", "get-url", "origin"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    if origin.returncode != 0:
+        raise _Fail(f"{args.repo} has no origin remote to push proposals to")
+    proposer = Proposer(
+        ProposerSettings(
+            remote=origin.stdout.strip(),
+            base=args.branch,
+            workdir=args.repo / ".git" / "gitfirm-proposals",
+            identity=GitIdentity(signing_key=args.signing_key),
+        )
+    )
+
+    async def publish() -> None:
+        for proposal in discovery_proposals(found, site=args.site, key_env=key_env):
+            result = await proposer.propose(proposal)
+            print(f"{result.outcome.value}: {result.branch}", file=sys.stderr)
+
+    asyncio.run(publish())
+
+
+_COMMANDS.append(_register_discover)
 
 
 if __name__ == "__main__":

@@ -25,20 +25,23 @@ import contextlib
 import logging
 import os
 import secrets as pysecrets
+import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
+from reconciler.alerts.center import AlertCenter
+from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.clock import Clock, SystemClock
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint
@@ -64,6 +67,7 @@ from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
 from reconciler.model.loader import load_repository
+from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
@@ -181,6 +185,36 @@ class DaemonSettings(BaseModel):
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
     )
+    unreachable_alert_after: float = Field(
+        default=600.0, ge=0, description="Seconds a device stays unreachable before an alert"
+    )
+    store_alert_percent: float = Field(
+        default=85.0,
+        ge=0,
+        le=100,
+        description="Alert when the image store's file system is fuller than this percentage",
+    )
+    shard: str | None = Field(
+        default=None,
+        description="Label selector of the devices this instance owns, e.g. "
+        "'site in (fra, ams)' (docs/scaling.md); unset: every device",
+    )
+    shard_name: str | None = Field(
+        default=None,
+        description="Name of this shard: its status goes to shards/<name>/ on the status "
+        "branch (required with shard)",
+    )
+
+    @model_validator(mode="after")
+    def _shard_named(self) -> DaemonSettings:
+        if (self.shard is None) != (self.shard_name is None):
+            raise ValueError("shard and shard_name go together: give both or neither")
+        if self.shard is not None and self.shard_name is not None:
+            try:  # refused at start, not at the first pass
+                parse_shard(self.shard_name, self.shard)
+            except ShardError as e:
+                raise ValueError(e.message) from None
+        return self
 
     @property
     def base_url(self) -> str:
@@ -228,6 +262,10 @@ class Daemon:
         self._formatter = formatter
         self._http = http
         self._ready = False
+        self.shard: Shard | None = None
+        """The devices this instance owns (None: every device); see docs/scaling.md."""
+        if settings.shard is not None and settings.shard_name is not None:
+            self.shard = parse_shard(settings.shard_name, settings.shard)
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self._verified = VerifiedRevision(state_dir / "verified-revision")
@@ -258,6 +296,15 @@ class Daemon:
             state_dir / "backups", self._backup_key(), keep=settings.backup_keep
         )
         self.book = StatusBook()
+        self.alert_center = AlertCenter(state_dir / "alerts.json", self.clock)
+        """Active and resolved alerts (the dashboard and ``alerts.yaml`` read them)."""
+        self.alert_feed = AlertFeed(
+            self.alert_center,
+            FeedSettings(
+                unreachable_after=timedelta(seconds=settings.unreachable_alert_after),
+                store_percent=settings.store_alert_percent,
+            ),
+        )
         self.writer = StatusWriter(
             WriterSettings(
                 remote=self.mirror.url,
@@ -267,6 +314,7 @@ class Daemon:
                     settings.bot_name, settings.bot_email, settings.status_signing_key
                 ),
                 coalesce_seconds=settings.status_coalesce,
+                shard=settings.shard_name,
             ),
             clock=self.clock,
             secrets=self.secrets,
@@ -393,6 +441,9 @@ class Daemon:
         if event.to_phase != Phase.STAGE:  # image URLs live only during the stage step
             self.distribution.revoke(event.device)
         self.book.transition(event)
+        self.alert_feed.transition(
+            event.device, event.policy, event.to_phase, event.detail, event.target
+        )
         self.metrics.transition(
             event.policy, event.device, event.from_phase, event.to_phase, event.time
         )
@@ -457,11 +508,13 @@ class Daemon:
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
         self._verified.write(head)
         self._adopt(head, desired)
+        self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
     def _refuse(self, head: str, reason: str) -> None:
         self.book.refusal(head, reason)
         self.metrics.revision_refused()
+        self.alert_feed.revision_refused(head, redact(reason, self.secrets))
 
     async def _restore(self, verified: str) -> None:
         """After a restart: the revision verified before is in force again (it is the base
@@ -486,6 +539,7 @@ class Daemon:
         # Control first: suspends take effect before this revision is observed or fetched.
         self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
+        self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
         self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
         self._endpoints = self._resolve_endpoints(desired)
@@ -511,7 +565,17 @@ class Daemon:
             for err in result.errors:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise first
-        return result.state
+        if self.shard is None:
+            return result.state
+        # A group or policy across this shard's edge would have two actors: refused like
+        # any invalid revision (at start, for the restored one, too).
+        errors = check_shards(result.state, [self.shard])
+        if errors:
+            self._refuse(head, f"not shardable as {self.shard.name}: {errors[0]}")
+            for err in errors:
+                log.error(str(err), extra={"event": "invalid-config", "revision": head})
+            raise errors[0]
+        return restrict(result.state, self.shard)
 
     def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
         out: dict[str, Endpoint] = {}
@@ -568,6 +632,7 @@ class Daemon:
             )
         self.state.refused_images = refused
         self.book.refused_images(refused)
+        self.alert_feed.images_refused(refused)
 
     async def _observe(self, desired: DesiredState) -> None:
         assert self._http is not None
@@ -584,6 +649,9 @@ class Daemon:
         self.state.facts = facts
         self.book.observed(facts, desired)
         self.metrics.observed(facts)
+        self.alert_feed.observed({n: f.reachable for n, f in facts.items()}, self.clock.now())
+        disk = shutil.disk_usage(self.store.root)
+        self.alert_feed.store_usage(100.0 * (disk.total - disk.free) / max(1, disk.total))
 
     async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
@@ -601,6 +669,9 @@ class Daemon:
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
+        self.alert_feed.exposures(
+            {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
+        )
         await self._fetch_images(desired, plan)
         return plan
 
@@ -631,6 +702,15 @@ class Daemon:
 
     async def _rollout_ended(self, result: RolloutResult) -> None:
         self.book.rollout_result(result)
+        status = self.book.rollout_status(result.policy)
+        self.alert_feed.rollout_ended(
+            result.policy,
+            halted=result.halted,
+            reason=status.halt_reason or result.reason,
+            complete=result.complete,
+            waves_passed=result.waves_passed,
+            total_waves=status.total_waves,
+        )
         self.metrics.rollout_ended(
             result.policy,
             halted=result.halted,
@@ -638,7 +718,7 @@ class Daemon:
             complete=result.complete,
             now=self.clock.now(),
         )
-        await self.writer.record_outcome(self.book.rollout_status(result.policy))
+        await self.writer.record_outcome(status)
         # Status shows what the devices run now: the observe loop refreshes (without
         # starting rollouts, or a halted one would spin).
         self._refresh.set()
@@ -650,7 +730,7 @@ class Daemon:
 
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
-        self.writer.submit(snapshot)
+        self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
 
     # --- HTTP surface -----------------------------------------------------------------------
 
@@ -680,7 +760,8 @@ class Daemon:
             return Response(body, media_type=content_type)
 
         async def dashboard(_: Request) -> Response:
-            return JSONResponse(self.book.summary(self.state.desired, self.secrets))
+            body = self.book.summary_json(self.state.desired, self.secrets)
+            return Response(body, media_type="application/json")
 
         return build_surfaces(
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],

@@ -18,8 +18,11 @@ turn any failure into a log line, a status entry or a notification::
     ├── ImageRefused                  an image failed verification; .reason is a stable code
     ├── ImageError                    fetch or store failed for a reason other than trust
     ├── RolloutError                  the engine could not carry on (halt)
-    └── ReportError                   writing status to Git failed (retry)
-        └── PushRejected              the status push lost every race (retry)
+    ├── ForgeError                    a GitHub, GitLab or Gitea API call failed (retry)
+    │   └── ForgeAuthError            401/403: the token was refused or lacks a scope (halt)
+    ├── ReportError                   writing status to Git failed (retry)
+    │   └── PushRejected              the status push lost every race (retry)
+    └── ProposalError                 a proposal branch or pull request failed (retry)
 
 Messages pass through :func:`reconciler.sanitize.redact` before they leave the process.
 """
@@ -41,10 +44,13 @@ __all__ = [
     "DeviceError",
     "DeviceServerError",
     "ErrorSummary",
+    "ForgeAuthError",
+    "ForgeError",
     "GitfirmError",
     "ImageError",
     "ImageRefused",
     "Location",
+    "ProposalError",
     "PushRejected",
     "ReportError",
     "RolloutError",
@@ -218,6 +224,24 @@ class RolloutError(GitfirmError):
     reason = "rollout-error"
 
 
+class ForgeError(GitfirmError):
+    """A forge API call failed; ``status`` is the HTTP status (None: no answer)."""
+
+    action = Action.RETRY
+    reason = "forge-error"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message, reason=reason)
+        self.status = status
+
+
+class ForgeAuthError(ForgeError):
+    """The forge refused the token (401), or the token may not do this (403)."""
+
+    action = Action.HALT
+    reason = "forge-auth"
+
+
 class ReportError(GitfirmError):
     """Writing the status branch or notes failed (git failed, remote unreachable)."""
 
@@ -230,6 +254,13 @@ class PushRejected(ReportError):
 
     action = Action.RETRY
     reason = "push-rejected"
+
+
+class ProposalError(GitfirmError):
+    """A proposal could not be committed, pushed or opened as a pull request."""
+
+    action = Action.RETRY
+    reason = "proposal-failed"
 
 
 _ESCAPES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&#x27;": "'", "&#39;": "'", "&amp;": "&"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-__all__ = ["CommitState", "PullRequest", "PullRequests"]
+__all__ = ["Comment", "CommitState", "Forge", "PullRequest", "PullRequests"]
 
 CommitState = Literal["pending", "success", "failure", "error"]
 
@@ -18,6 +18,14 @@ class PullRequest:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class Comment:
+    """One comment on a pull (merge) request; ``id`` is what updating it needs."""
+
+    id: int
+    body: str
+
+
 class PullRequests(Protocol):
     """Opening pull requests for proposals; the forge clients implement it."""
 
@@ -28,4 +36,35 @@ class PullRequests(Protocol):
 
         Never opens a second pull request for the same head branch.
         """
+        ...
+
+
+class Forge(PullRequests, Protocol):
+    """Everything gitfirm does on a forge: statuses, comments, pull requests."""
+
+    name: str
+    """``github``, ``gitlab`` or ``gitea`` (the metrics label)."""
+    max_comment: int
+    """The longest comment body the forge accepts, in characters."""
+
+    async def set_status(
+        self, sha: str, *, context: str, state: CommitState, description: str, target_url: str
+    ) -> bool:
+        """Set the commit status ``context`` on ``sha``; False when the forge already had it."""
+        ...
+
+    async def list_comments(self, number: int) -> list[Comment]:
+        """Every comment on pull request ``number``, oldest first, across all pages."""
+        ...
+
+    async def create_comment(self, number: int, body: str) -> Comment:
+        """Add a comment to pull request ``number``."""
+        ...
+
+    async def update_comment(self, number: int, comment_id: int, body: str) -> Comment:
+        """Replace the body of one comment on pull request ``number``."""
+        ...
+
+    async def delete_comment(self, number: int, comment_id: int) -> None:
+        """Remove one comment from pull request ``number``."""
         ...

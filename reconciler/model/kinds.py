@@ -7,6 +7,7 @@ choice: one canary, one device at a time, halt on the first failure, rollback on
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from datetime import timedelta
@@ -48,11 +49,16 @@ __all__ = [
     "Credentials",
     "Device",
     "DeviceSpec",
+    "DiscoveryPolicy",
+    "DiscoveryPolicySpec",
     "Document",
     "HealthCheck",
     "Image",
+    "ImageFeed",
+    "ImageLocation",
     "ImageSignature",
     "ImageSource",
+    "ImageSourceSpec",
     "ImageSpec",
     "KindRule",
     "Metadata",
@@ -209,7 +215,7 @@ def _check_fetch_url(value: str) -> str:
 FetchUrl = Annotated[str, Field(description="http, https or file URL")]
 
 
-class ImageSource(Strict):
+class ImageLocation(Strict):
     """Where the ISO is fetched from: ``url``, then each mirror in order."""
 
     url: FetchUrl
@@ -282,7 +288,7 @@ class ImageSpec(Strict):
     version: VersionText
     channel: Channel
     platforms: list[Platform] = Field(min_length=1)
-    source: ImageSource
+    source: ImageLocation
     sha256: Sha256
     size: int = Field(gt=0, description="Exact size in bytes; a longer download is refused")
     signature: ImageSignature
@@ -736,6 +742,145 @@ class Advisory(Document):
     spec: AdvisorySpec
 
 
+# --- DiscoveryPolicy ----------------------------------------------------------------------
+
+MAX_SCAN_ADDRESSES = 65_536
+"""Addresses one DiscoveryPolicy may scan (a /16): a typo such as /8 must not flood a network."""
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.0.0.0/24: {e}") from None
+    if network.num_addresses > MAX_SCAN_ADDRESSES:
+        raise ValueError(f"{value!r} has more than {MAX_SCAN_ADDRESSES} addresses; split it")
+    return str(network)
+
+
+class DiscoveryPolicySpec(Strict):
+    """Networks the daemon scans for VyOS HTTP APIs on a schedule. A router it finds that no
+    Device declares (by address or TLS fingerprint) becomes a proposal, never a Device by
+    itself. Only a signer with the AccessPolicy's adminRole may add or change one."""
+
+    cidrs: list[str] = Field(min_length=1, description="Networks to scan, at most a /16 each")
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [443], min_length=1, max_length=64
+    )
+    site: Name = Field(description="The site of the proposed Devices")
+    interval: Duration = Field(default=timedelta(hours=24), description="Time between scans")
+    credentials: Credentials | None = Field(
+        default=None,
+        description="API key for show version (platform, flavor); also the reference the "
+        "proposed Devices carry. Without it, only the version /info gives is read.",
+    )
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return [_check_cidr(v) for v in value]
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("scan at most once a minute")
+        return value
+
+
+class DiscoveryPolicy(Document):
+    """``kind: DiscoveryPolicy``."""
+
+    kind: Literal["DiscoveryPolicy"]
+    spec: DiscoveryPolicySpec
+
+
+# --- ImageSource --------------------------------------------------------------------------
+
+_DEFAULT_PATTERN = r"^vyos-(?P<version>.+)-generic-amd64\.iso$"
+
+
+class ImageFeed(Strict):
+    """Exactly one of ``releases`` (a GitHub-releases-style JSON API: a list of releases,
+    each with ``assets`` of ``name`` and ``browser_download_url``) or ``index`` (an HTTP
+    directory index whose links name the ISOs and their ``.minisig`` files)."""
+
+    releases: FetchUrl | None = None
+    index: FetchUrl | None = None
+
+    @field_validator("releases", "index")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_fetch_url(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageFeed:
+        self._require_one_of("releases", "index")
+        return self
+
+    @property
+    def url(self) -> str:
+        """The feed's URL, whichever kind it is."""
+        return self.releases or self.index or ""
+
+
+class ImageSourceSpec(Strict):
+    """An upstream feed of signed builds. A new build that passes verification against the
+    channel's TrustPolicy becomes a proposal adding its Image; one that fails is reported.
+    Only a signer with the AccessPolicy's adminRole may add or change one."""
+
+    feed: ImageFeed
+    namePattern: str = Field(
+        default=_DEFAULT_PATTERN,
+        description="Regex an ISO file name must match; its group 'version' is the version",
+    )
+    channel: Channel = Field(description="testing or development; never production")
+    platform: Platform = Field(default_factory=Platform)
+    key: Name = Field(description="Name of the minisign key, in the channel's TrustPolicy")
+    interval: Duration = Field(default=timedelta(hours=6), description="Time between looks")
+    maxSize: int = Field(
+        default=4 << 30, gt=0, description="Largest build downloaded, in bytes (default 4 GiB)"
+    )
+    upgradeFrom: VersionConstraint | None = Field(
+        default=None, description="Copied into each proposed Image"
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _not_production(cls, value: str) -> str:
+        if value == "production":
+            raise ValueError(
+                "an ImageSource never feeds production: use testing or development, and "
+                "promote a tested Image to production by hand"
+            )
+        return value
+
+    @field_validator("namePattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        if "version" not in compiled.groupindex:
+            raise ValueError("the pattern needs a named group (?P<version>...)")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("look at most once a minute")
+        return value
+
+
+class ImageSource(Document):
+    """``kind: ImageSource``."""
+
+    kind: Literal["ImageSource"]
+    spec: ImageSourceSpec
+
+
 RolloutPolicy.model_rebuild()
 
 KINDS: dict[str, type[Document]] = {
@@ -746,4 +891,6 @@ KINDS: dict[str, type[Document]] = {
     "TrustPolicy": TrustPolicy,
     "AccessPolicy": AccessPolicy,
     "Advisory": Advisory,
+    "DiscoveryPolicy": DiscoveryPolicy,
+    "ImageSource": ImageSource,
 }

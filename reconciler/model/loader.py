@@ -31,6 +31,8 @@ _FIELD_OF_KIND = {
     "TrustPolicy": "trust_policies",
     "AccessPolicy": "access_policies",
     "Advisory": "advisories",
+    "DiscoveryPolicy": "discovery_policies",
+    "ImageSource": "image_sources",
 }
 
 

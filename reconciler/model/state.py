@@ -10,7 +10,9 @@ from reconciler.model.kinds import (
     Advisory,
     CompliancePolicy,
     Device,
+    DiscoveryPolicy,
     Image,
+    ImageSource,
     RolloutPolicy,
     TrustPolicy,
 )
@@ -33,6 +35,8 @@ class DesiredState:
     trust_policies: dict[str, TrustPolicy] = field(default_factory=dict)
     access_policies: dict[str, AccessPolicy] = field(default_factory=dict)
     advisories: dict[str, Advisory] = field(default_factory=dict)
+    discovery_policies: dict[str, DiscoveryPolicy] = field(default_factory=dict)
+    image_sources: dict[str, ImageSource] = field(default_factory=dict)
     locations: dict[tuple[str, str], Location] = field(default_factory=dict)
     root: str = ""
     revision: str = ""
@@ -51,4 +55,6 @@ class DesiredState:
             "TrustPolicy": len(self.trust_policies),
             "AccessPolicy": len(self.access_policies),
             "Advisory": len(self.advisories),
+            "DiscoveryPolicy": len(self.discovery_policies),
+            "ImageSource": len(self.image_sources),
         }

@@ -52,7 +52,7 @@ class PushOutcome(Enum):
     """What a push did."""
 
     PUSHED = "pushed"
-    REJECTED = "rejected"  # the ref moved under us (non-fast-forward): regenerate and retry
+    REJECTED = "rejected"  # the ref moved under us (non-fast-forward, or a lost ref lock)
 
 
 class GitStore:
@@ -68,8 +68,12 @@ class GitStore:
         notes_ref: str = "refs/notes/gitfirm",
         timeout: float = 120.0,
         secrets: tuple[str, ...] = (),
+        folder: str = "",
     ) -> None:
         self.root = root
+        self.folder = folder.strip("/")
+        """Where generated files live on the branch: the root, or ``shards/<name>`` when
+        several instances share the branch (each writes only below its own folder)."""
         self._remote = remote
         self.branch = branch
         self._identity = identity
@@ -193,12 +197,15 @@ class GitStore:
         ``rollouts/``), never ``.git``, whose object store grows with every commit.
         """
         files: dict[str, bytes] = {}
-        for folder in (self.root, self.root / "devices", self.root / "rollouts"):
+        base = self.root / self.folder if self.folder else self.root
+        if not _real_dirs(self.root, self.folder):
+            return files
+        for folder in (base, base / "devices", base / "rollouts"):
             mode = _lstat_mode(folder)
             if mode is None or not stat.S_ISDIR(mode):  # absent, or a planted link
                 continue
             for path in folder.iterdir():
-                rel = path.relative_to(self.root).as_posix()
+                rel = path.relative_to(base).as_posix()
                 if is_owned(rel) and stat.S_ISREG(path.lstat().st_mode):
                     files[rel] = _read_regular(path)
         return files
@@ -213,7 +220,7 @@ class GitStore:
         for rel, data in files.items():
             if not is_owned(rel):
                 raise ReportError(f"refusing to write {rel!r}: not a generated status file")
-            target = self._real_parent(rel) / Path(rel).name
+            target = self._real_parent(self._on_branch(rel)) / Path(rel).name
             mode = _lstat_mode(target)
             if mode is not None and (data is None or not stat.S_ISREG(mode)):
                 _remove(target)  # unlinks a link itself, never what it points at
@@ -222,6 +229,44 @@ class GitStore:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+
+    def _on_branch(self, rel: str) -> str:
+        return f"{self.folder}/{rel}" if self.folder else rel
+
+    def write_top(self, name: str, data: bytes) -> None:
+        """Write a file at the branch root that every sharing instance regenerates (the
+        README index of the shards), as a regular file, never through a link."""
+        target = self.root / name
+        if _lstat_mode(target) is not None:
+            _remove(target)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def read_regular(self, rel: str, limit: int) -> bytes | None:
+        """A regular file at ``rel`` below real directories, at most ``limit`` bytes; None
+        when absent, a link, or larger (the branch is untrusted input)."""
+        path = self.root / rel
+        if not _real_dirs(self.root, str(Path(rel).parent)):
+            return None
+        mode = _lstat_mode(path)
+        if mode is None or not stat.S_ISREG(mode) or path.lstat().st_size > limit:
+            return None
+        return _read_regular(path)
+
+    def real_subdirs(self, rel: str) -> list[str]:
+        """Names of the real directories (never links) below ``rel``, sorted."""
+        if not _real_dirs(self.root, rel):
+            return []
+        return sorted(
+            p.name for p in (self.root / rel).iterdir() if stat.S_ISDIR(p.lstat().st_mode)
+        )
+
+    def count_files(self, rel: str) -> int:
+        """How many regular files are directly below the real directory ``rel``."""
+        if not _real_dirs(self.root, rel):
+            return 0
+        return sum(1 for p in (self.root / rel).iterdir() if stat.S_ISREG(p.lstat().st_mode))
 
     def _real_parent(self, rel: str) -> Path:
         """The directory of ``rel`` in the work tree, made of real directories only."""
@@ -264,7 +309,7 @@ class GitStore:
         done = self._run("push", "--porcelain", "origin", refspec, check=False)
         if done.returncode == 0:
             return PushOutcome.PUSHED
-        if "[rejected]" in done.stdout:
+        if "[rejected]" in done.stdout or _lost_lock(done.stdout):
             return PushOutcome.REJECTED
         detail = redact((done.stdout + done.stderr).strip(), self._secrets)
         raise ReportError(f"git push failed: {detail}")
@@ -296,11 +341,37 @@ class GitStore:
         return self._push(f"{self.notes_ref}:{self.notes_ref}")
 
 
+# The remote refused because another push updated the ref at the same instant (its ref
+# lock, or the old value it checked); a hook that declines is not one of these.
+_LOCK_RACES = ("(failed to update ref)", "(failed to lock)", "(cannot lock ref")
+
+
+def _lost_lock(porcelain: str) -> bool:
+    """True when a push lost a race for the remote's ref lock: regenerate and retry."""
+    return any(
+        "[remote rejected]" in line and any(race in line for race in _LOCK_RACES)
+        for line in porcelain.splitlines()
+    )
+
+
 def _lstat_mode(path: Path) -> int | None:
     try:
         return path.lstat().st_mode
     except FileNotFoundError:
         return None
+
+
+def _real_dirs(root: Path, rel: str) -> bool:
+    """True when every component of ``rel`` below ``root`` is a real directory."""
+    here = root
+    for part in Path(rel).parts:
+        if part in ("", "."):
+            continue
+        here = here / part
+        mode = _lstat_mode(here)
+        if part == ".." or mode is None or not stat.S_ISDIR(mode):
+            return False
+    return True
 
 
 def _remove(path: Path) -> None:

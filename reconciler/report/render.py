@@ -6,6 +6,7 @@ Layout (DESIGN.md, "The status branch")::
     devices/<name>.yaml     observed, desired, phase, lastTransition, lastError, tls
     rollouts/<policy>.yaml  revision, wave, counts, per-device phase, recent events
     compliance.yaml         per-device verdicts and CVE exposure
+    alerts.yaml             the alert centre: active and resolved alerts
 
 Determinism: sorted keys, UTF-8, every string through :func:`reconciler.sanitize.redact`.
 Observations carry values that change on every pass without any change of state; they would
@@ -28,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.alerts.model import Alert
 from reconciler.errors import ReportError
 from reconciler.report.readme import render_readme
 from reconciler.report.snapshot import (
@@ -40,6 +42,7 @@ from reconciler.sanitize import redact
 
 __all__ = [
     "VOLATILE_FACTS",
+    "alerts_document",
     "build_documents",
     "compliance_document",
     "device_path",
@@ -62,7 +65,9 @@ VOLATILE_FACTS = frozenset({"health", "rtt_ms"})
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-_OWNED = re.compile(r"^(README\.md|compliance\.yaml|source\.yaml|(devices|rollouts)/[^/]+\.yaml)$")
+_OWNED = re.compile(
+    r"^(README\.md|compliance\.yaml|source\.yaml|alerts\.yaml|(devices|rollouts)/[^/]+\.yaml)$"
+)
 
 
 def is_owned(path: str) -> bool:
@@ -186,6 +191,35 @@ def source_document(snapshot: StatusSnapshot, secrets: tuple[str, ...]) -> dict[
     return dict(_clean({"applied": snapshot.desired_revision, "refused": refused}, secrets))
 
 
+def alerts_document(alerts: Iterable[Alert], secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The sanitized ``alerts.yaml`` document: the alert centre's alerts, as the dashboard
+    shows them (active first)."""
+
+    def one(a: Alert) -> dict[str, Any]:
+        return {
+            "event": a.event,
+            "subject": a.subject,
+            "severity": a.severity,
+            "message": a.message,
+            "firstSeen": _iso(a.first_seen),
+            "lastSeen": _iso(a.last_seen),
+            "count": a.count,
+            "policy": a.policy,
+            "site": a.site,
+            "resolvedAt": None if a.resolved_at is None else _iso(a.resolved_at),
+        }
+
+    listed = list(alerts)
+    active = [one(a) for a in listed if a.active]
+    resolved = [one(a) for a in listed if not a.active]
+    doc = {
+        "summary": {"active": len(active), "resolved": len(resolved)},
+        "active": active,
+        "resolved": resolved,
+    }
+    return dict(_clean(doc, secrets))
+
+
 def build_documents(snapshot: StatusSnapshot, secrets: Iterable[str] = ()) -> dict[str, Any]:
     """The YAML files of the branch as sanitized plain data, keyed by path."""
     known = tuple(secrets)
@@ -196,6 +230,7 @@ def build_documents(snapshot: StatusSnapshot, secrets: Iterable[str] = ()) -> di
         docs[rollout_path(rollout.policy)] = entry_document(rollout, known)
     docs["compliance.yaml"] = compliance_document(snapshot.compliance, known)
     docs["source.yaml"] = source_document(snapshot, known)
+    docs["alerts.yaml"] = alerts_document(snapshot.alerts, known)
     return docs
 
 

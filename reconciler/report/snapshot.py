@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
+from reconciler.alerts.model import Alert
 from reconciler.model.facts import DeviceFacts
 
 __all__ = [
@@ -144,3 +145,5 @@ class StatusSnapshot:
     refusals: tuple[Refusal, ...] = ()
     """Revisions newer than ``desired_revision`` that were refused (signature, config,
     image), newest last; empty once a revision applies cleanly."""
+    alerts: tuple[Alert, ...] = ()
+    """The alert centre's alerts (``alerts.yaml``): active first, then resolved."""

@@ -5,18 +5,23 @@ seconds, while a transition changes one device file, one rollout file and the RE
 :class:`StatusTree` keeps the files as last written (bytes and parsed documents) and the
 snapshot entry each one was rendered from. An entry that is the very object rendered last
 time (the daemon's StatusBook reuses unchanged entries; they are frozen) is not rendered
-again. The bytes are those :func:`~reconciler.report.render.render_files` makes of the
-snapshot over the same checkout; only the work differs.
+again, nor is a device entry that differs from it only in what the file leaves out or
+keeps from before (a new observation of an unchanged device). The bytes are those
+:func:`~reconciler.report.render.render_files` makes of the snapshot over the same
+checkout; only the work differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from reconciler.model.facts import DeviceFacts
 from reconciler.report.readme import render_readme
 from reconciler.report.render import (
+    VOLATILE_FACTS,
+    alerts_document,
     compliance_document,
     device_path,
     dump_yaml,
@@ -32,7 +37,8 @@ from reconciler.sanitize import redact
 __all__ = ["StatusTree", "TreeChange"]
 
 # Files every snapshot writes; device and rollout files come and go with their entries.
-_FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml"})
+_FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml", "alerts.yaml"})
+_UNSTABLE_FACTS = VOLATILE_FACTS | {"observed_at"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,29 @@ class TreeChange:
     before: dict[str, Any]
     after: dict[str, Any]
     sources: dict[str, object]
+
+
+def _stable_facts(facts: DeviceFacts) -> dict[str, Any]:
+    return {k: v for k, v in vars(facts).items() if k not in _UNSTABLE_FACTS}
+
+
+def _renders_alike(old: object, new: DeviceStatus | RolloutStatus) -> bool:
+    """True when ``new`` is a device entry whose file would be the one ``old`` wrote.
+
+    Every observation makes new entries with a new ``observed_at`` and new live numbers;
+    the file keeps the first ``observed_at`` of facts that did not change
+    (:func:`~reconciler.report.render.stabilize_one`) and leaves the live numbers out. So
+    an entry equal to the last one but for those is not rendered again: after an
+    observation of 10,000 unchanged devices a commit compares 10,000 entries instead of
+    dumping 10,000 YAML documents.
+    """
+    if not (isinstance(old, DeviceStatus) and isinstance(new, DeviceStatus)):
+        return False
+    if old.facts is None or new.facts is None:
+        return old == new
+    if replace(old, facts=None) != replace(new, facts=None):
+        return False
+    return _stable_facts(old.facts) == _stable_facts(new.facts)
 
 
 class StatusTree:
@@ -69,18 +98,26 @@ class StatusTree:
         entries: list[tuple[str, DeviceStatus | RolloutStatus]]
         entries = [(device_path(d.name), d) for d in snapshot.devices]
         entries += [(rollout_path(r.policy), r) for r in snapshot.rollouts]
+        kept: dict[str, object] = {}
         for path, entry in entries:
             paths.add(path)
-            if self._sources.get(path) is not entry:
-                doc = stabilize_one(entry_document(entry, known), self.docs.get(path))
-                rendered[path] = (entry, doc)
+            old = self._sources.get(path)
+            if old is entry:
+                continue
+            if path in self.files and _renders_alike(old, entry):
+                kept[path] = entry  # same file: only observed_at or live numbers moved
+                continue
+            doc = stabilize_one(entry_document(entry, known), self.docs.get(path))
+            rendered[path] = (entry, doc)
         if self._sources.get("compliance.yaml") is not snapshot.compliance:
             doc = compliance_document(snapshot.compliance, known)
             rendered["compliance.yaml"] = (snapshot.compliance, doc)
         rendered["source.yaml"] = (None, source_document(snapshot, known))
+        if self._sources.get("alerts.yaml") is not snapshot.alerts:
+            rendered["alerts.yaml"] = (snapshot.alerts, alerts_document(snapshot.alerts, known))
 
         files: dict[str, bytes | None] = {}
-        sources: dict[str, object] = {}
+        sources: dict[str, object] = kept
         for path, (source, doc) in rendered.items():
             data = dump_yaml(doc)
             if self.files.get(path) != data:

@@ -26,6 +26,7 @@ from pathlib import Path
 from reconciler.clock import Clock
 from reconciler.errors import ErrorSummary, PushRejected, ReportError, summarize
 from reconciler.report.gitstore import GitIdentity, GitStore, PushOutcome
+from reconciler.report.index import SHARDS_DIR, read_rows, render_index
 from reconciler.report.message import commit_message
 from reconciler.report.render import render_note
 from reconciler.report.snapshot import RolloutStatus, StatusSnapshot
@@ -58,6 +59,9 @@ class WriterSettings:
     """Ref holding rollout-outcome notes on desired commits."""
     git_timeout_seconds: float = 120.0
     """Longest one git command may take before the write fails (and is retried later)."""
+    shard: str | None = None
+    """With a shard name, files go below ``shards/<shard>/`` and the root README becomes
+    the index of every shard (several instances share the branch; see report.index)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class StatusWriter:
             notes_ref=settings.notes_ref,
             timeout=settings.git_timeout_seconds,
             secrets=self._secrets,
+            folder=f"{SHARDS_DIR}/{settings.shard}" if settings.shard else "",
         )
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -198,6 +203,9 @@ class StatusWriter:
             )
             self.store.write_files(change.files)
             self._tree.apply(change)
+            if self.settings.shard:
+                # Regenerated from the branch as it is now, never merged as text.
+                self.store.write_top("README.md", render_index(read_rows(self.store)))
             return self.store.commit_if_changed(message, self._clock.now())
         except BaseException:
             self._tree_fresh = False  # the work tree may hold part of the change

@@ -30,9 +30,12 @@ restart resumes with it):
   every reboot but a rollback's) starts only if the allow window stays open, with no deny
   window, for ``maxStepDuration`` (or the longest step measured so far) per step; until
   then the device waits, and parks when the run is told to stop;
+- the add copies the saved config into the new image: a digest of the config is taken
+  right before and right after the add, so the copy can be recognised after the boot;
 - right before the reboot the config is saved again, backed up, and copied to a file on the
-  device; after the boot the running config is compared with that backup and, if they
-  differ, the copy is loaded and saved, and the transition says so;
+  device; after the boot the running config is compared with that backup. If it is the
+  add's copy and the backup holds a later change, the backup's copy is loaded and saved;
+  any other difference (a change made on the new image) is kept. The transition says which;
 - the built-in gate (always): the device answers, runs the target, and its uptime reset;
 - a device that does not answer after its reboot follows ``rollback.onUnreachable``;
 - after the health gate passes, old images beyond ``keepImages`` are deleted (never the
@@ -41,6 +44,7 @@ restart resumes with it):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +92,10 @@ _INCONCLUSIVE = "inconclusive"
 _RESTART = frozenset({Phase.PENDING, Phase.SKIPPED, Phase.PRECHECK, Phase.BACKUP})
 # No answer, or not yet: the device may be rebooting, or the work may go on there.
 _TRANSIENT = (Unreachable, DeviceServerError, UpstreamTimeout)
+
+
+def _digest(config: str) -> str:
+    return hashlib.sha256(config.encode()).hexdigest()
 
 
 def supports_set_default(running: str | None) -> bool:
@@ -317,7 +325,14 @@ class DeviceRun:
         if problem:
             self._enter(Phase.SKIPPED, f"unhealthy before the upgrade: {problem}")
             return
-        self.ctx.journal.write_attempt(self.ctx.policy, self.work.device, {"baseline": baseline})
+        # The digests of configs copied by earlier adds outlive the attempt: an image staged
+        # early may be activated under a later revision, after a fresh precheck.
+        staged = self._attempt().get("staged_configs") or {}
+        self.ctx.journal.write_attempt(
+            self.ctx.policy,
+            self.work.device,
+            {"baseline": baseline, **({"staged_configs": staged} if staged else {})},
+        )
         self._looked = seen
         # The attempt begins here, when the device is first changed; a skipped device
         # never began, so it keeps its chance under this revision and token.
@@ -358,8 +373,10 @@ class DeviceRun:
             # disruptive as the reboot that follows it.
             await self._await_window("stopped before disrupting the device")
         if added:
+            await self._digest_staged(target, before=True)
             self._mark(_ADD_ISSUED)
             await self._add(target)
+            await self._digest_staged(target, before=False)
         if self.early:
             if not supports_set_default(seen.running):
                 raise RolloutError("staging early needs set_default (1.5+)")
@@ -383,6 +400,25 @@ class DeviceRun:
                 raise
             if target not in (await self._watch_add(target)).names:
                 raise RolloutError(f"image {target} did not appear after /image add") from None
+
+    async def _digest_staged(self, target: str, *, before: bool) -> None:
+        """Note the digest of the config that the add of ``target`` copies into the image.
+
+        Taken right before the add (after a save, so the running config is the saved one
+        the add copies) and right after it: a change made meanwhile may or may not be in
+        the copy. A new add replaces what an earlier add of ``target`` noted."""
+        try:
+            if before:
+                await self.client.config_file_save()
+            digest = _digest(str(await self.client.retrieve(config_format="raw")))
+        except DeviceError as e:
+            if before or not isinstance(e, _TRANSIENT):
+                raise
+            return  # the add is done; the digest taken before it stands
+        staged = dict(self._attempt().get("staged_configs") or {})
+        known = [] if before else list(staged.get(target, []))
+        staged[target] = known if digest in known else [*known, digest]
+        self._note(staged_configs=staged)
 
     async def _watch_add(self, target: str) -> _Seen:
         """Watch the image list for an add that may still run on the device."""
@@ -533,8 +569,22 @@ class DeviceRun:
             )
         except (OSError, RolloutError):
             return "config not compared: the pre-activation backup is gone"
-        if str(await self.client.retrieve(config_format="raw")) == before:
+        running = str(await self.client.retrieve(config_format="raw"))
+        if running == before:
             return ""
+        staged = (attempt.get("staged_configs") or {}).get(self.rec.target, [])
+        if _digest(running) not in staged:
+            # Not the copy the add took: changed on the new image (or migrated by it, or
+            # an add we did not see). Loading the backup would throw that change away.
+            later = (
+                ""
+                if _digest(before) in staged
+                else "; the backup holds a change made after the image add"
+            )
+            return (
+                "config differs from the pre-activation backup and is not the copy the "
+                f"image add took: kept it{later}; compare with gitfirm backup show"
+            )
         if not attempt.get("copied"):
             return (
                 "config differs from the pre-activation backup and no copy is on the "

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import time
 import zlib
 from collections.abc import Sequence
@@ -82,6 +83,7 @@ class Simulator:
         self.port = 0
         self.per_device_ports = False
         self._by_port: dict[int, VirtualDevice] = {}
+        self.scheme = "http"
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -120,8 +122,8 @@ class Simulator:
     def base_url(self, name: str) -> str:
         """The API base URL of one device."""
         if self.per_device_ports:
-            return f"http://{self.host}:{self.port + self.order.index(name)}"
-        return f"http://{self.host}:{self.port}/{name}"
+            return f"{self.scheme}://{self.host}:{self.port + self.order.index(name)}"
+        return f"{self.scheme}://{self.host}:{self.port}/{name}"
 
     def _route(self, request: web.Request) -> tuple[VirtualDevice | None, str]:
         if self.per_device_ports:
@@ -188,9 +190,16 @@ class Simulator:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, per_device_ports: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        per_device_ports: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> int:
-        """Listen and return the (first) port; port 0 picks a free one (prefix mode only)."""
+        """Listen and return the (first) port; port 0 picks a free one (prefix mode, or one
+        device on its own port). With ``ssl_context`` the API is served over HTTPS, as a
+        real device serves it."""
         now = self.now()
         for dev in self.devices.values():
             if dev.booted_at == 0.0:
@@ -203,19 +212,21 @@ class Simulator:
         )
         await self._runner.setup()
         self.host, self.per_device_ports = host, per_device_ports
+        self.scheme = "https" if ssl_context is not None else "http"
         if not per_device_ports:
-            site = web.TCPSite(self._runner, host, port, backlog=4096)
+            site = web.TCPSite(self._runner, host, port, backlog=4096, ssl_context=ssl_context)
             await site.start()
             self.port = _bound_port(site)
             return self.port
-        if port == 0:
+        if port == 0 and len(self.order) != 1:
             raise ValueError("per-device ports need an explicit first port")
-        self.port = port
         for i, name in enumerate(self.order):
-            site = web.TCPSite(self._runner, host, port + i, backlog=512)
+            site = web.TCPSite(self._runner, host, port + i, backlog=512, ssl_context=ssl_context)
             await site.start()
-            self._by_port[port + i] = self.devices[name]
-        return port
+            bound = _bound_port(site)
+            self.port = self.port if i else bound
+            self._by_port[bound] = self.devices[name]
+        return self.port
 
     async def stop(self) -> None:
         """Stop listening, cancel running installs and close the download session."""

@@ -10,7 +10,9 @@
   ``production`` ``Image`` need ``adminRole``;
 - a ``Device`` with ``insecurePlaintext: true`` or ``tls.insecureSkipVerify: true`` also
   needs ``adminRole`` (its API key is open to anyone on the path);
-- so does a ``RolloutPolicy`` with ``strategy.allowDowngrade: true`` (anti-rollback off).
+- so does a ``RolloutPolicy`` with ``strategy.allowDowngrade: true`` (anti-rollback off);
+- a ``DiscoveryPolicy`` (it aims the daemon's probes, and a device key, at networks) and an
+  ``ImageSource`` (it feeds builds into proposals) always need ``adminRole``.
 
 A channel the document does not spell as a known channel counts as every channel, so an
 invalid document never needs less authority than a valid one.
@@ -28,6 +30,7 @@ Requirement = tuple[str, tuple[str, ...]]
 """(the rule that applies, in words; the roles of which the signer needs one)."""
 
 _CHANNELS: tuple[str, ...] = get_args(Channel)
+_ADMIN_ALWAYS = ("DiscoveryPolicy", "ImageSource")
 _ADMIN_BY_DEFAULT = {"TrustPolicy": _CHANNELS, "Image": ("production",)}
 
 
@@ -50,6 +53,8 @@ def requirements(policy: AccessPolicySpec, kind: str, data: dict[str, Any]) -> l
     admin = (policy.adminRole,)
     if kind == "AccessPolicy":
         return [("the AccessPolicy is changed only by its adminRole", admin)]
+    if kind in _ADMIN_ALWAYS:
+        return [(f"a {kind} is changed only by the adminRole", admin)]
     out: list[Requirement] = []
     channels = _channels(kind, data) if kind in _ADMIN_BY_DEFAULT else ()
     covered: set[str] = set()

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
 import random
+import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -57,6 +60,12 @@ _EXIT_TIMEOUT = 25.0
 _QUIET = 6.0
 """Seconds with no router event and no transition that count as settled: longer than any
 one step may take (boot_timeout)."""
+_QUIET_SLOW = 17.0
+"""The same with a router answering late (a 504 or slow faults): an add the gateway gave up
+on runs silently for the simulator's hang (5 s), then the daemon watches for it
+(stage_timeout, 4 s); a slow router stretches each call of the boot wait and health gate
+that follow (boot_timeout 5 s, health timeout 4 s) without a router event in between."""
+_SLOW_FAULTS = frozenset({"gateway_timeout", "slow_seconds"})
 _SETTLE_TIMEOUT = 60.0
 _STEP = 10.0
 """The policies' ``maxStepDuration`` in seconds: a reboot plus its health gate fits in it,
@@ -356,6 +365,7 @@ class _Player:
         for device in self.fleet.sim.devices.values():
             device.faults.update({"unreachable": False, "http_status": None, "slow_seconds": 0})
         windows = [Window.model_validate(w) for w in _WINDOWS[self.scenario.windows]]
+        enough = _QUIET_SLOW if _slow(self.scenario) else _QUIET
         loop = asyncio.get_running_loop()
         budget, quiet, seen, last = _SETTLE_TIMEOUT, 0.0, (-1, -1), loop.time()
         while budget > 0:
@@ -373,9 +383,15 @@ class _Player:
                 seen, quiet = now, 0.0
             elif _fits(windows, wall):
                 quiet += tick
-                if quiet >= _QUIET:
+                if quiet >= enough:
                     return True
         return False
+
+
+def _slow(scenario: Scenario) -> bool:
+    """Whether some router of ``scenario`` answers late at some point (504 or slow)."""
+    faults = [*scenario.faults.values(), *(a.faults for a in scenario.actions)]
+    return any(f.get(k) for f in faults for k in _SLOW_FAULTS)
 
 
 def _fits(windows: list[Window], now: datetime) -> bool:
@@ -386,8 +402,9 @@ def _fits(windows: list[Window], now: datetime) -> bool:
 
 def _status(
     remote: Path, names: list[str]
-) -> tuple[dict[str, tuple[str, str | None]], set[tuple[str, str]]]:
-    """Phase and desired version per device, and every (device, phase reached) trailer."""
+) -> tuple[dict[str, tuple[str, str | None]], set[tuple[str, str]], set[tuple[str, str]]]:
+    """Phase and desired version per device, every (device, phase reached) trailer, and
+    every (device, phase reached) event of any commit's rollouts/<policy>.yaml."""
     phases: dict[str, tuple[str, str | None]] = {}
     for name in names:
         with contextlib.suppress(RuntimeError):
@@ -403,11 +420,46 @@ def _status(
                 device = value.strip()
             elif key == "Phase" and device:
                 reached.add((device, value.strip().rpartition("->")[2]))
-    return phases, reached
+    return phases, reached, _rollout_events(remote)
+
+
+_MESSAGE = re.compile(r"^(\S+) -> (\S+)")
+"""A rollout event's message: ``<from> -> <to>``, then the target and detail."""
+
+
+def _rollout_events(remote: Path) -> set[tuple[str, str]]:
+    """(device, phase reached) from the events of every status commit's rollout files
+    (one ``git cat-file --batch`` for them all: a run makes hundreds of commits)."""
+    try:
+        commits = git(remote, "rev-list", "status").split()
+    except RuntimeError:
+        return set()
+    paths = [f"{c}:rollouts/{policy}.yaml" for c in commits for policy in _POLICY.values()]
+    done = subprocess.run(
+        ["git", "cat-file", "--batch"], cwd=remote, input=("\n".join(paths) + "\n").encode(),
+        capture_output=True, timeout=120, check=True, env=git_env(None),
+    )  # fmt: skip
+    found: set[tuple[str, str]] = set()
+    out, at = done.stdout, 0
+    while at < len(out):
+        end = out.index(b"\n", at)
+        parts = out[at:end].split()
+        at = end + 1
+        if len(parts) != 3:  # "<path> missing"
+            continue
+        size = int(parts[2])
+        doc = yaml.safe_load(out[at : at + size].decode()) or {}
+        at += size + 1
+        for event in doc.get("events") or []:
+            if match := _MESSAGE.match(str(event.get("message", ""))):
+                found.add((str(event.get("device")), match.group(2)))
+    return found
 
 
 async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
-    """Run ``scenario`` in ``workdir`` (which it fills) and check the invariants."""
+    """Run ``scenario`` in ``workdir`` (which it fills) and check the invariants; the
+    outcome is also written to ``workdir/record.json``."""
+    started = time.monotonic()
     devices = _fleet(scenario)
     for device in devices:
         device.faults.update(scenario.faults.get(device.name, {}))
@@ -486,7 +538,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
             for d in fleet.sim.devices.values()
         }
     names = [d.name for d in devices]
-    phases, reached = await asyncio.to_thread(_status, remote, names)
+    phases, reached, rollout_events = await asyncio.to_thread(_status, remote, names)
     windows = [Window.model_validate(w) for w in _WINDOWS[scenario.windows]]
     record = ChaosRecord(
         events=events,
@@ -497,6 +549,7 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
         windows={name: windows for name in names},
         status_phases=phases,
         status_transitions=reached,
+        status_events=rollout_events,
         transitions=daemon.transitions(),
         stops=daemon.stops,
         marks=player.marks,
@@ -516,4 +569,17 @@ async def run_scenario(scenario: Scenario, workdir: Path) -> ChaosResult:
     violations = check(record)
     report = [scenario.describe(), *notes, *(v.line() for v in violations)]
     (workdir / "violations.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    outcome = {
+        "seed": scenario.seed,
+        "scenario": scenario.describe(),
+        "devices": scenario.devices,
+        "windows": scenario.windows,
+        "faults": scenario.faults,
+        "actions": [dataclasses.asdict(a) for a in scenario.actions],
+        "violations": [v.line() for v in violations],
+        "notes": notes,
+        "quiescent": quiescent,
+        "duration": round(time.monotonic() - started, 1),
+    }
+    (workdir / "record.json").write_text(json.dumps(outcome, indent=1) + "\n", encoding="utf-8")
     return ChaosResult(scenario, violations, notes)

@@ -7,7 +7,9 @@ windows and starting image, its final state, the status branch (phase per device
 returns every :class:`Violation` of the safety promises:
 
 - ``double-add``: more than one image add per device, per version (hop), per revision, or an
-  add of an image the device already holds;
+  add of an image the device already holds. One re-add is allowed per daemon stop that
+  lies between a failed add and its re-add: the stopped process may never have seen the
+  failure, and the next one rightly tries again;
 - ``redundancy``: both members of a redundancy group down (rebooting or dead) at once, or
   both in flight at once (by the daemon's transitions, from ``precheck`` to a terminal
   phase; a device that never reaches one stays in flight, unless a daemon stop finds it
@@ -19,8 +21,11 @@ returns every :class:`Violation` of the safety promises:
 - ``phase-facts``: a final phase that disagrees with the device (``done`` on the wrong
   image or with its gate failing; still in flight after the fleet went quiet);
 - ``missing-transition``: a terminal transition the daemon logged that the status branch
-  never recorded;
-- ``lost-config``: a saved operator change missing from the device's final configuration;
+  never recorded (in a commit's ``Device``/``Phase`` trailers, in the events of any
+  commit's ``rollouts/<policy>.yaml``, or as the device's current phase);
+- ``lost-config``: a saved operator change missing from the device's final configuration
+  (unless it was saved on a new image that the device then rolled back from: the old
+  image boots its own config);
 - ``no-halt``: a device started (``pending->precheck``) in a rollout and revision after
   another device of it failed (the scenarios' policies halt on the first failure).
 """
@@ -114,6 +119,8 @@ class ChaosRecord:
     """Device -> (phase, desired version) from the status branch's devices/<name>.yaml."""
     status_transitions: set[tuple[str, str]] = field(default_factory=set)
     """(device, phase reached) from every Device/Phase trailer pair on the status branch."""
+    status_events: set[tuple[str, str]] = field(default_factory=set)
+    """(device, phase reached) from the events of every commit's rollouts/<policy>.yaml."""
     transitions: list[dict[str, Any]] = field(default_factory=list)
     """The daemon's transition log lines: device, phase ("a->b"), revision, wall."""
     stops: list[float] = field(default_factory=list)
@@ -160,20 +167,28 @@ def _image_adds(record: ChaosRecord) -> list[Violation]:
     found = []
     for device, events in _by_device(record.events).items():
         installed = set(record.initial.get(device, []))
-        pending: set[str] = set()
+        # Version -> when its add started: still running, or failed since.
+        pending: dict[str, float] = {}
+        failed: dict[str, float] = {}
+        used: set[float] = set()  # stops that already excused a re-add
         per_hop: Counter[tuple[str, str]] = Counter()
         for e in events:
             name = str(e.get("name", ""))
             if e["event"] == "image-installed":
                 installed.add(name)
-                pending.discard(name)
+                pending.pop(name, None)
             elif e["event"] == "image-add-failed":
+                failed.update(pending)
                 pending.clear()
             elif e["event"] == "image-delete":
                 installed.discard(name)
             elif e["event"] == "image-add" and (version := e.get("version")):
                 revision = _revision_at(record, device, e["wall"])
-                per_hop[version, revision] += 1
+                stop = _stop_between(record.stops, used, failed.pop(version, None), e["wall"])
+                if stop is not None and version not in installed | set(pending):
+                    used.add(stop)  # the next process retries an add the stopped one lost
+                else:
+                    per_hop[version, revision] += 1
                 why = (
                     "while it is installed"
                     if version in installed
@@ -185,8 +200,17 @@ def _image_adds(record: ChaosRecord) -> list[Violation]:
                 )
                 if why:
                     found.append(Violation("double-add", device, f"add of {version} {why}"))
-                pending.add(version)
+                pending[version] = e["wall"]
     return found
+
+
+def _stop_between(
+    stops: Sequence[float], used: set[float], since: float | None, until: float
+) -> float | None:
+    """A daemon stop after ``since`` and before ``until`` not yet used to excuse a re-add."""
+    if since is None:
+        return None
+    return next((s for s in sorted(stops) if since < s < until and s not in used), None)
 
 
 def _down_spans(events: Sequence[dict[str, Any]], boot: float) -> list[tuple[float, float]]:
@@ -325,7 +349,7 @@ def _missing_transitions(record: ChaosRecord) -> list[Violation]:
         if to not in TERMINAL or key in seen:
             continue
         seen.add(key)
-        recorded = key in record.status_transitions
+        recorded = key in record.status_transitions or key in record.status_events
         current = record.status_phases.get(key[0], ("", None))[0] == to
         if not (recorded or current):
             found.append(
@@ -348,7 +372,7 @@ def _lookup(config: Mapping[str, Any], path: Sequence[str]) -> Any:
 
 
 def _lost_config(record: ChaosRecord) -> list[Violation]:
-    reboots = _by_device(e for e in record.events if e["event"] == "reboot")
+    events = _by_device(record.events)
     latest: dict[tuple[str, tuple[str, ...]], ConfigMark] = {}
     for mark in sorted(record.marks, key=lambda m: m.wall):
         latest[mark.device, mark.path] = mark
@@ -357,8 +381,10 @@ def _lost_config(record: ChaosRecord) -> list[Violation]:
         final = record.final.get(mark.device)
         if final is None or final.dead:
             continue
-        racing = any(0 <= r["wall"] - mark.wall <= REBOOT_RACE for r in reboots[mark.device])
-        if not racing and _lookup(final.config, mark.path) != mark.value:
+        reboots = [e for e in events[mark.device] if e["event"] == "reboot"]
+        racing = any(0 <= r["wall"] - mark.wall <= REBOOT_RACE for r in reboots)
+        rolled_back = _rolled_back_after(record, events[mark.device], mark.wall)
+        if not (racing or rolled_back) and _lookup(final.config, mark.path) != mark.value:
             found.append(
                 Violation(
                     "lost-config",
@@ -367,6 +393,22 @@ def _lost_config(record: ChaosRecord) -> list[Violation]:
                 )
             )
     return found
+
+
+def _rolled_back_after(record: ChaosRecord, events: Sequence[dict[str, Any]], wall: float) -> bool:
+    """Whether the device booted, after ``wall``, an image it had run before the one it ran
+    at ``wall`` (a rollback from a new image: the old one boots with its own config)."""
+    ran = [record.initial.get(events[0]["device"], [""])[-1]] if events else []
+    for e in events:
+        if e["event"] != "boot-ok":
+            continue
+        image = str(e.get("image"))
+        if e["wall"] > wall:
+            if image in ran[: ran.index(ran[-1])]:
+                return True
+        elif image != ran[-1]:
+            ran.append(image)
+    return False
 
 
 def _halts(record: ChaosRecord) -> list[Violation]:

@@ -96,6 +96,43 @@ def test_a_retried_failed_add_counts_per_revision() -> None:
     assert check(record) == []  # a retry under a new revision (retryToken, retarget) is fine
 
 
+def test_one_re_add_after_a_failed_add_and_a_daemon_stop_is_allowed() -> None:
+    # r1's add failed while the daemon was being killed; the next process added again.
+    new = "2025.02.14-0021-rolling"
+    record = clean()
+    record.events[:0] = [
+        ev(-3, "r1", "image-add", version=new),
+        ev(-2.5, "r1", "image-add-failed", error="Download failed: HTTP 503"),
+    ]
+    record.transitions.insert(0, transition("r1", -3.5, "backup->stage"))
+    assert kinds(record) == ["double-add"]  # no stop in between: caught
+    record.stops = [T0 - 2]
+    assert check(record) == []
+    # One stop excuses one re-add: a third add in the revision needs another failure and
+    # another stop.
+    record.events[2:2] = [
+        ev(-1.5, "r1", "image-add", version=new),
+        ev(-1, "r1", "image-add-failed", error="no space"),
+    ]
+    assert kinds(record) == ["double-add"]
+    record.stops.append(T0 - 0.5)
+    assert check(record) == []
+
+
+def test_a_stop_excuses_no_re_add_while_the_first_add_runs_or_succeeded() -> None:
+    new = "2025.02.14-0021-rolling"
+    record = clean()
+    record.stops = [T0 + 0.5]
+    record.events.insert(1, ev(0.8, "r1", "image-add", version=new))  # the first still runs
+    found = check(record)
+    assert [v.kind for v in found] == ["double-add"]
+    assert "another add of it runs" in found[0].detail
+    record = clean()
+    record.stops = [T0 + 1.5]
+    record.events.insert(2, ev(1.8, "r1", "image-add", version=new))  # already installed
+    assert kinds(record) == ["double-add"]
+
+
 def test_both_members_of_a_pair_down_at_once_is_caught() -> None:
     record = clean()
     record.events += [ev(5, "r2", "reboot", image="2025.01.10-0020-rolling")]
@@ -206,12 +243,53 @@ def test_a_terminal_transition_missing_from_the_status_branch_is_caught() -> Non
     assert kinds(record) == ["missing-transition"]
 
 
+def test_a_transition_in_any_rollout_file_of_the_status_branch_counts_as_recorded() -> None:
+    # The trailers missed r2's done (the phase moved on before a commit showed it), but an
+    # earlier commit's rollouts/<policy>.yaml lists it among its events.
+    record = clean()
+    record.status_transitions.discard(("r2", "done"))
+    record.status_phases["r2"] = ("pending", "2025.03.01-0010-rolling")
+    assert kinds(record) == ["missing-transition"]
+    record.status_events = {("r2", "failed"), ("r1", "done")}
+    assert kinds(record) == ["missing-transition"]  # another phase or device does not count
+    record.status_events.add(("r2", "done"))
+    assert check(record) == []
+
+
 def test_lost_config_is_caught_unless_it_raced_the_reboot() -> None:
     record = clean()
     record.final["r1"] = DeviceFinal("2025.02.14-0021-rolling")
     assert kinds(record) == ["lost-config"]
     record.marks = [ConfigMark("r1", NOTE, "chaos-0", T0 + 3.5)]  # 0.5 s before the reboot
     assert check(record) == []
+
+
+def test_a_change_saved_on_a_new_image_that_was_rolled_back_is_not_lost_config() -> None:
+    # r1 booted the new image at 6, the operator saved a change on it at 6.5, the health
+    # gate failed and r1 rebooted into its old image (8.7), which boots its own config.
+    old, new = "2025.01.10-0020-rolling", "2025.02.14-0021-rolling"
+    record = clean()
+    rollback = [ev(8.7, "r1", "reboot", image=old), ev(8.9, "r1", "boot-ok", image=old)]
+    record.marks = [ConfigMark("r1", NOTE, "chaos-0", T0 + 6.5)]
+    record.final["r1"] = DeviceFinal(old)
+    record.status_phases["r1"] = ("failed", new)
+    record.status_transitions.add(("r1", "failed"))
+    record.transitions[1] = transition("r1", 9, "verify-rollback->failed")
+    record.events[6:6] = rollback
+    assert check(record) == []
+    # Without the rollback, a change saved on the new image must be in its final config.
+    record = clean()
+    record.marks = [ConfigMark("r1", NOTE, "chaos-0", T0 + 6.5)]
+    record.final["r1"] = DeviceFinal(new)
+    assert kinds(record) == ["lost-config"]
+    # A change saved on the old image before the upgrade is no excuse either.
+    record.marks = [ConfigMark("r1", NOTE, "chaos-0", T0 + 1)]
+    record.events[6:6] = rollback
+    record.final["r1"] = DeviceFinal(old)
+    record.status_phases["r1"] = ("failed", new)
+    record.status_transitions.add(("r1", "failed"))
+    record.transitions[1] = transition("r1", 9, "verify-rollback->failed")
+    assert kinds(record) == ["lost-config"]
 
 
 def test_a_device_started_after_a_failure_in_the_same_rollout_is_caught() -> None:

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,33 @@ def test_the_pod_is_what_the_daemon_needs(overlay: str) -> None:
     assert operator["spec"]["type"] == "ClusterIP"
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_each_overlay_is_one_shard_of_one_repository() -> None:
+    """Every overlay passes --shard and --shard-name (its own name) to ``gitfirm run``; all
+    read one config repository and write one status branch; shards.yaml lists them."""
+    from reconciler.cli import _build_parser, _run_settings
+    from reconciler.model.shards import load_shards
+
+    listed = {s.name: s.text for s in load_shards(ROOT / "shards.yaml")}
+    assert sorted(listed) == OVERLAYS
+    meeting = set()
+    for overlay in OVERLAYS:
+        docs = render(overlay)
+        sts = one(docs, "StatefulSet")
+        assert sts["metadata"]["labels"]["gitfirm.io/shard"] == overlay
+        (container,) = sts["spec"]["template"]["spec"]["containers"]
+        config = one(docs, "ConfigMap")
+        with tempfile.TemporaryDirectory() as scratch:
+            args = list(container["args"])
+            path = Path(scratch) / "gitfirm.yaml"
+            path.write_text(next(iter(config["data"].values())), "utf-8")
+            args[args.index("--config") + 1] = str(path)
+            settings = _run_settings(_build_parser().parse_args(args))
+        assert settings.shard_name == overlay
+        assert settings.shard == listed[overlay]
+        meeting.add((settings.repo, settings.branch, settings.status_branch))
+    assert len(meeting) == 1, meeting
 
 
 def _run_help() -> str:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.clock import FakeClock
+from reconciler.model.facts import Health
 from reconciler.report import render
-from reconciler.report.render import render_files
+from reconciler.report.render import load_documents, render_files
 from reconciler.report.snapshot import DeviceStatus, PhaseChange
 from reconciler.report.writer import StatusWriter, WriterSettings
 from tests.support.gitrepo import git
@@ -88,4 +90,58 @@ async def test_after_a_lost_race_the_tree_is_read_again(
     tree = git(remote.path, "ls-tree", "-r", "--name-only", "status").split()
     assert tree == sorted(render_files(final))
     for path, data in render_files(final).items():
+        assert show(remote.path, "status", path).strip() == data.decode().strip(), path
+
+
+async def test_a_new_observation_of_unchanged_devices_renders_only_the_changed_one(
+    remote: ConfigRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every observation brings new entries (new ``observed_at``, new live numbers): the
+    devices whose files stay the same are compared, not rendered again."""
+    writer = StatusWriter(
+        WriterSettings(remote=str(remote.path), workdir=tmp_path / "clone"), clock=FakeClock()
+    )
+    await writer.open()
+    phases = {f"r{i:03d}": "pending" for i in range(FLEET)}
+    first = snapshot(remote.revision, phases)
+    assert (await writer.write(first)).pushed
+
+    later = T0 + timedelta(minutes=5)
+    live = Health(uptime_seconds=600.0, load1=0.5)
+
+    def observed_again(d: DeviceStatus) -> DeviceStatus:
+        assert d.facts is not None
+        update: dict[str, Any] = {"observed_at": later, "rtt_ms": 12.5, "health": live}
+        if d.name == "r009":
+            update["version"] = "1.4.3"
+        return dataclasses.replace(d, facts=d.facts.model_copy(update=update))
+
+    second = dataclasses.replace(first, devices=tuple(map(observed_again, first.devices)))
+    assert all(a is not b for a, b in zip(first.devices, second.devices, strict=True))
+
+    rendered = [0]
+    monkeypatch.setattr(render, "_device_doc", counting(rendered, render._device_doc))
+    result = await writer.write(second)
+    monkeypatch.undo()
+
+    assert result.commit and result.pushed
+    assert rendered[0] == 1, rendered  # r009 runs another version; the rest are compared
+    touched = git(remote.path, "show", "--name-only", "--format=", "status").split()
+    assert touched == ["README.md", "devices/r009.yaml"]
+    # Byte for byte a full render over the previous files: unchanged devices keep the
+    # observed_at that first showed their facts; r009's is the new observation's.
+    previous = load_documents(render_files(first))
+    for path, data in render_files(second, previous=previous).items():
+        assert show(remote.path, "status", path).strip() == data.decode().strip(), path
+    assert later.isoformat().replace("+00:00", "Z") in show(
+        remote.path, "status", "devices/r009.yaml"
+    )
+
+    # A later write after a transition still renders that device from its newest entry.
+    moved = dataclasses.replace(
+        second.devices[3], phase="stage", last_transition=PhaseChange("pending", "stage", later)
+    )
+    third = dataclasses.replace(second, devices=(*second.devices[:3], moved, *second.devices[4:]))
+    assert (await writer.write(third)).pushed
+    for path, data in render_files(third, previous=previous).items():
         assert show(remote.path, "status", path).strip() == data.decode().strip(), path

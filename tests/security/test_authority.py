@@ -277,3 +277,38 @@ def test_export_refuses_a_dot_dot_entry_and_writes_nothing_outside(tmp_path: Pat
         repo.export(sha, tmp_path / "out" / "tree")
     assert not list(tmp_path.rglob("escaped.yaml"))
     assert not (tmp_path / "out" / "tree").exists()
+
+
+_DISCOVERY = {
+    "apiVersion": "gitfirm.io/v1",
+    "kind": "DiscoveryPolicy",
+    "metadata": {"name": "scan-everything"},
+    "spec": {"cidrs": ["127.0.0.0/24"], "ports": [443], "site": "lab"},
+}
+_IMAGE_SOURCE = {
+    "apiVersion": "gitfirm.io/v1",
+    "kind": "ImageSource",
+    "metadata": {"name": "nightly"},
+    "spec": {
+        "feed": {"index": "https://attacker.example/isos/"},
+        "channel": "testing",
+        "key": "release",
+    },
+}
+
+
+@pytest.mark.parametrize("doc", [_DISCOVERY, _IMAGE_SOURCE], ids=["DiscoveryPolicy", "ImageSource"])
+async def test_only_the_admin_adds_discovery_and_image_sources(
+    world: World, doc: dict[str, object]
+) -> None:
+    """A DiscoveryPolicy aims the daemon's probes (and a device key) at a network; an
+    ImageSource feeds builds into proposals: neither is a netops decision, wherever it lives."""
+    ops = world.ops
+    kind = str(doc["kind"])
+    files = {"fleet/sources.yaml": yaml.safe_dump(doc)}
+    await refuse(ops, world.good, files, world.netops, "kind-not-allowed")
+    assert f"a {kind} is changed only by the adminRole" in ops.daemon.book.refusals[-1].reason
+    desired = ops.daemon.state.desired
+    assert desired is not None
+    assert not desired.discovery_policies and not desired.image_sources
+    assert_untouched(ops)

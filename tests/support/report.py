@@ -39,6 +39,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 TWO_DEVICE_FILES = [
     "README.md",
+    "alerts.yaml",
     "compliance.yaml",
     "devices/r1.yaml",
     "devices/r2.yaml",

@@ -18,7 +18,10 @@ from types import ModuleType
 
 import pytest
 
-STAGES = ("model", "source", "devices", "images", "planning", "rollout", "report", "simulator")
+STAGES = (
+    "model", "source", "devices", "images", "planning", "rollout", "report", "simulator",
+    "proposals", "forge",
+)  # fmt: skip
 TOP_LEVEL = (
     "errors", "sanitize", "clock", "secrets", "logs", "statusbook", "runtime", "supervise",
 )  # fmt: skip

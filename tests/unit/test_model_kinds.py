@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.model.fields import LabelSelector, format_duration, parse_duration
-from reconciler.model.kinds import KINDS, Device, RolloutPolicy
+from reconciler.model.kinds import KINDS, Device, DiscoveryPolicy, ImageSource, RolloutPolicy
 
 META = {"apiVersion": "gitfirm.io/v1", "metadata": {"name": "x1"}}
 KEY = "RWTR1ty93Oyontk6caB9WqmiQC4fgeyd/ejgRxCRGd2MQej7nqebHneP"
@@ -179,3 +179,49 @@ def test_selector_operator_values_must_fit() -> None:
         LabelSelector.model_validate(
             {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}
         )
+
+
+def _image_source(**spec: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "feed": {"index": "https://mirror.example/isos/"},
+        "channel": "testing",
+        "key": "release",
+    }
+    return {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "ImageSource",
+        "metadata": {"name": "nightly"},
+        "spec": {**base, **spec},
+    }
+
+
+def test_an_image_source_never_feeds_production() -> None:
+    assert ImageSource.model_validate(_image_source()).spec.channel == "testing"
+    with pytest.raises(ValidationError, match="never feeds production"):
+        ImageSource.model_validate(_image_source(channel="production"))
+    with pytest.raises(ValidationError, match="named group"):
+        ImageSource.model_validate(_image_source(namePattern=r"^vyos-.*\.iso$"))
+    with pytest.raises(ValidationError, match="releases"):
+        ImageSource.model_validate(
+            _image_source(feed={"index": "https://a.example/", "releases": "https://b.example/"})
+        )
+
+
+def test_a_discovery_policy_scans_bounded_networks() -> None:
+    def policy(**spec: object) -> DiscoveryPolicy:
+        return DiscoveryPolicy.model_validate(
+            {
+                "apiVersion": "gitfirm.io/v1",
+                "kind": "DiscoveryPolicy",
+                "metadata": {"name": "lab"},
+                "spec": {"cidrs": ["10.1.2.3/24"], "site": "lab", **spec},
+            }
+        )
+
+    assert policy().spec.cidrs == ["10.1.2.0/24"] and policy().spec.ports == [443]
+    with pytest.raises(ValidationError, match="more than 65536"):
+        policy(cidrs=["10.0.0.0/8"])
+    with pytest.raises(ValidationError, match="not a CIDR"):
+        policy(cidrs=["10.0.0.300/24"])
+    with pytest.raises(ValidationError, match="once a minute"):
+        policy(interval="10s")

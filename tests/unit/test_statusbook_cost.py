@@ -2,19 +2,25 @@
 
 The daemon builds a snapshot on the event loop after every transition and for every
 ``GET /``; a per-device scan of the plan made it quadratic. These tests count how many
-planned devices a snapshot reads (through a plan whose device tuple counts its reads)
-and how many device entries a transition rebuilds; no clock is involved.
+planned devices a snapshot reads (through a plan whose device tuple counts its reads),
+how many device entries a transition rebuilds, and how many objects the dashboard's JSON
+encodes (through a counting encoder); no clock is involved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+
+from reconciler import statusbook
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan, PlannedDevice
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import RolloutProgress
+from reconciler.report.snapshot import StatusSnapshot
 from reconciler.rollout.model import Transition
 from reconciler.statusbook import StatusBook
 from tests.support.planning import NOW, desired, device, facts, image, policy
@@ -87,3 +93,59 @@ def test_a_transition_rebuilds_only_its_device() -> None:
     assert after.devices[10].phase == "precheck"
     assert after.rollouts[0].device_phases["r00010"] == "precheck"
     assert CountingDevices.reads <= 1, CountingDevices.reads
+
+
+class CountingEncoder:
+    """Stands in for the book's JSON encoder and counts the objects it encodes."""
+
+    def __init__(self, encode: Callable[[Any], str]) -> None:
+        self.encode = encode
+        self.calls = 0
+
+    def __call__(self, value: Any) -> str:
+        self.calls += 1
+        return self.encode(value)
+
+
+def expected_devices(snap: StatusSnapshot) -> dict[str, Any]:
+    """The dashboard's device entries, built from the snapshot without any cache."""
+    return {
+        d.name: {
+            "phase": d.phase,
+            "version": d.facts.version if d.facts else None,
+            "reachable": d.facts.reachable if d.facts else None,
+            "target": d.target_version,
+        }
+        for d in snap.devices
+    }
+
+
+def test_dashboard_json_encodes_each_device_once_then_only_changed_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counter = CountingEncoder(statusbook._encode)
+    monkeypatch.setattr(statusbook, "_encode", counter)
+    _, book, state = reads_per_snapshot(400)  # its summary encoded every device once
+    assert 400 <= counter.calls <= 400 + 2, counter.calls
+
+    counter.calls = 0
+    again = json.loads(book.summary_json(state, ()))
+    assert counter.calls <= 2, counter.calls  # nothing changed: only the fleet-wide parts
+    assert again["devices"] == expected_devices(book.snapshot(state, ()))
+
+    book.transition(Transition("r00010", "pending", "precheck", state.revision, "canary", NOW))
+    counter.calls = 0
+    after = json.loads(book.summary_json(state, ()))
+    assert counter.calls <= 1 + 2, counter.calls  # the one device, plus the fleet-wide parts
+    assert after["devices"]["r00010"]["phase"] == "precheck"
+    assert after["devices"] == expected_devices(book.snapshot(state, ()))
+    assert after["rollouts"]["canary"]["counts"] == {"pending": 39, "precheck": 1}
+
+
+def test_dashboard_json_cost_grows_linearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingEncoder(statusbook._encode)
+    monkeypatch.setattr(statusbook, "_encode", counter)
+    reads_per_snapshot(100)
+    small, counter.calls = counter.calls, 0
+    reads_per_snapshot(800)
+    assert counter.calls <= 8 * small + 8, (small, counter.calls)

@@ -1,0 +1,72 @@
+"""The alert centre through the real daemon, simulator and git: a halted rollout raises
+alerts that ``alerts.yaml`` on the status branch shows as the centre does, and resuming
+resolves them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.report.render import alerts_document
+from tests.support.daemon import GitOps, policy_yaml, running_gitops, wait_for
+from tests.support.gitrepo import git
+
+
+def _status_alerts(ops: GitOps) -> dict[str, Any]:
+    branches = (
+        git(ops.remote, "ls-tree", "--name-only", "status")
+        if "status" in git(ops.remote, "branch")
+        else ""
+    )
+    if "alerts.yaml" not in branches.split():
+        return {"active": [], "resolved": []}
+    doc: dict[str, Any] = yaml.safe_load(git(ops.remote, "show", "status:alerts.yaml"))
+    return doc
+
+
+def _keys(entries: list[dict[str, Any]]) -> set[str]:
+    return {f"{e['event']}/{e['subject']}" for e in entries}
+
+
+async def test_halt_raises_alerts_on_the_status_branch_and_resume_resolves(
+    tmp_path: Path,
+) -> None:
+    async with running_gitops(tmp_path, devices=3) as ops:
+        for name in ops.fleet.names:
+            ops.fleet.device(name).faults.disk_full = True
+        ops.merge({"policies/fleet.yaml": policy_yaml("1.4.4")}, "Roll the fleet to 1.4.4")
+        await wait_for(
+            lambda: "rollout-halted/fleet" in _keys(_status_alerts(ops)["active"]),
+            90,
+            "the halt in alerts.yaml",
+        )
+        active = _keys(_status_alerts(ops)["active"])
+        failed = [k for k in active if k.startswith("device-failed/")]
+        assert len(failed) == 1, active  # the canary only: the halt stopped the others
+        center = ops.daemon.alert_center
+        assert {a.key for a in center.active()} >= {"rollout-halted/fleet", *failed}
+        halted = center.get("rollout-halted", "fleet")
+        assert halted is not None and halted.severity == "critical" and halted.policy == "fleet"
+
+        # The branch shows what the centre holds (once the writer caught up).
+        await ops.daemon.writer.flush()
+        assert _status_alerts(ops) == alerts_document(center.alerts(), ops.daemon.secrets)
+
+        for name in ops.fleet.names:
+            ops.fleet.device(name).faults.disk_full = False
+        retry = policy_yaml("1.4.4").replace("selector:", "retryToken: '1'\n  selector:")
+        ops.merge({"policies/fleet.yaml": retry}, "Resume the fleet rollout")
+        await wait_for(
+            lambda: set(ops.versions().values()) == {"1.4.4"}, 120, "the resumed rollout"
+        )
+        await wait_for(
+            lambda: {"rollout-halted/fleet", *failed} <= _keys(_status_alerts(ops)["resolved"]),
+            60,
+            "the halt and the failure resolved in alerts.yaml",
+        )
+        resolved = {a.key: a for a in center.alerts() if not a.active}
+        assert resolved["rollout-halted/fleet"].resolved_at is not None
+        assert "rollout-completed/fleet" in {a.key for a in center.active()}
+        assert ops.fleet.api_key not in git(ops.remote, "show", "status:alerts.yaml")

@@ -1,0 +1,175 @@
+"""Three ``gitfirm run --shard`` processes, one config repository, one status branch.
+
+A simulated fleet of six routers in three sites (two each, with a redundancy pair in ams
+and lon). The config repository is strict: an AccessPolicy pinned at start, every commit
+SSH-signed by its admin. One process per site (``--shard 'site in (<site>)'``) watches the
+same bare remote and writes to the same ``status`` branch. A signed commit rolls every
+site to 1.4.4; each process must act only on its own routers, and the status branch must
+end with every router done under its shard's folder, the index naming all three shards,
+and no merge commit (the writers regenerate after each lost race). A later commit whose
+rollout policy spans two shards is refused by both shards it touches, and nothing moves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.model.kinds import AccessPolicy
+from reconciler.source.policy import policy_fingerprint
+from tests.e2e.test_daemon_process import DaemonProcess, _ready, gitfirm_run
+from tests.support.daemon import ALWAYS_OPEN, config_files, free_port, policy_yaml, wait_for
+from tests.support.gitrepo import (
+    access_policy,
+    commit_files,
+    git,
+    git_env,
+    push,
+    seeded_remote,
+    ssh_key,
+)
+from tests.support.simulator import KEY_ENV, running_simulator
+
+SITES = ("ams", "fra", "lon")
+
+
+def _policy(site: str, target: str) -> str:
+    doc = yaml.safe_load(policy_yaml(target, window=ALWAYS_OPEN))
+    doc["metadata"]["name"] = f"roll-{site}"
+    doc["spec"]["selector"] = {"matchLabels": {"gitfirm.io/site": site}}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _policies(target: str) -> dict[str, str]:
+    return {f"policies/{site}.yaml": _policy(site, target) for site in SITES}
+
+
+def _status(remote: Path, path: str) -> Any:
+    try:
+        return yaml.safe_load(git(remote, "show", f"status:{path}"))
+    except RuntimeError:  # no status branch or no such file yet
+        return None
+
+
+def _phase(remote: Path, site: str, device: str) -> str | None:
+    doc = _status(remote, f"shards/{site}/devices/{device}.yaml")
+    return doc.get("phase") if isinstance(doc, dict) else None
+
+
+def _refused(remote: Path, site: str, sha: str) -> bool:
+    doc = _status(remote, f"shards/{site}/source.yaml")
+    return isinstance(doc, dict) and any(r["revision"] == sha for r in doc.get("refused") or [])
+
+
+def _acted_on(child: DaemonProcess) -> set[str]:
+    return {e["device"] for e in child.events() if e.get("event") == "transition"}
+
+
+async def test_three_shards_share_one_repository_and_one_status_branch(tmp_path: Path) -> None:
+    admin = ssh_key(tmp_path / "keys", "admin")
+    policy_text = access_policy([(admin, ["admin"])])
+    pin = policy_fingerprint(AccessPolicy.model_validate(yaml.safe_load(policy_text)))
+    assert pin is not None
+    async with running_simulator(6, releases=["1.4"]) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, ["1.4.3", "1.4.4"])
+        docs = list(yaml.safe_load_all(files["fleet/devices.yaml"]))
+        site_of = {d["metadata"]["name"]: d["spec"]["site"] for d in docs}
+        assert sorted(set(site_of.values())) == list(SITES)
+        files |= {"trust/access.yaml": policy_text, **_policies("1.4.3")}
+        remote, work = seeded_remote(tmp_path / "git", files)
+        git(work, "-c", "gpg.format=ssh", "-c", f"user.signingkey={admin.private}",
+            "commit", "--amend", "--quiet", "--no-edit", "-S")  # fmt: skip
+        push(work, force=True)
+        env = git_env(tmp_path, {KEY_ENV: fleet.api_key, "PYTHONUNBUFFERED": "1"})
+        ports = {site: free_port() for site in SITES}
+
+        def args(site: str) -> list[str]:
+            return [
+                "--repo", str(remote), "--state-dir", str(tmp_path / f"state-{site}"),
+                "--listen", f"127.0.0.1:{ports[site]}", "--poll-interval", "0.3",
+                "--observe-interval", "3600", "--status-coalesce", "0",
+                "--access-pin", pin, "--rollout-timings", json.dumps({"boot_poll": 0.05,
+                "stage_poll": 0.05, "window_poll": 0.1}),
+                "--shard", f"site in ({site})", "--shard-name", site,
+            ]  # fmt: skip
+
+        async with (
+            gitfirm_run(args("ams"), env) as ams,
+            gitfirm_run(args("fra"), env) as fra,
+            gitfirm_run(args("lon"), env) as lon,
+        ):
+            children = {"ams": ams, "fra": fra, "lon": lon}
+            for site in SITES:
+                await _ready(ports[site])
+            sha = commit_files(work, _policies("1.4.4"), "Roll every site to 1.4.4", key=admin)
+            push(work)
+            await wait_for(
+                lambda: all(fleet.device(n).running == "1.4.4" for n in fleet.names),
+                240,
+                "every site's rollout",
+            )
+            await wait_for(
+                lambda: all(_phase(remote, site_of[n], n) == "done" for n in fleet.names),
+                120,
+                "every device done on the status branch",
+            )
+
+            # One rollout policy over ams and fra: both shards refuse it, lon applies it.
+            across = yaml.safe_load(_policy("ams", "1.4.4"))
+            across["spec"]["selector"] = {
+                "matchExpressions": [
+                    {"key": "gitfirm.io/site", "operator": "In", "values": ["ams", "fra"]}
+                ]
+            }
+            bad = commit_files(
+                work,
+                {"policies/ams.yaml": yaml.safe_dump(across), "policies/fra.yaml": None},
+                "One policy for ams and fra",
+                key=admin,
+            )
+            push(work)
+            await wait_for(
+                lambda: (
+                    _refused(remote, "ams", bad)
+                    and _refused(remote, "fra", bad)
+                    and (_status(remote, "shards/lon/source.yaml") or {}).get("applied") == bad
+                ),
+                120,
+                "ams and fra refusing the spanning policy, lon applying it",
+            )
+            for site in SITES:
+                assert await children[site].terminate() == 0
+
+    # Each process acted on its own site's routers and no other.
+    for site, child in children.items():
+        acted = _acted_on(child)
+        assert acted == {n for n, s in site_of.items() if s == site}, (site, acted)
+        errors = [e for e in child.events() if e.get("event") == "invalid-config"]
+        if site in ("ams", "fra"):
+            assert any("spans shards" in e["msg"] for e in errors), (site, errors)
+    # One upgrade per router, by its own shard; the refused revision moved nothing.
+    for name in fleet.names:
+        assert fleet.device(name).running == "1.4.4"
+        adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
+        assert len(adds) == 1, (name, fleet.device(name).log)
+    # The status branch: every device in its shard's folder, an index of all three, no merge.
+    tree = git(remote, "ls-tree", "-r", "--name-only", "status").split()
+    for name, site in site_of.items():
+        assert f"shards/{site}/devices/{name}.yaml" in tree
+    assert not [p for p in tree if not p.startswith("shards/") and p != "README.md"], tree
+    readme = git(remote, "show", "status:README.md")
+    assert "Shards: 3 · devices: 6" in readme
+    for site in SITES:
+        assert f"| [{site}](shards/{site}/README.md) | 2 |" in readme
+    assert git(remote, "rev-list", "--merges", "status").strip() == ""
+    # Every transition each process logged reached its own rollout file: none was lost.
+    for site in SITES:
+        rollout = _status(remote, f"shards/{site}/rollouts/roll-{site}.yaml")
+        assert isinstance(rollout, dict), site
+        assert rollout["target"]["version"] == "1.4.4"
+        assert rollout["revision"] == sha or site == "lon"  # lon applied the later commit
+        assert set(rollout["devices"]) == {n for n, s in site_of.items() if s == site}
+        assert set(rollout["devices"].values()) == {"done"}
