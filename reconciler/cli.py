@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from reconciler.daemon import DaemonSettings
+    from reconciler.forge import ForgeConfig
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.loader import LoadResult
@@ -883,7 +884,8 @@ every setting (gitfirm schema reference writes it).
 _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
-    "operator_token_env", "operator_listen", "shard", "shard_name", "shutdown_grace",
+    "operator_token_env", "operator_listen", "shard", "shard_name", "forge", "forge_url",
+    "forge_repo", "forge_token_env", "forge_token_file", "shutdown_grace",
 )  # fmt: skip
 
 # Settings that an environment variable gives when neither the flag nor --config does.
@@ -944,6 +946,7 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--shard-name", metavar="NAME", help="this shard's name: status goes to shards/NAME/"
     )
+    _forge_flags(p, statuses=True)
     p.add_argument(
         "--no-watch",
         action="store_const",
@@ -951,6 +954,37 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="do not watch a local repository path for changes (polling only)",
     )
     p.set_defaults(handler=_cmd_run)
+
+
+def _forge_flags(p: argparse.ArgumentParser, *, statuses: bool) -> None:
+    """The forge flags ``run`` (commit statuses) and ``plan --comment-pr`` share."""
+    what = "post a commit status per rollout to" if statuses else "post the plan comment on"
+    p.add_argument("--forge", choices=["github", "gitlab", "gitea"], help=f"{what} this forge")
+    p.add_argument(
+        "--forge-url",
+        metavar="URL",
+        help="API root: https://api.github.com (default), https://HOST/api/v4 (GitLab, "
+        "default gitlab.com), https://HOST/api/v1 (Gitea/Forgejo)",
+    )
+    p.add_argument("--forge-repo", metavar="OWNER/NAME", help="the repository on the forge")
+    p.add_argument("--forge-token-env", metavar="VAR", help="env var holding the forge token")
+    p.add_argument(
+        "--forge-token-file", type=Path, metavar="FILE", help="file holding the forge token"
+    )
+
+
+def _forge_token(config: ForgeConfig) -> str:
+    """The forge token, or one ``error:`` line naming the variable or file to set."""
+    import os
+
+    from reconciler.errors import ConfigError
+    from reconciler.forge import read_token
+
+    try:
+        config.check()
+        return read_token(config, os.environ)
+    except ConfigError as e:
+        raise _Fail(e.message) from None
 
 
 def _run_settings(args: argparse.Namespace) -> DaemonSettings:
@@ -1024,6 +1058,8 @@ def _preflight(settings: DaemonSettings) -> None:
 
     check_state_dir(settings.state_dir)
     _probe(settings.repo, settings.branch)
+    if settings.forge is not None:
+        _forge_token(settings.forge_config())
     if settings.access_pin is not None:
         return
     mirror = Mirror(settings.repo, settings.state_dir / "source", settings.branch)

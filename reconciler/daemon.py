@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets as pysecrets
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,7 +43,11 @@ from starlette.routing import Mount, Route
 from reconciler import __version__
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.feed import AlertFeed, FeedSettings
+from reconciler.alerts.model import Alert
 from reconciler.clock import Clock, SystemClock
+from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
+from reconciler.dashboard.live import Changes
+from reconciler.dashboard.routes import LOGIN, Dashboard
 from reconciler.devices.client import VyOSClient
 from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.fleet import device_endpoint
@@ -57,12 +62,15 @@ from reconciler.errors import (
     RolloutError,
     summarize,
 )
+from reconciler.forge import ForgeConfig, make_forge, read_token
+from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
 from reconciler.images.fetch import FetchSettings
 from reconciler.images.ops import check_stored, fetch_images
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
 from reconciler.images.store import ImageStore
 from reconciler.images.tokens import TokenSigner
+from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
@@ -86,6 +94,7 @@ from reconciler.rollout.progress import rollout_progress
 from reconciler.rollout.scheduler import Scheduler
 from reconciler.sanitize import redact
 from reconciler.secrets import SecretPolicy
+from reconciler.session import SessionSigner
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
 from reconciler.source.verified import VerifiedRevision
@@ -204,6 +213,30 @@ class DaemonSettings(BaseModel):
         description="Name of this shard: its status goes to shards/<name>/ on the status "
         "branch (required with shard)",
     )
+    forge: Literal["github", "gitlab", "gitea"] | None = Field(
+        default=None,
+        description="Post a commit status per rollout (gitfirm/<policy>) to this forge "
+        "(docs/forges.md); unset: no statuses",
+    )
+    forge_url: str | None = Field(
+        default=None,
+        description="The forge's API root (https://api.github.com, https://HOST/api/v4, "
+        "https://HOST/api/v1); GitHub and GitLab default to their public ones",
+    )
+    forge_repo: str | None = Field(
+        default=None, description="The config repository on the forge: owner/name"
+    )
+    forge_token_env: str | None = Field(
+        default=None, description="Env var holding the forge token (never the token itself)"
+    )
+    forge_token_file: Path | None = Field(
+        default=None, description="File holding the forge token, read instead of an env var"
+    )
+    forge_status_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between retries of commit statuses the forge did not take",
+    )
 
     @model_validator(mode="after")
     def _shard_named(self) -> DaemonSettings:
@@ -215,6 +248,26 @@ class DaemonSettings(BaseModel):
             except ShardError as e:
                 raise ValueError(e.message) from None
         return self
+
+    @model_validator(mode="after")
+    def _forge_complete(self) -> DaemonSettings:
+        if self.forge is not None:
+            try:  # refused at start, with the flag to give
+                self.forge_config().check()
+            except ConfigError as e:
+                raise ValueError(e.message) from None
+        return self
+
+    def forge_config(self) -> ForgeConfig:
+        """The forge settings as the forge package takes them (``forge`` must be set)."""
+        assert self.forge is not None
+        return ForgeConfig(
+            kind=self.forge,
+            repo=self.forge_repo or "",
+            url=self.forge_url or "",
+            token_env=self.forge_token_env or "",
+            token_file=self.forge_token_file,
+        )
 
     @property
     def base_url(self) -> str:
@@ -349,6 +402,16 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._rescheduled = asyncio.Event()
+        self.changes = Changes()
+        """The dashboard's state version: bumped with every status submission."""
+        self._source = SourceState(branch=settings.branch)
+        self._signers: dict[str, tuple[str, str]] = {}
+        self._session = SessionSigner(self._operator_token) if self._operator_token else None
+        self.dashboard = Dashboard(
+            _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
+            self.changes,
+            self._session,
+        )
         self.loops: dict[str, Loop] = {
             "source": self._source_loop,
             "observe": self._observe_loop,
@@ -356,6 +419,12 @@ class Daemon:
             "loop-lag": LoopLag(self.metrics.loop_blocked).run,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
+        self._forge_http: httpx.AsyncClient | None = None
+        self.statuses: StatusPoster | None = None
+        """Posts each rollout's commit status when a forge is configured."""
+        if settings.forge is not None:
+            self.statuses = self._status_poster()
+            self.loops["forge-status"] = self.statuses.run
 
     # --- secrets ------------------------------------------------------------------------
 
@@ -383,9 +452,10 @@ class Daemon:
         s = self.settings
         hook = s.webhook_secret_env
         env = [hook, *(f"{hook}_{forge.upper()}" for forge in FORGES)]
-        env += [s.backup_key_env, s.operator_token_env]
+        env += [s.backup_key_env, s.operator_token_env, s.forge_token_env or ""]
         paths = [s.state_dir, Path.home() / ".ssh", Path.home() / ".git-credentials"]
         paths += [s.status_signing_key] if s.status_signing_key else []
+        paths += [s.forge_token_file] if s.forge_token_file else []
         return s.secrets.deny(env=env, paths=paths)
 
     def _secret_file(self, name: str, make: bytes) -> bytes:
@@ -413,6 +483,35 @@ class Daemon:
             extra={"event": "backup-key-generated"},
         )
         return BackupKey.from_text(made.strip())
+
+    def _status_poster(self) -> StatusPoster:
+        config = self.settings.forge_config()
+        token = read_token(config, self.environ)
+        self._remember(token)
+        # Its own client: the forge is checked against the system CAs, never a device's TLS.
+        self._forge_http = httpx.AsyncClient(timeout=30.0)
+        forge = make_forge(
+            config,
+            token,
+            http=self._forge_http,
+            clock=self.clock,
+            user_agent=f"gitfirm/{__version__}",
+            on_result=self.metrics.forge_request,
+        )
+
+        def updates() -> list[StatusUpdate]:
+            snapshot = self.book.snapshot(self.state.desired, self.secrets)
+            plan = self.state.plan
+            planned = plan.revision if plan is not None else None
+            return rollout_statuses(snapshot, self.settings.base_url, planned)
+
+        return StatusPoster(
+            forge,
+            updates,
+            clock=self.clock,
+            interval=self.settings.forge_status_interval,
+            secrets=lambda: self.secrets,
+        )
 
     # --- wiring for the rollout engine ---------------------------------------------------
 
@@ -540,8 +639,19 @@ class Daemon:
         self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
-        committed = self.mirror.repo.text("show", "-s", "--format=%ct", revision).strip()
-        self.metrics.revision_applied(datetime.fromtimestamp(int(committed), UTC))
+        shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
+        committed, _, subject = shown.strip().partition("\n")
+        at = datetime.fromtimestamp(int(committed), UTC)
+        self.metrics.revision_applied(at)
+        signer, verdict = self._signers.pop(revision, ("", "verified before this process started"))
+        self._source = SourceState(
+            applied=revision,
+            signer=signer or None,
+            verdict=verdict,
+            committed_at=at,
+            subject=redact(subject, self.secrets),
+            branch=self.settings.branch,
+        )
         self._endpoints = self._resolve_endpoints(desired)
         self._images_checked.clear()
         self._image_retries.clear()
@@ -553,6 +663,7 @@ class Daemon:
         if not verdict.ok:
             self._refuse(head, f"commit refused ({verdict.reason}): {verdict.message}")
             verdict.raise_if_refused()
+        self._signers = {head: (verdict.signer, verdict.reason)}
         return await self._load(head)
 
     async def _load(self, head: str) -> DesiredState:
@@ -731,6 +842,49 @@ class Daemon:
     def _submit(self) -> None:
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
         self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
+        if self.statuses is not None:
+            self.statuses.wake()
+        self.changes.bump()
+
+    # --- dashboard ----------------------------------------------------------------------
+
+    def _board(self, alerts: tuple[Alert, ...]) -> Board:
+        """Everything the dashboard shows now (built once per state version)."""
+        desired = self.state.desired
+        capacity = self.store.capacity()
+        error = self.state.last_error
+        return Board(
+            version=self.changes.version,
+            now=self.clock.now(),
+            snapshot=self.book.snapshot(desired, self.secrets),
+            desired=desired,
+            plan=self.state.plan,
+            images=self._image_rows(desired),
+            capacity=StoreCapacity(capacity.used, capacity.free, capacity.per_channel),
+            history=tuple(self.journal.history()),
+            source=dataclasses.replace(
+                self._source, last_error=error.message if error is not None else None
+            ),
+            alerts=alerts,
+        )
+
+    def _image_rows(self, desired: DesiredState | None) -> tuple[ImageRow, ...]:
+        stored = {i.verified.sha256: i for i in self.store.list()}
+        rows = []
+        for name, image in sorted((desired.images if desired else {}).items()):
+            spec = image.spec
+            refused = self.state.refused_images.get(name)
+            row = ImageRow(name, spec.version, str(spec.channel), spec.sha256, spec.size, True)
+            rows.append(dataclasses.replace(row, revoked=spec.revoked, refused=refused))
+        out = []
+        for row in rows:
+            kept = stored.pop(row.sha256, None)
+            out.append(row if kept is None else _stored_row(row, kept.verified, kept.stored_at))
+        for kept in stored.values():  # still in the store, no longer declared
+            v = kept.verified
+            row = ImageRow(v.name, v.version, v.channel, v.sha256, v.size, declared=False)
+            out.append(_stored_row(row, v, kept.stored_at))
+        return tuple(out)
 
     # --- HTTP surface -----------------------------------------------------------------------
 
@@ -765,7 +919,8 @@ class Daemon:
 
         return build_surfaces(
             probes=[Route("/healthz", healthz), Route("/readyz", readyz)],
-            operator=[Route("/metrics", metrics), Route("/", dashboard)],
+            operator=[Route("/metrics", metrics), Route("/", dashboard), *self.dashboard.pages()],
+            public=self.dashboard.public(),
             devices=[
                 *webhook_routes(
                     self.webhook_secrets,
@@ -779,6 +934,8 @@ class Daemon:
                 self.settings.operator_token_env,
                 token=self._operator_token,
                 listen=self.settings.operator_listen,
+                session=self._session,
+                login=LOGIN,
             ),
         )
 
@@ -866,6 +1023,7 @@ class Daemon:
         # devices, in-flight ones park at their next step boundary (within shutdown_grace,
         # then cancelled), and the journal lets the next process resume them at their
         # phase, health gate included. No task outlives this.
+        self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
@@ -885,5 +1043,44 @@ class Daemon:
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._forge_http is not None:
+            await self._forge_http.aclose()
         self.journal.close()
         self.marks.close()
+
+
+def _stored_row(row: ImageRow, verified: Verified, stored_at: str) -> ImageRow:
+    signed = verified.signed_timestamp
+    return dataclasses.replace(
+        row,
+        stored_at=stored_at,
+        signer=verified.signer,
+        signed_at=datetime.fromtimestamp(signed, UTC) if signed else None,
+    )
+
+
+@dataclass
+class _Feed:
+    """The dashboard's view of the daemon (:class:`reconciler.dashboard.routes.Feed`)."""
+
+    changes: Changes
+    alerts: Callable[[], tuple[Alert, ...]]
+    build: Callable[[tuple[Alert, ...]], Board]
+    store: BackupStore
+    seen: tuple[Alert, ...] = ()
+
+    def version(self) -> int:
+        """The state version; a change in the alert centre moves it too."""
+        alerts = self.alerts()
+        if alerts != self.seen:
+            self.seen = alerts
+            self.changes.bump()
+        return self.changes.version
+
+    def board(self) -> Board:
+        """Everything the pages show now."""
+        return self.build(self.seen)
+
+    def backups(self, device: str) -> tuple[Backup, ...]:
+        """The device's configuration backups, newest first."""
+        return tuple(Backup(e.revision, e.taken) for e in reversed(self.store.entries(device)))

@@ -44,6 +44,8 @@ __all__ = ["StatusBook"]
 _MAX_REFUSALS = 20
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 """Compact JSON, as Starlette's ``JSONResponse`` renders it."""
+_SummaryKey = tuple[str, str | None, bool | None, str | None]
+"""What the dashboard shows of a device: phase, version, reachable, target."""
 
 
 class StatusBook:
@@ -73,7 +75,7 @@ class StatusBook:
         self._position: dict[str, int] = {}
         self._device_rows: tuple[DeviceStatus, ...] | None = None
         self._stale: set[str] = set()
-        self._summary_rows: dict[str, tuple[DeviceStatus, bytes]] = {}
+        self._summary_rows: dict[str, tuple[_SummaryKey, bytes]] = {}
         self._summary_devices_json: tuple[tuple[DeviceStatus, ...], bytes] | None = None
         self._rollout_rows: dict[str, RolloutStatus] = {}
         self._verdicts: tuple[ComplianceVerdict, ...] | None = None
@@ -284,8 +286,9 @@ class StatusBook:
 
     def _summary_devices(self, devices: tuple[DeviceStatus, ...]) -> bytes:
         """The dashboard's ``devices`` object as JSON; a device's entry is encoded again only
-        when its status entry changed, and the object is joined again only when the
-        snapshot's device tuple is a new one (after a transition or an observation)."""
+        when what it shows changed (not merely its status entry: every observation makes
+        new ones), and the object is joined again only when the snapshot's device tuple is
+        a new one (after a transition or an observation)."""
         cached = self._summary_devices_json
         if cached is not None and cached[0] is devices:
             return cached[1]
@@ -294,15 +297,17 @@ class StatusBook:
             self._summary_rows = cache = {}
         parts = []
         for d in devices:
+            facts = d.facts
+            key = (
+                d.phase,
+                facts.version if facts else None,
+                facts.reachable if facts else None,
+                d.target_version,
+            )
             hit = cache.get(d.name)
-            if hit is None or hit[0] is not d:
-                entry = {
-                    "phase": d.phase,
-                    "version": d.facts.version if d.facts else None,
-                    "reachable": d.facts.reachable if d.facts else None,
-                    "target": d.target_version,
-                }
-                cache[d.name] = hit = (d, _encode({d.name: entry})[1:-1].encode())
+            if hit is None or hit[0] != key:
+                entry = dict(zip(("phase", "version", "reachable", "target"), key, strict=True))
+                cache[d.name] = hit = (key, _encode({d.name: entry})[1:-1].encode())
             parts.append(hit[1])
         body = b"{" + b",".join(parts) + b"}"
         self._summary_devices_json = (devices, body)

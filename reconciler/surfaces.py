@@ -10,9 +10,11 @@ are served only to an operator:
 - on their own listener (``--operator-listen``), which then is the only place they exist:
   the device port answers 404 for them.
 
-With neither, every operator request is 401 and says what to configure. See
-``docs/operator-surfaces.md``. This module only assembles routes handed to it; it knows no
-stage.
+A browser proves the token once, on the dashboard's login form, and then sends the signed
+session cookie of :mod:`reconciler.session` instead of the header; an unauthenticated page
+request of the dashboard (``/ui/...``) is sent to that form. With neither, every operator
+request is 401 and says what to configure. See ``docs/operator-surfaces.md``. This module
+only assembles routes handed to it; it knows no stage.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
+
+from reconciler.session import COOKIE, SessionSigner
 
 __all__ = ["HttpServers", "OperatorAccess", "Surfaces", "build_surfaces"]
 
@@ -42,6 +46,10 @@ class OperatorAccess:
     token: str | None = field(default=None, repr=False)
     listen: str | None = None
     """``host:port`` of the operator listener; ``None`` shares the device port."""
+    session: SessionSigner | None = field(default=None, repr=False)
+    """Checks the dashboard's session cookie (made from the token); ``None``: header only."""
+    login: str | None = None
+    """Path of the login form that unauthenticated dashboard pages are sent to."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,27 @@ class Surfaces:
     operator: Starlette | None = None
 
 
-def _authorized(request: Request, token: str) -> bool:
+def _authorized(request: Request, access: OperatorAccess) -> bool:
+    token = access.token
+    if token is None:
+        return False
+    if access.session is not None and access.session.valid(request.cookies.get(COOKIE)):
+        return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+def _to_login(request: Request, access: OperatorAccess) -> bool:
+    """A browser asking for a dashboard page is sent to the form, not shown a bare 401."""
+    return (
+        access.login is not None
+        and access.token is not None
+        and request.method == "GET"
+        and request.url.path.startswith("/ui/")
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 def _guarded(route: Route, access: OperatorAccess) -> Route:
@@ -72,7 +96,10 @@ def _guarded(route: Route, access: OperatorAccess) -> Route:
         hint = f"operator endpoint: send 'Authorization: Bearer <${access.token_env}>'"
 
     async def endpoint(request: Request) -> Response:
-        if token is None or not _authorized(request, token):
+        if not _authorized(request, access):
+            if _to_login(request, access):
+                assert access.login is not None
+                return RedirectResponse(access.login, status_code=303)
             challenge = {"WWW-Authenticate": 'Bearer realm="gitfirm"'}
             return PlainTextResponse(hint + "\n", status_code=401, headers=challenge)
         response: Response = await inner(request)
@@ -87,11 +114,13 @@ def build_surfaces(
     operator: Sequence[Route],
     devices: Sequence[BaseRoute],
     access: OperatorAccess,
+    public: Sequence[BaseRoute] = (),
 ) -> Surfaces:
     """Assemble the apps: probes everywhere, device routes on the device port only, operator
-    routes guarded and, with an operator listener, there only. ``devices`` may end with a
-    catch-all mount, so it goes last."""
-    guarded = [_guarded(route, access) for route in operator]
+    routes guarded and, with an operator listener, there only. ``public`` routes live where
+    the operator routes do but need no token (the login form and its stylesheet). ``devices``
+    may end with a catch-all mount, so it goes last."""
+    guarded = [*public, *(_guarded(route, access) for route in operator)]
     if access.listen is None:
         return Surfaces(Starlette(routes=[*probes, *guarded, *devices]))
     return Surfaces(

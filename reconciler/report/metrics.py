@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from reconciler.forge.http import FORGE_RESULTS
 from reconciler.model.facts import DeviceFacts
 from reconciler.planning.progress import Phase
 from reconciler.report.snapshot import StatusSnapshot
@@ -174,6 +175,12 @@ class Metrics:
             ["forge", "result"],
             registry=r,
         )
+        self.forge_requests = Counter(
+            "gitfirm_forge_requests",
+            "Requests to the forge API (statuses, comments, pull requests) by forge and result",
+            ["forge", "result"],
+            registry=r,
+        )
         self.transitions = Counter(
             "gitfirm_device_transitions",
             "Device state-machine transitions by rollout and new phase",
@@ -231,6 +238,8 @@ class Metrics:
         for forge in _FORGES:
             for result in WEBHOOK_RESULTS:
                 self.webhooks.labels(forge, result)
+            for result in FORGE_RESULTS:
+                self.forge_requests.labels(forge, result)
         for phase in Phase:
             self.step_seconds.labels(str(phase))
         for result in ROLLOUT_RESULTS:
@@ -256,6 +265,10 @@ class Metrics:
     def webhook(self, forge: str, result: str) -> None:
         """Count one webhook delivery."""
         self.webhooks.labels(forge, result).inc()
+
+    def forge_request(self, forge: str, result: str) -> None:
+        """Count one forge API request (``success``, ``failure`` or ``rate_limited``)."""
+        self.forge_requests.labels(forge, result).inc()
 
     def transition(
         self, rollout: str, device: str, from_phase: str, to_phase: str, at: datetime

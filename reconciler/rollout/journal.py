@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -218,10 +219,16 @@ class Journal:
             " FROM events WHERE policy=? ORDER BY id DESC LIMIT ?",
             (policy, limit),
         ).fetchall()
-        return [
-            Transition(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5]), r[6], r[7], r[8])
-            for r in reversed(rows)
-        ]
+        return _transitions(reversed(rows))
+
+    def history(self, *, limit: int = 10_000) -> list[Transition]:
+        """The last ``limit`` events of every policy, oldest first (statistics, timelines)."""
+        rows = self._db.execute(
+            "SELECT device, from_phase, to_phase, revision, policy, time, hop, target, detail"
+            " FROM events ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return _transitions(reversed(rows))
 
     def prune(self, before: datetime) -> int:
         """Delete events older than ``before`` (timezone-aware); returns how many.
@@ -239,6 +246,13 @@ class Journal:
 
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
+
+
+def _transitions(rows: Iterable[Sequence[Any]]) -> list[Transition]:
+    return [
+        Transition(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5]), r[6], r[7], r[8])
+        for r in rows
+    ]
 
 
 class _Tx:

@@ -82,6 +82,9 @@ class Verdict:
     message: str = ""
     policy: PolicySnapshot = field(default_factory=PolicySnapshot)
     checked: int = 0
+    signer: str = ""
+    """Who signed the head (the SSH principal or OpenPGP user id) when its signature was
+    checked; empty when the AccessPolicy in force required none."""
 
     def raise_if_refused(self) -> None:
         """Raise :class:`~reconciler.errors.CommitRefused` for a refused verdict."""
@@ -166,6 +169,7 @@ class Verifier:
         current = trusted
         logs: dict[str | None, dict[str, CommitInfo]] = {}
         checked = 0
+        signer = ""
         for commit in mainline:
             # A merge's side commits are checked against the policy in force at the merge.
             log = self._commits(current, since, head, logs)
@@ -174,8 +178,11 @@ class Verifier:
             for sha in group:
                 info = log[sha]
                 base = info.parents[0] if info.parents else None
+                enforced = current.policy is not None and current.policy.spec.mode != "none"
                 after = self._judge(info, current, base)
-                checked += current.policy is not None and current.policy.spec.mode != "none"
+                checked += enforced
+                if sha == head and enforced:
+                    signer = info.signer
                 if sha == commit:
                     current = after
         final = self._read(head)
@@ -185,7 +192,7 @@ class Verifier:
                 head,
                 "the AccessPolicy at the head is not one an admin signed in",
             )
-        return Verdict(True, head, "verified", policy=current, checked=checked)
+        return Verdict(True, head, "verified", policy=current, checked=checked, signer=signer)
 
     def _read(self, sha: str) -> PolicySnapshot:
         # A commit's tree never changes, so its policy is read once.
@@ -200,7 +207,7 @@ class Verifier:
         # The head's signer answers for the whole range, as if it were one commit.
         info = replace(self._commits(trusted, None, head, {}, single=True)[head], files=files)
         after = self._judge(info, trusted, since)
-        return Verdict(True, head, "verified", policy=after, checked=1)
+        return Verdict(True, head, "verified", policy=after, checked=1, signer=info.signer)
 
     def _bootstrap(self, head: str) -> Verdict:
         at_head = self._read(head)

@@ -102,6 +102,8 @@ def test_bootstrap_from_pin_then_good_chain_passes(world: World) -> None:
     verdict = verifier.verify(c, since=first.revision)
     assert verdict.ok, verdict
     assert verdict.checked == 3
+    # The head's signer, as the dashboard's Source page names it.
+    assert verdict.signer == world.dev.name and first.signer == world.admin.name
     assert {a, b} <= set(world.repo.text("rev-list", c).split())
 
 
@@ -191,7 +193,7 @@ def test_no_policy_and_no_pin_needs_nothing(tmp_path: Path) -> None:
     push(work)
     mirror = Mirror(str(remote), tmp_path / "state")
     verdict = Verifier(mirror.repo).verify(mirror.sync())
-    assert (verdict.ok, verdict.reason) == (True, "not-required")
+    assert (verdict.ok, verdict.reason, verdict.signer) == (True, "not-required", "")
 
 
 def test_head_mode_checks_only_the_head_but_all_its_paths(

@@ -181,9 +181,11 @@ async def running_gitops(
     watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
-    daemon polling it; ``target`` is an approved, signed image ready to roll out."""
+    daemon polling it; ``target`` is an approved, signed image ready to roll out.
+    ``settings`` are further DaemonSettings (a forge, say)."""
     async with running_simulator(devices, releases=["1.4"]) as fleet:
         files, names = config_files(tmp / "upstream", fleet, [current, target])
         files.update({"policies/fleet.yaml": policy_yaml(current), **(extra_files or {})})
@@ -205,6 +207,7 @@ async def running_gitops(
             watch_local=watch_local,
             status_coalesce=0,
             access_pin=access_pin,
+            **dict(settings or {}),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))

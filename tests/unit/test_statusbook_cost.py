@@ -149,3 +149,28 @@ def test_dashboard_json_cost_grows_linearly(monkeypatch: pytest.MonkeyPatch) -> 
     small, counter.calls = counter.calls, 0
     reads_per_snapshot(800)
     assert counter.calls <= 8 * small + 8, (small, counter.calls)
+
+
+def test_a_new_observation_encodes_only_devices_whose_dashboard_entry_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counter = CountingEncoder(statusbook._encode)
+    monkeypatch.setattr(statusbook, "_encode", counter)
+    _, book, state = reads_per_snapshot(400)
+    # Every device observed again (new facts objects, so new status entries); one now
+    # runs another version and one stopped answering.
+    observed = {n: facts(n, "1.4.2", rtt_ms=3.0) for n in state.devices}
+    observed["r00020"] = facts("r00020", "1.4.3")
+    observed["r00021"] = facts("r00021", None, reachable=False, error="timeout")
+    book.observed(observed, state)
+    counter.calls = 0
+    body = json.loads(book.summary_json(state, ()))
+    assert counter.calls <= 2 + 2, counter.calls  # two devices, plus the fleet-wide parts
+    assert body["devices"]["r00020"]["version"] == "1.4.3"
+    assert body["devices"]["r00021"] == {
+        "phase": "pending",
+        "version": None,
+        "reachable": False,
+        "target": None,
+    }
+    assert body["devices"] == expected_devices(book.snapshot(state, ()))
