@@ -134,6 +134,7 @@ class Fetcher:
         settings: FetchSettings | None = None,
         progress: ProgressCallback | None = None,
         rng: random.Random | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.store = store
         self._client = client
@@ -141,7 +142,8 @@ class Fetcher:
         self.settings = settings or FetchSettings()
         self._progress = progress
         self._rng = rng or random.Random()
-        self._throttle = (
+        # A throttle given is shared with other fetchers (a site's one fetch cap).
+        self._throttle = throttle or (
             Throttle(self.settings.bandwidth, clock) if self.settings.bandwidth else None
         )
         self._inflight: dict[str, asyncio.Task[Verified]] = {}

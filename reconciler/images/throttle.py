@@ -20,10 +20,13 @@ class Throttle:
         self._clock = clock
         self._burst = burst
         self._free_at = clock.monotonic()
+        self.consumed = 0
+        """Bytes accounted so far: every byte a capped path moved went through here."""
 
     async def consume(self, nbytes: int) -> None:
         """Account for ``nbytes`` and sleep until they fit within the rate."""
         now = self._clock.monotonic()
+        self.consumed += nbytes
         # Reserve the slot before sleeping, so concurrent callers queue behind each other.
         self._free_at = max(self._free_at, now) + nbytes / self.rate
         wait = self._free_at - now - self._burst

@@ -12,16 +12,26 @@ rollout policy spans two shards is refused by both shards it touches, and nothin
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from reconciler.daemon import Daemon
 from reconciler.model.kinds import AccessPolicy
 from reconciler.source.policy import policy_fingerprint
 from tests.e2e.test_daemon_process import DaemonProcess, _ready, gitfirm_run
-from tests.support.daemon import ALWAYS_OPEN, config_files, free_port, policy_yaml, wait_for
+from tests.support.daemon import (
+    ALWAYS_OPEN,
+    config_files,
+    free_port,
+    make_daemon,
+    policy_yaml,
+    wait_for,
+)
 from tests.support.gitrepo import (
     access_policy,
     commit_files,
@@ -173,3 +183,68 @@ async def test_three_shards_share_one_repository_and_one_status_branch(tmp_path:
         assert rollout["revision"] == sha or site == "lon"  # lon applied the later commit
         assert set(rollout["devices"]) == {n for n, s in site_of.items() if s == site}
         assert set(rollout["devices"].values()) == {"done"}
+
+
+async def test_shards_fetch_once_from_a_peer_site_and_serve_under_their_caps(
+    tmp_path: Path,
+) -> None:
+    """Two shard daemons share the image-token key: ams fetches 1.4.4 from the upstream and
+    serves its routers under its serve cap; then the upstream disappears, and fra pulls the
+    image from ams's image server, verifies it again, and rolls out its own routers."""
+    async with running_simulator(4, releases=["1.4"]) as fleet:
+        files, names = config_files(tmp_path / "upstream", fleet, ["1.4.3", "1.4.4"])
+        image = names["1.4.4"]
+        files |= {f"policies/{site}.yaml": _policy(site, "1.4.4") for site in ("ams", "fra")}
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        site_of = {d.name: d.spec.site for d in fleet.device_docs()}
+        env = {KEY_ENV: fleet.api_key, "GITFIRM_IMAGE_TOKEN_KEY": "shared-site-key-" * 2}
+        ports = {"ams": free_port(), "fra": free_port()}
+        caps = {"serve_bps": 4_000_000, "fetch_bps": 4_000_000, "fetch_concurrency": 1}
+
+        def shard(site: str, **images: Any) -> Daemon:
+            return make_daemon(
+                remote, tmp_path / f"state-{site}", ports[site], env, io.StringIO(),
+                shard=f"site in ({site})", shard_name=site, images=images,
+                poll_interval=0.2, status_coalesce=0,
+            )  # fmt: skip
+
+        def upgraded(site: str) -> bool:
+            mine = [n for n, s in site_of.items() if s == site]
+            return all(fleet.device(n).running == "1.4.4" for n in mine)
+
+        ams = shard("ams", **caps)
+        stop_ams = asyncio.Event()
+        ams_task = asyncio.create_task(ams.run(stop_ams))
+        try:
+            await wait_for(lambda: upgraded("ams"), 120, "ams's rollout")
+            size = ams.state.desired.images[image].spec.size  # type: ignore[union-attr]
+            assert ams.site_images.fetch_throttle is not None
+            assert ams.site_images.fetch_throttle.consumed == size  # once, for two routers
+            served = ams.distribution.counters.bytes_served
+            assert served >= 2 * size
+            assert ams.distribution.global_throttle is not None
+            assert ams.distribution.global_throttle.consumed == served
+            assert not upgraded("fra")  # ams never touched fra's routers
+
+            for iso in (tmp_path / "upstream").glob("*1.4.4*"):
+                iso.unlink()  # from now on only ams's image server has 1.4.4
+            peer = f"http://127.0.0.1:{ports['ams']}"
+            fra = shard("fra", peers=[peer], **caps)
+            stop_fra = asyncio.Event()
+            fra_task = asyncio.create_task(fra.run(stop_fra))
+            try:
+                await wait_for(lambda: upgraded("fra"), 120, "fra's rollout from ams's image")
+                assert fra.site_images.from_peer == {image: peer}
+                assert fra.site_images.fetch_throttle is not None
+                assert fra.site_images.fetch_throttle.consumed == size
+                stored = fra.store.get(fra.state.desired.images[image].spec.sha256)  # type: ignore[union-attr]
+                assert stored is not None
+            finally:
+                stop_fra.set()
+                await asyncio.wait_for(fra_task, 60)
+        finally:
+            stop_ams.set()
+            await asyncio.wait_for(ams_task, 60)
+    for name in fleet.names:
+        adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
+        assert len(adds) == 1, (name, fleet.device(name).log)
