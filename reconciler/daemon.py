@@ -44,6 +44,7 @@ from reconciler import __version__
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.alerts.model import Alert
+from reconciler.alerts.notify import Notifier, build_routes, secret_values
 from reconciler.clock import Clock, SystemClock
 from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
 from reconciler.dashboard.live import Changes
@@ -414,6 +415,10 @@ class Daemon:
             secrets=self.secrets,
             on_result=self.metrics.status_written,
         )
+        self.notifier = Notifier(
+            self.clock, secrets=lambda: self.secrets, on_result=self.metrics.notification
+        )
+        self.alert_center.listeners.append(self.notifier.alert_changed)
         self._endpoints: dict[str, Endpoint] = {}
         self.listeners: list[Callable[[Transition], None]] = []
         """Called with every device transition (the demo's live view, tests, benches)."""
@@ -476,6 +481,7 @@ class Daemon:
             "observe": self._observe_loop,
             "status-writer": self.writer.run,
             "loop-lag": LoopLag(self.metrics.loop_blocked).run,
+            "notify": self.notifier.run,
             "proposals": self._proposals_loop,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
@@ -719,6 +725,7 @@ class Daemon:
         self.scheduler.control(revision, desired.rollout_policies)
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
+        self._configure_notifications(desired)
         shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
         committed, _, subject = shown.strip().partition("\n")
         at = datetime.fromtimestamp(int(committed), UTC)
@@ -740,6 +747,20 @@ class Daemon:
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
+
+    def _configure_notifications(self, desired: DesiredState) -> None:
+        # The daemon's own secrets are never a notification secret, whatever the prefix.
+        denied = self._secret_policy().denied_env
+        routes, skipped = build_routes(desired.notification_policies, self.environ, denied)
+        self._remember(*secret_values(routes, self.environ))
+        for target, reason in skipped.items():
+            log.error(
+                "notification target %s skipped: %s",
+                target,
+                reason,
+                extra={"event": "notify-credentials", "target": target},
+            )
+        self.notifier.configure(routes)
 
     async def _verify_and_load(self, head: str) -> DesiredState:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
@@ -1183,6 +1204,7 @@ class Daemon:
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        self.notifier.close()
         if self._forge_http is not None:
             await self._forge_http.aclose()
         self.journal.close()
