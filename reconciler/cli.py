@@ -970,7 +970,7 @@ _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
     "operator_token_env", "operator_listen", "shard", "shard_name", "forge", "forge_url",
-    "forge_repo", "forge_token_env", "forge_token_file",
+    "forge_repo", "forge_token_env", "forge_token_file", "shutdown_grace",
 )  # fmt: skip
 
 # Settings that an environment variable gives when neither the flag nor --config does.
@@ -1009,6 +1009,13 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight devices get to park before the daemon exits "
+        "(default 25; below the orchestrator's kill timeout)",
     )
     p.add_argument(
         "--rollout-timings",

@@ -67,13 +67,16 @@ from reconciler.errors import (
     ConfigError,
     ErrorSummary,
     GitfirmError,
+    ImageRefused,
     RolloutError,
     summarize,
 )
 from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
+from reconciler.images.intake import take_build
 from reconciler.images.ops import check_stored
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
@@ -84,14 +87,20 @@ from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
-from reconciler.model.kinds import DiscoveryPolicy
+from reconciler.model.kinds import DiscoveryPolicy, ImageSource
 from reconciler.model.loader import load_repository
 from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
-from reconciler.proposals import Proposal, ProposalResult, Proposer, ProposerSettings
+from reconciler.proposals import (
+    Proposal,
+    ProposalResult,
+    Proposer,
+    ProposerSettings,
+    image_proposal,
+)
 from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
@@ -195,6 +204,14 @@ class DaemonSettings(BaseModel):
     )
     operator_listen: str | None = Field(
         default=None, description="host:port serving / and /metrics instead of the device port"
+    )
+    shutdown_grace: float = Field(
+        default=25.0,
+        gt=0,
+        description="Seconds SIGTERM gives in-flight devices to reach a step boundary "
+        "before their tasks are cancelled (the journal resumes them at the next start); "
+        "keep it below the supervisor's kill timeout (Kubernetes "
+        "terminationGracePeriodSeconds)",
     )
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
@@ -308,6 +325,24 @@ class _State:
     last_error: ErrorSummary | None = None
     passed: str | None = None
     """The desired revision in force when the last pass ended (rollouts started by then)."""
+
+
+def _endpoints(
+    desired: DesiredState, environ: Mapping[str, str], policy: SecretPolicy
+) -> tuple[dict[str, Endpoint], dict[str, str]]:
+    """Each device's endpoint with its API key, or why its credentials were refused.
+
+    Plain data in and out, for a worker thread: at 10,000 devices this held the event loop
+    for a second on every applied revision.
+    """
+    out: dict[str, Endpoint] = {}
+    refused: dict[str, str] = {}
+    for name, device in desired.devices.items():
+        try:
+            out[name] = device_endpoint(device, environ=environ, policy=policy)
+        except Exception as exc:  # a bad secret skips one device only, never the pass
+            refused[name] = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+    return out, refused
 
 
 class Daemon:
@@ -666,8 +701,9 @@ class Daemon:
             reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
             self._refuse(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
         self._verified.write(head)
-        self._adopt(head, desired)
+        self._adopt(head, desired, resolved)
         self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
@@ -690,14 +726,20 @@ class Daemon:
                 extra={"event": "restore-failed", "revision": verified},
             )
             raise
-        self._adopt(verified, desired)
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
+        self._adopt(verified, desired, resolved)
         log.info("restored desired revision", extra={"event": "restored", "revision": verified})
 
-    def _adopt(self, revision: str, desired: DesiredState) -> None:
+    def _adopt(
+        self,
+        revision: str,
+        desired: DesiredState,
+        resolved: tuple[dict[str, Endpoint], dict[str, str]],
+    ) -> None:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(revision, desired.rollout_policies)
+        self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         self._configure_notifications(desired)
@@ -714,7 +756,11 @@ class Daemon:
             subject=redact(subject, self.secrets),
             branch=self.settings.branch,
         )
-        self._endpoints = self._resolve_endpoints(desired)
+        self._endpoints, refused = resolved
+        self._remember(*(e.api_key for e in self._endpoints.values()))  # one call, not n
+        self._key_refusals = {name: f"credentials: {text}" for name, text in refused.items()}
+        for name, text in refused.items():
+            log.error(text, extra={"event": "credentials", "device": name})
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
@@ -763,21 +809,6 @@ class Daemon:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise errors[0]
         return restrict(result.state, self.shard)
-
-    def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
-        out: dict[str, Endpoint] = {}
-        self._key_refusals = {}
-        for name, device in desired.devices.items():
-            try:
-                endpoint = device_endpoint(device, environ=self.environ, policy=self.secret_policy)
-            except Exception as exc:  # a bad secret skips one device only, never the pass
-                text = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
-                self._key_refusals[name] = f"credentials: {text}"
-                log.error(text, extra={"event": "credentials", "device": name})
-                continue
-            self._remember(endpoint.api_key)
-            out[name] = endpoint
-        return out
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
         # Every image on a planned path is checked against the trust in force at every
@@ -1090,13 +1121,17 @@ class Daemon:
     # --- proposals (discovery) ---------------------------------------------------------------
 
     async def _proposals_loop(self) -> None:
-        """Run each DiscoveryPolicy when it is due; what it finds becomes proposals."""
+        """Run each DiscoveryPolicy and look at each ImageSource when due; what they find
+        becomes proposals."""
         while True:
             desired = self.state.desired
             if desired is not None:
                 for name, policy in sorted(desired.discovery_policies.items()):
                     if self._due(f"discovery/{name}", policy.spec, policy.spec.interval):
                         await self._propose_all(f"discovery {name}", self._discover(policy))
+                for name, source in sorted(desired.image_sources.items()):
+                    if self._due(f"images/{name}", source.spec, source.spec.interval):
+                        await self._propose_all(f"image source {name}", self._new_image(source))
             await self.clock.sleep(self._next_proposal_check())
 
     def _due(self, what: str, spec: BaseModel, every: timedelta) -> bool:
@@ -1160,6 +1195,42 @@ class Daemon:
         key_file = ref.file if ref is not None else None
         return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
 
+    async def _new_image(self, source: ImageSource) -> list[Proposal]:
+        """The newest build the feed offers that no Image declares yet, verified against the
+        channel's TrustPolicy and proposed; a refused build is reported, never proposed."""
+        desired = self.state.desired
+        if desired is None:
+            return []
+        declared = {(i.spec.version, i.spec.channel) for i in desired.images.values()}
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            builds = await read_feed(source.spec, http)
+            fresh = [b for b in builds if (b.version, source.spec.channel) not in declared]
+            if not fresh or self.proposer.was_proposed("image", fresh[0].url):
+                return []
+            build = fresh[0]
+            try:
+                image = await take_build(
+                    build,
+                    source,
+                    list(desired.trust_policies.values()),
+                    store=self.store,
+                    http=http,
+                    clock=self.clock,
+                    staging=self.settings.state_dir / "intake",
+                )
+            except ImageRefused as exc:
+                reason = summarize(exc, self.secrets).message
+                self.book.refused_build(f"{source.name}/{build.file_name}", reason)
+                self._submit()
+                log.error(
+                    "build refused: %s: %s",
+                    build.file_name,
+                    reason,
+                    extra={"event": "build-refused", "source": source.name, "reason": exc.reason},
+                )
+                return []
+        return [image_proposal(image, source.name, build.url)]
+
     async def _shutdown(
         self,
         server: HttpServers,
@@ -1168,15 +1239,16 @@ class Daemon:
         own_http: bool,
     ) -> None:
         # SIGTERM: the loops that make new work stop first; then rollouts stop starting
-        # devices, in-flight ones park at their next step boundary (60 s), and the journal
-        # lets the next process resume them. No task outlives this.
+        # devices, in-flight ones park at their next step boundary (within shutdown_grace,
+        # then cancelled), and the journal lets the next process resume them at their
+        # phase, health gate included. No task outlives this.
         self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.scheduler.close(grace=60)
+        await self.scheduler.close(grace=self.settings.shutdown_grace)
         server.should_exit = True
         # The last state goes to Git before the writer stops, even if a write was running.
         self._submit()
