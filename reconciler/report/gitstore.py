@@ -189,16 +189,18 @@ class GitStore:
         head = self.head()
         return head is not None and head != self._rev(self._tracking)
 
-    def read_owned(self) -> dict[str, bytes]:
+    def read_owned(self, folder: str | None = None) -> dict[str, bytes]:
         """The generated files currently in the work tree: regular files only, found without
         following a symlink (a link at an owned path is not read, and is replaced on write).
 
-        Only the places generated files live are listed (the root and ``devices/``,
-        ``rollouts/``), never ``.git``, whose object store grows with every commit.
+        Only the places generated files live are listed (the folder, the writer's own by
+        default, and its ``devices/``, ``rollouts/``), never ``.git``, whose object store
+        grows with every commit. Paths are relative to the folder.
         """
         files: dict[str, bytes] = {}
-        base = self.root / self.folder if self.folder else self.root
-        if not _real_dirs(self.root, self.folder):
+        folder = self.folder if folder is None else folder.strip("/")
+        base = self.root / folder if folder else self.root
+        if not _real_dirs(self.root, folder):
             return files
         for folder in (base, base / "devices", base / "rollouts"):
             mode = _lstat_mode(folder)
