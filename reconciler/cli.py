@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.loader import LoadResult
     from reconciler.model.state import DesiredState
+    from reconciler.planning.plan import Plan
     from reconciler.secrets import SecretPolicy
 
 __all__ = ["main"]
@@ -490,6 +491,14 @@ def _register_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="exit 0 without changes, 2 with changes, 1 on error",
     )
     p.add_argument("--now", metavar="ISO", help="plan as of this time (default: now, UTC)")
+    p.add_argument(
+        "--comment-pr",
+        type=int,
+        metavar="N",
+        help="post the plan (markdown) on pull request N, updating gitfirm's earlier comment "
+        "(needs --forge, --forge-repo and a token; docs/forges.md)",
+    )
+    _forge_flags(p, statuses=False)
     p.set_defaults(handler=_cmd_plan)
 
 
@@ -570,11 +579,60 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     sboms = _sbom_packages(loaded.state)
     result = plan(loaded.state, facts or {}, None, now, observed=facts is not None, sboms=sboms)
     sys.stdout.write(render(result, args.format))
+    if args.comment_pr is not None:
+        _comment_plan(args, result)
     for problem in result.errors:
         print(f"error: {problem}", file=sys.stderr)
     if result.errors:
         return 1
     return 2 if args.detailed_exitcode and result.has_changes else 0
+
+
+def _comment_plan(args: argparse.Namespace, result: Plan) -> None:
+    """Upsert the plan comment on pull request ``--comment-pr``; one error line on failure."""
+    import asyncio
+
+    import httpx
+
+    from reconciler.clock import SystemClock
+    from reconciler.errors import GitfirmError
+    from reconciler.forge import ForgeConfig, make_forge
+    from reconciler.forge.comment import MAX_PARTS, upsert_comment
+    from reconciler.planning.render import render_markdown
+    from reconciler.sanitize import redact
+
+    if args.forge is None:
+        raise _Fail("--comment-pr needs --forge github|gitlab|gitea and --forge-repo")
+    config = ForgeConfig(
+        kind=args.forge,
+        repo=args.forge_repo or "",
+        url=args.forge_url or "",
+        token_env=args.forge_token_env or "",
+        token_file=args.forge_token_file,
+    )
+    token = _forge_token(config)
+
+    async def post() -> str:
+        async with httpx.AsyncClient() as http:
+            forge = make_forge(
+                config, token, http=http, clock=SystemClock(), user_agent=f"gitfirm/{__version__}"
+            )
+            # The comment may be split, so it may hold more than one comment's worth.
+            body = render_markdown(
+                result, limit=min(MAX_PARTS * (forge.max_comment - 400), 500_000)
+            )
+            done = await upsert_comment(forge, args.comment_pr, body)
+        changes = [f"{n} {what}" for n, what in ((done.created, "created"),
+                   (done.updated, "updated"), (done.deleted, "deleted")) if n]  # fmt: skip
+        return (
+            f"plan comment on {args.forge} pull request {args.comment_pr}: {done.parts} part(s), "
+            + (", ".join(changes) or "unchanged")
+        )
+
+    try:
+        print(asyncio.run(post()), file=sys.stderr)
+    except (GitfirmError, ValueError) as e:
+        raise _Fail(redact(str(e), (token,)), code=1) from None
 
 
 def _sbom_packages(state: DesiredState) -> dict[str, dict[str, str]]:
@@ -1304,6 +1362,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     import yaml
 
     from reconciler.discovery import (
+        DEFAULT_KEY_ENV,
         ProbeSettings,
         device_documents,
         expand_targets,
@@ -1328,7 +1387,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
         raise _Fail("--propose needs --repo, a checkout of the config repository")
     declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
     found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
-    key_env = args.api_key_env or "VYOS_API_KEY"
+    key_env = args.api_key_env or DEFAULT_KEY_ENV
     docs = device_documents(found, site=args.site, key_env=key_env)
     if args.format == "json":
         print(json.dumps(docs, indent=2))

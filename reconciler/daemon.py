@@ -27,7 +27,7 @@ import logging
 import os
 import secrets as pysecrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,13 @@ from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.fleet import device_endpoint
 from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
+from reconciler.discovery import (
+    DEFAULT_KEY_ENV,
+    discovery_proposals,
+    expand_targets,
+    mark_declared,
+    scan,
+)
 from reconciler.errors import (
     Action,
     CommitRefused,
@@ -62,7 +69,8 @@ from reconciler.errors import (
     RolloutError,
     summarize,
 )
-from reconciler.forge import ForgeConfig, make_forge, read_token
+from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
+from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
 from reconciler.images.fetch import FetchSettings
 from reconciler.images.ops import check_stored
@@ -75,12 +83,15 @@ from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import DiscoveryPolicy
 from reconciler.model.loader import load_repository
 from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
+from reconciler.proposals import Proposal, ProposalResult, Proposer, ProposerSettings
+from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
@@ -94,7 +105,7 @@ from reconciler.rollout.model import RolloutSettings, Transition
 from reconciler.rollout.progress import rollout_progress
 from reconciler.rollout.scheduler import Scheduler
 from reconciler.sanitize import redact
-from reconciler.secrets import SecretPolicy
+from reconciler.secrets import SecretPolicy, resolve_secret
 from reconciler.session import SessionSigner
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
@@ -309,6 +320,7 @@ class Daemon:
         environ: Mapping[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
         formatter: JsonFormatter | None = None,
+        pull_requests: PullRequests | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -423,18 +435,36 @@ class Daemon:
             self.changes,
             self._session,
         )
+        self._forge_http: httpx.AsyncClient | None = None
+        forge = self._forge() if settings.forge is not None else None
+        self.proposer = Proposer(
+            ProposerSettings(
+                remote=self.mirror.url,
+                base=settings.branch,
+                workdir=state_dir / "proposals",
+                identity=ProposalIdentity(
+                    settings.bot_name, settings.bot_email, settings.status_signing_key
+                ),
+            ),
+            forge=pull_requests or forge,
+            clock=self.clock,
+            secrets=self.secrets,
+        )
+        self.proposals: list[ProposalResult] = []
+        """What each proposal attempt since start did (discovery, image sources)."""
+        self._proposal_due: dict[str, float] = {}
         self.loops: dict[str, Loop] = {
             "source": self._source_loop,
             "observe": self._observe_loop,
             "status-writer": self.writer.run,
             "loop-lag": LoopLag(self.metrics.loop_blocked).run,
+            "proposals": self._proposals_loop,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
-        self._forge_http: httpx.AsyncClient | None = None
         self.statuses: StatusPoster | None = None
         """Posts each rollout's commit status when a forge is configured."""
-        if settings.forge is not None:
-            self.statuses = self._status_poster()
+        if forge is not None:
+            self.statuses = self._status_poster(forge)
             self.loops["forge-status"] = self.statuses.run
 
     # --- secrets ------------------------------------------------------------------------
@@ -507,13 +537,14 @@ class Daemon:
         )
         return BackupKey.from_text(made.strip())
 
-    def _status_poster(self) -> StatusPoster:
+    def _forge(self) -> Forge:
+        """The forge client (commit statuses, proposals' pull requests)."""
         config = self.settings.forge_config()
         token = read_token(config, self.environ)
         self._remember(token)
         # Its own client: the forge is checked against the system CAs, never a device's TLS.
         self._forge_http = httpx.AsyncClient(timeout=30.0)
-        forge = make_forge(
+        return make_forge(
             config,
             token,
             http=self._forge_http,
@@ -522,6 +553,7 @@ class Daemon:
             on_result=self.metrics.forge_request,
         )
 
+    def _status_poster(self, forge: Forge) -> StatusPoster:
         def updates() -> list[StatusUpdate]:
             snapshot = self.book.snapshot(self.state.desired, self.secrets)
             plan = self.state.plan
@@ -1033,6 +1065,79 @@ class Daemon:
                 return True
             if not self._rescheduled.is_set():
                 return False
+
+    # --- proposals (discovery) ---------------------------------------------------------------
+
+    async def _proposals_loop(self) -> None:
+        """Run each DiscoveryPolicy when it is due; what it finds becomes proposals."""
+        while True:
+            desired = self.state.desired
+            if desired is not None:
+                for name, policy in sorted(desired.discovery_policies.items()):
+                    if self._due(f"discovery/{name}", policy.spec, policy.spec.interval):
+                        await self._propose_all(f"discovery {name}", self._discover(policy))
+            await self.clock.sleep(self._next_proposal_check())
+
+    def _due(self, what: str, spec: BaseModel, every: timedelta) -> bool:
+        # A changed spec is a new schedule, due at once.
+        key = f"{what}/{spec.model_dump_json()}"
+        now = self.clock.monotonic()
+        if now < self._proposal_due.get(key, 0.0):
+            return False
+        self._proposal_due[key] = now + every.total_seconds()
+        return True
+
+    def _next_proposal_check(self) -> float:
+        now = self.clock.monotonic()
+        waits = [due - now for due in self._proposal_due.values() if due > now]
+        return max(1.0, min([self.settings.poll_interval, *waits]))
+
+    async def _propose_all(self, what: str, making: Awaitable[list[Proposal]]) -> None:
+        """Publish the proposals ``making`` returns; a failure is logged, retried when due."""
+        try:
+            for proposal in await making:
+                result = await self.proposer.propose(proposal)
+                self.proposals.append(result)
+                log.info(
+                    "proposal %s: %s",
+                    result.outcome.value,
+                    result.branch,
+                    extra={"event": "proposal", "proposal": result.branch},
+                )
+        except Exception as exc:  # one source's failure never stops the loop
+            log.error(
+                "%s: %s",
+                what,
+                summarize(exc, self.secrets).message,
+                extra={"event": "proposal-failed", "source": what},
+            )
+
+    async def _discover(self, policy: DiscoveryPolicy) -> list[Proposal]:
+        spec = policy.spec
+        ref = spec.credentials.apiKey if spec.credentials else None
+        key = None
+        if ref is not None:
+            key = resolve_secret(ref, environ=self.environ, policy=self.secret_policy)
+            self._remember(key)
+        http = make_http_client()
+        try:
+            found = await scan(
+                expand_targets(spec.cidrs, spec.ports), http=http, clock=self.clock, api_key=key
+            )
+        finally:
+            await http.aclose()
+        desired = self.state.desired
+        found = mark_declared(found, desired.devices if desired else {})
+        log.info(
+            "discovery %s: %d router(s), %d not declared",
+            policy.name,
+            len(found),
+            sum(1 for f in found if f.declared_as is None),
+            extra={"event": "discovery", "source": policy.name},
+        )
+        key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
+        key_file = ref.file if ref is not None else None
+        return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
 
     async def _shutdown(
         self,

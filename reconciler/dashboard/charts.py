@@ -13,8 +13,8 @@ from dataclasses import dataclass
 __all__ = ["Bar", "BarChart", "bar_chart"]
 
 _ROW = 26
-_LABEL = 190
-_WIDTH = 640
+_LABEL = 150
+_WIDTH = 480
 _VALUE = 60
 
 

@@ -50,7 +50,7 @@ _HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-_STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+_STATIC = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
 _MAX_FORM = 4096
 _NAV = (
     ("/ui/", "Fleet"),
