@@ -198,15 +198,15 @@ class GitStore:
         grows with every commit. Paths are relative to the folder.
         """
         files: dict[str, bytes] = {}
-        folder = self.folder if folder is None else folder.strip("/")
-        base = self.root / folder if folder else self.root
-        if not _real_dirs(self.root, folder):
+        where = self.folder if folder is None else folder.strip("/")
+        base = self.root / where if where else self.root
+        if not _real_dirs(self.root, where):
             return files
-        for folder in (base, base / "devices", base / "rollouts"):
-            mode = _lstat_mode(folder)
+        for directory in (base, base / "devices", base / "rollouts"):
+            mode = _lstat_mode(directory)
             if mode is None or not stat.S_ISDIR(mode):  # absent, or a planted link
                 continue
-            for path in folder.iterdir():
+            for path in directory.iterdir():
                 rel = path.relative_to(base).as_posix()
                 if is_owned(rel) and stat.S_ISREG(path.lstat().st_mode):
                     files[rel] = _read_regular(path)
