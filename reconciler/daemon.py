@@ -44,6 +44,7 @@ from reconciler import __version__
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.alerts.model import Alert
+from reconciler.alerts.notify import Notifier, build_routes, secret_values
 from reconciler.clock import Clock, SystemClock
 from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
 from reconciler.dashboard.live import Changes
@@ -194,6 +195,14 @@ class DaemonSettings(BaseModel):
     )
     operator_listen: str | None = Field(
         default=None, description="host:port serving / and /metrics instead of the device port"
+    )
+    shutdown_grace: float = Field(
+        default=25.0,
+        gt=0,
+        description="Seconds SIGTERM gives in-flight devices to reach a step boundary "
+        "before their tasks are cancelled (the journal resumes them at the next start); "
+        "keep it below the supervisor's kill timeout (Kubernetes "
+        "terminationGracePeriodSeconds)",
     )
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
@@ -396,6 +405,10 @@ class Daemon:
             secrets=self.secrets,
             on_result=self.metrics.status_written,
         )
+        self.notifier = Notifier(
+            self.clock, secrets=lambda: self.secrets, on_result=self.metrics.notification
+        )
+        self.alert_center.listeners.append(self.notifier.alert_changed)
         self._endpoints: dict[str, Endpoint] = {}
         self.listeners: list[Callable[[Transition], None]] = []
         """Called with every device transition (the demo's live view, tests, benches)."""
@@ -458,6 +471,7 @@ class Daemon:
             "observe": self._observe_loop,
             "status-writer": self.writer.run,
             "loop-lag": LoopLag(self.metrics.loop_blocked).run,
+            "notify": self.notifier.run,
             "proposals": self._proposals_loop,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
@@ -691,9 +705,10 @@ class Daemon:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(revision, desired.rollout_policies)
+        self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
+        self._configure_notifications(desired)
         shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
         committed, _, subject = shown.strip().partition("\n")
         at = datetime.fromtimestamp(int(committed), UTC)
@@ -711,6 +726,20 @@ class Daemon:
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
+
+    def _configure_notifications(self, desired: DesiredState) -> None:
+        # The daemon's own secrets are never a notification secret, whatever the prefix.
+        denied = self._secret_policy().denied_env
+        routes, skipped = build_routes(desired.notification_policies, self.environ, denied)
+        self._remember(*secret_values(routes, self.environ))
+        for target, reason in skipped.items():
+            log.error(
+                "notification target %s skipped: %s",
+                target,
+                reason,
+                extra={"event": "notify-credentials", "target": target},
+            )
+        self.notifier.configure(routes)
 
     async def _verify_and_load(self, head: str) -> DesiredState:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
@@ -1147,15 +1176,16 @@ class Daemon:
         own_http: bool,
     ) -> None:
         # SIGTERM: the loops that make new work stop first; then rollouts stop starting
-        # devices, in-flight ones park at their next step boundary (60 s), and the journal
-        # lets the next process resume them. No task outlives this.
+        # devices, in-flight ones park at their next step boundary (within shutdown_grace,
+        # then cancelled), and the journal lets the next process resume them at their
+        # phase, health gate included. No task outlives this.
         self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.scheduler.close(grace=60)
+        await self.scheduler.close(grace=self.settings.shutdown_grace)
         server.should_exit = True
         # The last state goes to Git before the writer stops, even if a write was running.
         self._submit()
@@ -1169,6 +1199,7 @@ class Daemon:
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        self.notifier.close()
         if self._forge_http is not None:
             await self._forge_http.aclose()
         self.journal.close()
