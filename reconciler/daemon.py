@@ -67,13 +67,16 @@ from reconciler.errors import (
     ConfigError,
     ErrorSummary,
     GitfirmError,
+    ImageRefused,
     RolloutError,
     summarize,
 )
 from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
+from reconciler.images.intake import take_build
 from reconciler.images.ops import check_stored
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
@@ -84,14 +87,20 @@ from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
-from reconciler.model.kinds import DiscoveryPolicy
+from reconciler.model.kinds import DiscoveryPolicy, ImageSource
 from reconciler.model.loader import load_repository
 from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
-from reconciler.proposals import Proposal, ProposalResult, Proposer, ProposerSettings
+from reconciler.proposals import (
+    Proposal,
+    ProposalResult,
+    Proposer,
+    ProposerSettings,
+    image_proposal,
+)
 from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
@@ -1112,13 +1121,17 @@ class Daemon:
     # --- proposals (discovery) ---------------------------------------------------------------
 
     async def _proposals_loop(self) -> None:
-        """Run each DiscoveryPolicy when it is due; what it finds becomes proposals."""
+        """Run each DiscoveryPolicy and look at each ImageSource when due; what they find
+        becomes proposals."""
         while True:
             desired = self.state.desired
             if desired is not None:
                 for name, policy in sorted(desired.discovery_policies.items()):
                     if self._due(f"discovery/{name}", policy.spec, policy.spec.interval):
                         await self._propose_all(f"discovery {name}", self._discover(policy))
+                for name, source in sorted(desired.image_sources.items()):
+                    if self._due(f"images/{name}", source.spec, source.spec.interval):
+                        await self._propose_all(f"image source {name}", self._new_image(source))
             await self.clock.sleep(self._next_proposal_check())
 
     def _due(self, what: str, spec: BaseModel, every: timedelta) -> bool:
@@ -1181,6 +1194,42 @@ class Daemon:
         key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
         key_file = ref.file if ref is not None else None
         return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+
+    async def _new_image(self, source: ImageSource) -> list[Proposal]:
+        """The newest build the feed offers that no Image declares yet, verified against the
+        channel's TrustPolicy and proposed; a refused build is reported, never proposed."""
+        desired = self.state.desired
+        if desired is None:
+            return []
+        declared = {(i.spec.version, i.spec.channel) for i in desired.images.values()}
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            builds = await read_feed(source.spec, http)
+            fresh = [b for b in builds if (b.version, source.spec.channel) not in declared]
+            if not fresh or self.proposer.was_proposed("image", fresh[0].url):
+                return []
+            build = fresh[0]
+            try:
+                image = await take_build(
+                    build,
+                    source,
+                    list(desired.trust_policies.values()),
+                    store=self.store,
+                    http=http,
+                    clock=self.clock,
+                    staging=self.settings.state_dir / "intake",
+                )
+            except ImageRefused as exc:
+                reason = summarize(exc, self.secrets).message
+                self.book.refused_build(f"{source.name}/{build.file_name}", reason)
+                self._submit()
+                log.error(
+                    "build refused: %s: %s",
+                    build.file_name,
+                    reason,
+                    extra={"event": "build-refused", "source": source.name, "reason": exc.reason},
+                )
+                return []
+        return [image_proposal(image, source.name, build.url)]
 
     async def _shutdown(
         self,
