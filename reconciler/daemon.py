@@ -27,7 +27,7 @@ import logging
 import os
 import secrets as pysecrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +44,7 @@ from reconciler import __version__
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.feed import AlertFeed, FeedSettings
 from reconciler.alerts.model import Alert
+from reconciler.alerts.notify import Notifier, build_routes, secret_values
 from reconciler.clock import Clock, SystemClock
 from reconciler.dashboard.board import Backup, Board, ImageRow, SourceState, StoreCapacity
 from reconciler.dashboard.live import Changes
@@ -53,18 +54,29 @@ from reconciler.devices.endpoint import Endpoint
 from reconciler.devices.fleet import device_endpoint
 from reconciler.devices.observe import observe
 from reconciler.devices.transport import make_http_client
+from reconciler.discovery import (
+    DEFAULT_KEY_ENV,
+    discovery_proposals,
+    expand_targets,
+    mark_declared,
+    scan,
+)
 from reconciler.errors import (
     Action,
     CommitRefused,
     ConfigError,
     ErrorSummary,
     GitfirmError,
+    ImageRefused,
     RolloutError,
     summarize,
 )
-from reconciler.forge import ForgeConfig, make_forge, read_token
+from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
+from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
+from reconciler.images.intake import take_build
 from reconciler.images.ops import check_stored
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
@@ -75,12 +87,21 @@ from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import DiscoveryPolicy, ImageSource
 from reconciler.model.loader import load_repository
 from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
+from reconciler.proposals import (
+    Proposal,
+    ProposalResult,
+    Proposer,
+    ProposerSettings,
+    image_proposal,
+)
+from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
@@ -94,7 +115,7 @@ from reconciler.rollout.model import RolloutSettings, Transition
 from reconciler.rollout.progress import rollout_progress
 from reconciler.rollout.scheduler import Scheduler
 from reconciler.sanitize import redact
-from reconciler.secrets import SecretPolicy
+from reconciler.secrets import SecretPolicy, resolve_secret
 from reconciler.session import SessionSigner
 from reconciler.source.git import Mirror
 from reconciler.source.poller import Poller, PollSettings
@@ -183,6 +204,14 @@ class DaemonSettings(BaseModel):
     )
     operator_listen: str | None = Field(
         default=None, description="host:port serving / and /metrics instead of the device port"
+    )
+    shutdown_grace: float = Field(
+        default=25.0,
+        gt=0,
+        description="Seconds SIGTERM gives in-flight devices to reach a step boundary "
+        "before their tasks are cancelled (the journal resumes them at the next start); "
+        "keep it below the supervisor's kill timeout (Kubernetes "
+        "terminationGracePeriodSeconds)",
     )
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
@@ -298,6 +327,24 @@ class _State:
     """The desired revision in force when the last pass ended (rollouts started by then)."""
 
 
+def _endpoints(
+    desired: DesiredState, environ: Mapping[str, str], policy: SecretPolicy
+) -> tuple[dict[str, Endpoint], dict[str, str]]:
+    """Each device's endpoint with its API key, or why its credentials were refused.
+
+    Plain data in and out, for a worker thread: at 10,000 devices this held the event loop
+    for a second on every applied revision.
+    """
+    out: dict[str, Endpoint] = {}
+    refused: dict[str, str] = {}
+    for name, device in desired.devices.items():
+        try:
+            out[name] = device_endpoint(device, environ=environ, policy=policy)
+        except Exception as exc:  # a bad secret skips one device only, never the pass
+            refused[name] = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+    return out, refused
+
+
 class Daemon:
     """One gitfirm instance: the only writer of its status branch."""
 
@@ -309,6 +356,7 @@ class Daemon:
         environ: Mapping[str, str] | None = None,
         http: httpx.AsyncClient | None = None,
         formatter: JsonFormatter | None = None,
+        pull_requests: PullRequests | None = None,
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
@@ -384,6 +432,10 @@ class Daemon:
             secrets=self.secrets,
             on_result=self.metrics.status_written,
         )
+        self.notifier = Notifier(
+            self.clock, secrets=lambda: self.secrets, on_result=self.metrics.notification
+        )
+        self.alert_center.listeners.append(self.notifier.alert_changed)
         self._endpoints: dict[str, Endpoint] = {}
         self.listeners: list[Callable[[Transition], None]] = []
         """Called with every device transition (the demo's live view, tests, benches)."""
@@ -423,18 +475,37 @@ class Daemon:
             self.changes,
             self._session,
         )
+        self._forge_http: httpx.AsyncClient | None = None
+        forge = self._forge() if settings.forge is not None else None
+        self.proposer = Proposer(
+            ProposerSettings(
+                remote=self.mirror.url,
+                base=settings.branch,
+                workdir=state_dir / "proposals",
+                identity=ProposalIdentity(
+                    settings.bot_name, settings.bot_email, settings.status_signing_key
+                ),
+            ),
+            forge=pull_requests or forge,
+            clock=self.clock,
+            secrets=self.secrets,
+        )
+        self.proposals: list[ProposalResult] = []
+        """What each proposal attempt since start did (discovery, image sources)."""
+        self._proposal_due: dict[str, float] = {}
         self.loops: dict[str, Loop] = {
             "source": self._source_loop,
             "observe": self._observe_loop,
             "status-writer": self.writer.run,
             "loop-lag": LoopLag(self.metrics.loop_blocked).run,
+            "notify": self.notifier.run,
+            "proposals": self._proposals_loop,
         }
         """The supervised background loops, by name (``/healthz`` names the ones down)."""
-        self._forge_http: httpx.AsyncClient | None = None
         self.statuses: StatusPoster | None = None
         """Posts each rollout's commit status when a forge is configured."""
-        if settings.forge is not None:
-            self.statuses = self._status_poster()
+        if forge is not None:
+            self.statuses = self._status_poster(forge)
             self.loops["forge-status"] = self.statuses.run
 
     # --- secrets ------------------------------------------------------------------------
@@ -507,13 +578,14 @@ class Daemon:
         )
         return BackupKey.from_text(made.strip())
 
-    def _status_poster(self) -> StatusPoster:
+    def _forge(self) -> Forge:
+        """The forge client (commit statuses, proposals' pull requests)."""
         config = self.settings.forge_config()
         token = read_token(config, self.environ)
         self._remember(token)
         # Its own client: the forge is checked against the system CAs, never a device's TLS.
         self._forge_http = httpx.AsyncClient(timeout=30.0)
-        forge = make_forge(
+        return make_forge(
             config,
             token,
             http=self._forge_http,
@@ -522,6 +594,7 @@ class Daemon:
             on_result=self.metrics.forge_request,
         )
 
+    def _status_poster(self, forge: Forge) -> StatusPoster:
         def updates() -> list[StatusUpdate]:
             snapshot = self.book.snapshot(self.state.desired, self.secrets)
             plan = self.state.plan
@@ -628,8 +701,9 @@ class Daemon:
             reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
             self._refuse(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
         self._verified.write(head)
-        self._adopt(head, desired)
+        self._adopt(head, desired, resolved)
         self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
@@ -652,16 +726,23 @@ class Daemon:
                 extra={"event": "restore-failed", "revision": verified},
             )
             raise
-        self._adopt(verified, desired)
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
+        self._adopt(verified, desired, resolved)
         log.info("restored desired revision", extra={"event": "restored", "revision": verified})
 
-    def _adopt(self, revision: str, desired: DesiredState) -> None:
+    def _adopt(
+        self,
+        revision: str,
+        desired: DesiredState,
+        resolved: tuple[dict[str, Endpoint], dict[str, str]],
+    ) -> None:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(revision, desired.rollout_policies)
+        self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
+        self._configure_notifications(desired)
         shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
         committed, _, subject = shown.strip().partition("\n")
         at = datetime.fromtimestamp(int(committed), UTC)
@@ -675,10 +756,28 @@ class Daemon:
             subject=redact(subject, self.secrets),
             branch=self.settings.branch,
         )
-        self._endpoints = self._resolve_endpoints(desired)
+        self._endpoints, refused = resolved
+        self._remember(*(e.api_key for e in self._endpoints.values()))  # one call, not n
+        self._key_refusals = {name: f"credentials: {text}" for name, text in refused.items()}
+        for name, text in refused.items():
+            log.error(text, extra={"event": "credentials", "device": name})
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
+
+    def _configure_notifications(self, desired: DesiredState) -> None:
+        # The daemon's own secrets are never a notification secret, whatever the prefix.
+        denied = self._secret_policy().denied_env
+        routes, skipped = build_routes(desired.notification_policies, self.environ, denied)
+        self._remember(*secret_values(routes, self.environ))
+        for target, reason in skipped.items():
+            log.error(
+                "notification target %s skipped: %s",
+                target,
+                reason,
+                extra={"event": "notify-credentials", "target": target},
+            )
+        self.notifier.configure(routes)
 
     async def _verify_and_load(self, head: str) -> DesiredState:
         verifier = Verifier(self.mirror.repo, pinned=self.settings.access_pin)
@@ -710,21 +809,6 @@ class Daemon:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise errors[0]
         return restrict(result.state, self.shard)
-
-    def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
-        out: dict[str, Endpoint] = {}
-        self._key_refusals = {}
-        for name, device in desired.devices.items():
-            try:
-                endpoint = device_endpoint(device, environ=self.environ, policy=self.secret_policy)
-            except Exception as exc:  # a bad secret skips one device only, never the pass
-                text = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
-                self._key_refusals[name] = f"credentials: {text}"
-                log.error(text, extra={"event": "credentials", "device": name})
-                continue
-            self._remember(endpoint.api_key)
-            out[name] = endpoint
-        return out
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
         # Every image on a planned path is checked against the trust in force at every
@@ -1036,6 +1120,119 @@ class Daemon:
             if not self._rescheduled.is_set():
                 return False
 
+    # --- proposals (discovery) ---------------------------------------------------------------
+
+    async def _proposals_loop(self) -> None:
+        """Run each DiscoveryPolicy and look at each ImageSource when due; what they find
+        becomes proposals."""
+        while True:
+            desired = self.state.desired
+            if desired is not None:
+                for name, policy in sorted(desired.discovery_policies.items()):
+                    if self._due(f"discovery/{name}", policy.spec, policy.spec.interval):
+                        await self._propose_all(f"discovery {name}", self._discover(policy))
+                for name, source in sorted(desired.image_sources.items()):
+                    if self._due(f"images/{name}", source.spec, source.spec.interval):
+                        await self._propose_all(f"image source {name}", self._new_image(source))
+            await self.clock.sleep(self._next_proposal_check())
+
+    def _due(self, what: str, spec: BaseModel, every: timedelta) -> bool:
+        # A changed spec is a new schedule, due at once.
+        key = f"{what}/{spec.model_dump_json()}"
+        now = self.clock.monotonic()
+        if now < self._proposal_due.get(key, 0.0):
+            return False
+        self._proposal_due[key] = now + every.total_seconds()
+        return True
+
+    def _next_proposal_check(self) -> float:
+        now = self.clock.monotonic()
+        waits = [due - now for due in self._proposal_due.values() if due > now]
+        return max(1.0, min([self.settings.poll_interval, *waits]))
+
+    async def _propose_all(self, what: str, making: Awaitable[list[Proposal]]) -> None:
+        """Publish the proposals ``making`` returns; a failure is logged, retried when due."""
+        try:
+            for proposal in await making:
+                result = await self.proposer.propose(proposal)
+                self.proposals.append(result)
+                log.info(
+                    "proposal %s: %s",
+                    result.outcome.value,
+                    result.branch,
+                    extra={"event": "proposal", "proposal": result.branch},
+                )
+        except Exception as exc:  # one source's failure never stops the loop
+            log.error(
+                "%s: %s",
+                what,
+                summarize(exc, self.secrets).message,
+                extra={"event": "proposal-failed", "source": what},
+            )
+
+    async def _discover(self, policy: DiscoveryPolicy) -> list[Proposal]:
+        spec = policy.spec
+        ref = spec.credentials.apiKey if spec.credentials else None
+        key = None
+        if ref is not None:
+            key = resolve_secret(ref, environ=self.environ, policy=self.secret_policy)
+            self._remember(key)
+        http = make_http_client()
+        try:
+            found = await scan(
+                expand_targets(spec.cidrs, spec.ports), http=http, clock=self.clock, api_key=key
+            )
+        finally:
+            await http.aclose()
+        desired = self.state.desired
+        found = mark_declared(found, desired.devices if desired else {})
+        log.info(
+            "discovery %s: %d router(s), %d not declared",
+            policy.name,
+            len(found),
+            sum(1 for f in found if f.declared_as is None),
+            extra={"event": "discovery", "source": policy.name},
+        )
+        key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
+        key_file = ref.file if ref is not None else None
+        return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+
+    async def _new_image(self, source: ImageSource) -> list[Proposal]:
+        """The newest build the feed offers that no Image declares yet, verified against the
+        channel's TrustPolicy and proposed; a refused build is reported, never proposed."""
+        desired = self.state.desired
+        if desired is None:
+            return []
+        declared = {(i.spec.version, i.spec.channel) for i in desired.images.values()}
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            builds = await read_feed(source.spec, http)
+            fresh = [b for b in builds if (b.version, source.spec.channel) not in declared]
+            if not fresh or self.proposer.was_proposed("image", fresh[0].url):
+                return []
+            build = fresh[0]
+            try:
+                image = await take_build(
+                    build,
+                    source,
+                    list(desired.trust_policies.values()),
+                    store=self.store,
+                    http=http,
+                    clock=self.clock,
+                    staging=self.settings.state_dir / "intake",
+                )
+            except ImageRefused as exc:
+                reason = summarize(exc, self.secrets).message
+                self.book.refused_build(f"{source.name}/{build.file_name}", reason)
+                self._submit()
+                log.error(
+                    "build refused: %s: %s",
+                    build.file_name,
+                    reason,
+                    extra={"event": "build-refused", "source": source.name, "reason": exc.reason},
+                )
+                return []
+        return [image_proposal(image, source.name, build.url)]
+
     async def _shutdown(
         self,
         server: HttpServers,
@@ -1044,15 +1241,16 @@ class Daemon:
         own_http: bool,
     ) -> None:
         # SIGTERM: the loops that make new work stop first; then rollouts stop starting
-        # devices, in-flight ones park at their next step boundary (60 s), and the journal
-        # lets the next process resume them. No task outlives this.
+        # devices, in-flight ones park at their next step boundary (within shutdown_grace,
+        # then cancelled), and the journal lets the next process resume them at their
+        # phase, health gate included. No task outlives this.
         self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.scheduler.close(grace=60)
+        await self.scheduler.close(grace=self.settings.shutdown_grace)
         server.should_exit = True
         # The last state goes to Git before the writer stops, even if a write was running.
         self._submit()
@@ -1066,6 +1264,7 @@ class Daemon:
         if own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        self.notifier.close()
         if self._forge_http is not None:
             await self._forge_http.aclose()
         self.journal.close()

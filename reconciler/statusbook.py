@@ -48,6 +48,16 @@ _SummaryKey = tuple[str, str | None, bool | None, str | None]
 """What the dashboard shows of a device: phase, version, reachable, target."""
 
 
+def _summary_key(device: DeviceStatus) -> _SummaryKey:
+    facts = device.facts
+    return (
+        device.phase,
+        facts.version if facts else None,
+        facts.reachable if facts else None,
+        device.target_version,
+    )
+
+
 class StatusBook:
     """What gitfirm knows right now, per device and per rollout."""
 
@@ -65,6 +75,7 @@ class StatusBook:
         self.waves: dict[str, int | None] = {}
         self.refusals: list[Refusal] = []
         self.image_refusals: dict[str, str] = {}
+        self.build_refusals: list[Refusal] = []
         self.transitions = 0
         # Indexes of the current plan, built once per plan.
         self._planned: dict[str, PlannedDevice] = {}
@@ -77,6 +88,9 @@ class StatusBook:
         self._stale: set[str] = set()
         self._summary_rows: dict[str, tuple[_SummaryKey, bytes]] = {}
         self._summary_devices_json: tuple[tuple[DeviceStatus, ...], bytes] | None = None
+        self._summary_parts: list[bytes] = []
+        self._rebuilt: set[str] | None = None
+        """Device entries rebuilt since the dashboard last joined its JSON (None: all)."""
         self._rollout_rows: dict[str, RolloutStatus] = {}
         self._verdicts: tuple[ComplianceVerdict, ...] | None = None
 
@@ -93,6 +107,12 @@ class StatusBook:
         self.refusals = [r for r in self.refusals if r.revision != revision]
         self.refusals.append(Refusal(revision, reason))
         del self.refusals[:-_MAX_REFUSALS]
+
+    def refused_build(self, build: str, reason: str) -> None:
+        """An upstream build (``<source>/<file>``) failed verification: never proposed."""
+        self.build_refusals = [r for r in self.build_refusals if r.revision != build]
+        self.build_refusals.append(Refusal(build, reason))
+        del self.build_refusals[:-_MAX_REFUSALS]
 
     def refused_images(self, refused: Mapping[str, str]) -> None:
         """Images that failed verification at the current revision."""
@@ -240,13 +260,16 @@ class StatusBook:
             self._device_rows = None
         if self._device_rows is None:
             self._device_rows = tuple(self._device_row(n, desired) for n in self._position)
+            self._rebuilt = None
         elif self._stale:
             # Copying the tuple runs in C; only the stale entries are built again.
             rows = list(self._device_rows)
-            for name in self._stale:
-                if name in self._position:
-                    rows[self._position[name]] = self._device_row(name, desired)
+            stale = self._stale & self._position.keys()
+            for name in stale:
+                rows[self._position[name]] = self._device_row(name, desired)
             self._device_rows = tuple(rows)
+            if self._rebuilt is not None:
+                self._rebuilt |= stale
         self._stale.clear()
         return self._device_rows
 
@@ -273,8 +296,9 @@ class StatusBook:
         """Everything the status branch shows now."""
         known = tuple(secrets)
         refusals = tuple(Refusal(r.revision, redact(r.reason, known)) for r in self.refusals)
+        builds = tuple(Refusal(r.revision, redact(r.reason, known)) for r in self.build_refusals)
         if desired is None:
-            return StatusSnapshot(self.revision, refusals=refusals)
+            return StatusSnapshot(self.revision, refusals=refusals, refused_builds=builds)
         plan = self.plan
         return StatusSnapshot(
             desired_revision=self.revision,
@@ -282,33 +306,36 @@ class StatusBook:
             rollouts=tuple(self._rollouts(plan)) if plan else (),
             compliance=self._compliance(plan) if plan else (),
             refusals=refusals,
+            refused_builds=builds,
         )
 
     def _summary_devices(self, devices: tuple[DeviceStatus, ...]) -> bytes:
-        """The dashboard's ``devices`` object as JSON; a device's entry is encoded again only
-        when what it shows changed (not merely its status entry: every observation makes
-        new ones), and the object is joined again only when the snapshot's device tuple is
-        a new one (after a transition or an observation)."""
+        """The dashboard's ``devices`` object as JSON, kept as one encoded fragment per
+        device. Only the entries rebuilt since the last call are looked at (all of them
+        after an observation or a new plan), and a fragment is encoded again only when what
+        it shows changed; the object itself is a join, in C, of the fragments."""
         cached = self._summary_devices_json
         if cached is not None and cached[0] is devices:
             return cached[1]
+        parts, rebuilt = self._summary_parts, self._rebuilt
+        indexes: Iterable[int]
+        if rebuilt is None or len(parts) != len(devices):
+            parts = self._summary_parts = [b""] * len(devices)
+            indexes = range(len(devices))
+            if len(self._summary_rows) > len(devices):  # devices left desired state
+                self._summary_rows = {}
+        else:
+            indexes = [self._position[name] for name in rebuilt]
+        self._rebuilt = set()
         cache = self._summary_rows
-        if len(cache) > len(devices):  # devices left desired state
-            self._summary_rows = cache = {}
-        parts = []
-        for d in devices:
-            facts = d.facts
-            key = (
-                d.phase,
-                facts.version if facts else None,
-                facts.reachable if facts else None,
-                d.target_version,
-            )
+        for i in indexes:
+            d = devices[i]
+            key = _summary_key(d)
             hit = cache.get(d.name)
             if hit is None or hit[0] != key:
                 entry = dict(zip(("phase", "version", "reachable", "target"), key, strict=True))
                 cache[d.name] = hit = (key, _encode({d.name: entry})[1:-1].encode())
-            parts.append(hit[1])
+            parts[i] = hit[1]
         body = b"{" + b",".join(parts) + b"}"
         self._summary_devices_json = (devices, body)
         return body

@@ -27,25 +27,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import get_args
 
 from reconciler.alerts.center import AlertCenter
 from reconciler.alerts.model import Severity
+from reconciler.model.kinds import AlertEvent
 
 __all__ = ["EVENTS", "AlertFeed", "FeedSettings"]
 
-EVENTS = (
-    "rollout-started",
-    "wave-passed",
-    "rollout-halted",
-    "rollout-completed",
-    "device-failed",
-    "device-rolled-back",
-    "revision-refused",
-    "image-refused",
-    "cve-exposure",
-    "device-unreachable",
-    "store-capacity",
-)
+EVENTS: tuple[str, ...] = get_args(AlertEvent)
 """Every event type an alert may have (NotificationPolicy filters name these)."""
 
 _STORE = "image-store"

@@ -10,12 +10,13 @@ It must never change a router (every call it makes is a read), declare a Device 
 certificate differs from the one it pinned at the first connection.
 """
 
-from reconciler.discovery.documents import device_documents, discovery_proposals
+from reconciler.discovery.documents import DEFAULT_KEY_ENV, device_documents, discovery_proposals
 from reconciler.discovery.probe import Found, ProbeSettings, probe
 from reconciler.discovery.scan import mark_declared, scan
 from reconciler.discovery.targets import MAX_TARGETS, expand_targets, parse_ports
 
 __all__ = [
+    "DEFAULT_KEY_ENV",
     "MAX_TARGETS",
     "Found",
     "ProbeSettings",

@@ -11,7 +11,11 @@ import yaml
 from reconciler.discovery.probe import Found
 from reconciler.proposals.model import Proposal
 
-__all__ = ["ANNOTATIONS", "device_documents", "discovery_proposals"]
+__all__ = ["ANNOTATIONS", "DEFAULT_KEY_ENV", "device_documents", "discovery_proposals"]
+
+DEFAULT_KEY_ENV = "VYOS_API_KEY_DEFAULT"
+"""The key variable a proposed Device names when no key reference was given (it matches the
+daemon's default allowlist prefix ``VYOS_API_KEY_``); edit it in the proposal as needed."""
 
 ANNOTATIONS = {
     "version": "gitfirm.io/discovered-version",

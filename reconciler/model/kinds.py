@@ -64,6 +64,10 @@ __all__ = [
     "Metadata",
     "MinisignKey",
     "MinisignSignature",
+    "NotificationFilter",
+    "NotificationPolicy",
+    "NotificationPolicySpec",
+    "NotificationTarget",
     "PackageEvent",
     "PackageRange",
     "Platform",
@@ -883,6 +887,108 @@ class ImageSource(Document):
 
 RolloutPolicy.model_rebuild()
 
+# --- NotificationPolicy -------------------------------------------------------------------
+
+NOTIFY_SECRET_PREFIX = "NOTIFY_SECRET_"  # noqa: S105 (a variable-name prefix, no secret)
+"""Environment variables a notification target's secrets may name, and no others."""
+AlertEvent = Literal[
+    "rollout-started",
+    "wave-passed",
+    "rollout-halted",
+    "rollout-completed",
+    "device-failed",
+    "device-rolled-back",
+    "revision-refused",
+    "image-refused",
+    "cve-exposure",
+    "device-unreachable",
+    "store-capacity",
+]
+AlertSeverity = Literal["info", "warning", "critical"]
+_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
+
+
+class NotificationTarget(Strict):
+    """Where notices go: an Apprise URL whose ``{placeholders}`` are secrets by reference.
+
+    ``url: "mailto://gitfirm:{password}@smtp.example.org?to=ops@example.org"`` with
+    ``secrets: {password: {env: NOTIFY_SECRET_SMTP}}``: the value is read from the daemon's
+    environment when the policy is applied, and never written to Git, logs or status.
+    """
+
+    name: Name
+    url: str = Field(min_length=4, description="Apprise URL, e.g. mailto://, json://, slack://")
+    secrets: dict[str, SecretRef] = Field(
+        default_factory=dict,
+        description="Placeholder -> {env: NOTIFY_SECRET_...}; only NOTIFY_SECRET_* variables",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_url(cls, value: str) -> str:
+        whole = _PLACEHOLDER.fullmatch(value) is not None  # the whole URL is a secret
+        if not whole and not re.match(r"^[a-z][a-z0-9+.-]*://", value):
+            raise ValueError(
+                "an Apprise URL starts with a scheme such as mailto:// or json://, or is one "
+                "{placeholder}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_by_reference(self) -> NotificationTarget:
+        used = set(_PLACEHOLDER.findall(self.url))
+        if used != set(self.secrets):
+            missing, unused = sorted(used - set(self.secrets)), sorted(set(self.secrets) - used)
+            raise ValueError(
+                f"every {{placeholder}} of url needs a secret and every secret a placeholder "
+                f"(missing: {missing or '-'}, unused: {unused or '-'})"
+            )
+        for name, ref in self.secrets.items():
+            if ref.env is None or not ref.env.startswith(NOTIFY_SECRET_PREFIX):
+                raise ValueError(
+                    f"secret {name!r}: give {{env: {NOTIFY_SECRET_PREFIX}...}}; notification "
+                    "secrets come from NOTIFY_SECRET_* variables only"
+                )
+        return self
+
+
+class NotificationFilter(Strict):
+    """Which alerts are sent; an empty list matches everything."""
+
+    severity: AlertSeverity = Field(default="warning", description="The lowest severity sent")
+    events: list[AlertEvent] = Field(default_factory=list)
+    policies: list[Name] = Field(default_factory=list, description="RolloutPolicy names")
+    sites: list[Name] = Field(default_factory=list)
+
+
+class NotificationPolicySpec(Strict):
+    """Who is told about which alerts, and how often."""
+
+    targets: list[NotificationTarget] = Field(min_length=1)
+    filter: NotificationFilter = Field(default_factory=NotificationFilter)
+    dedupeWindow: Duration = Field(
+        default=timedelta(minutes=5),
+        description="The same subject and message is sent once per window (as Flux does)",
+    )
+    sendResolved: bool = Field(default=True, description="Send a notice when an alert clears")
+    suspend: bool = False
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, value: list[NotificationTarget]) -> list[NotificationTarget]:
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError("target names must be unique")
+        return value
+
+
+class NotificationPolicy(Document):
+    """``kind: NotificationPolicy``."""
+
+    kind: Literal["NotificationPolicy"]
+    spec: NotificationPolicySpec
+
+
 KINDS: dict[str, type[Document]] = {
     "Device": Device,
     "Image": Image,
@@ -893,4 +999,5 @@ KINDS: dict[str, type[Document]] = {
     "Advisory": Advisory,
     "DiscoveryPolicy": DiscoveryPolicy,
     "ImageSource": ImageSource,
+    "NotificationPolicy": NotificationPolicy,
 }

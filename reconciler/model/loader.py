@@ -33,6 +33,7 @@ _FIELD_OF_KIND = {
     "Advisory": "advisories",
     "DiscoveryPolicy": "discovery_policies",
     "ImageSource": "image_sources",
+    "NotificationPolicy": "notification_policies",
 }
 
 

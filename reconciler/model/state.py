@@ -13,6 +13,7 @@ from reconciler.model.kinds import (
     DiscoveryPolicy,
     Image,
     ImageSource,
+    NotificationPolicy,
     RolloutPolicy,
     TrustPolicy,
 )
@@ -37,6 +38,7 @@ class DesiredState:
     advisories: dict[str, Advisory] = field(default_factory=dict)
     discovery_policies: dict[str, DiscoveryPolicy] = field(default_factory=dict)
     image_sources: dict[str, ImageSource] = field(default_factory=dict)
+    notification_policies: dict[str, NotificationPolicy] = field(default_factory=dict)
     locations: dict[tuple[str, str], Location] = field(default_factory=dict)
     root: str = ""
     revision: str = ""
@@ -57,4 +59,5 @@ class DesiredState:
             "Advisory": len(self.advisories),
             "DiscoveryPolicy": len(self.discovery_policies),
             "ImageSource": len(self.image_sources),
+            "NotificationPolicy": len(self.notification_policies),
         }

@@ -12,7 +12,7 @@ from collections import Counter as Tally
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from reconciler.forge.http import FORGE_RESULTS
 from reconciler.model.facts import DeviceFacts
+from reconciler.model.kinds import AlertEvent
 from reconciler.planning.progress import Phase
 from reconciler.report.snapshot import StatusSnapshot
 from reconciler.report.writer import WriteResult
@@ -225,6 +226,23 @@ class Metrics:
             buckets=_COMMIT_BUCKETS,
             registry=r,
         )
+        self.notifications = Counter(
+            "gitfirm_notifications_sent",
+            "Notifications delivered, by alert event",
+            ["event"],
+            registry=r,
+        )
+        self.notifications_failed = Counter(
+            "gitfirm_notifications_failed",
+            "Notifications given up after their retries, by alert event",
+            ["event"],
+            registry=r,
+        )
+        self.notifications_dropped = Counter(
+            "gitfirm_notifications_dropped",
+            "Notifications dropped because the send queue was full",
+            registry=r,
+        )
         self._entered: dict[str, datetime] = {}
         """Device -> when it entered its phase (memory only: devices are never labels)."""
         self._started: dict[str, datetime] = {}
@@ -246,6 +264,9 @@ class Metrics:
             self.rollout_seconds.labels(result)
         for reachable in ("true", "false"):
             self.devices.labels(reachable)
+        for event in get_args(AlertEvent):
+            self.notifications.labels(event)
+            self.notifications_failed.labels(event)
 
     def pass_done(self, ok: bool, seconds: float, now: datetime) -> None:
         """Count and time one reconcile pass ending at ``now``."""
@@ -293,6 +314,15 @@ class Metrics:
         started = self._started.pop(policy, None)
         if started is not None:
             self.rollout_seconds.labels(result).observe(max(0.0, (now - started).total_seconds()))
+
+    def notification(self, event: str, result: str) -> None:
+        """Count one notification ``sent``, ``failed`` (after its retries) or ``dropped``."""
+        if result == "dropped":
+            self.notifications_dropped.inc()
+        elif result == "sent":
+            self.notifications.labels(event).inc()
+        else:
+            self.notifications_failed.labels(event).inc()
 
     def loop_blocked(self, seconds: float) -> None:
         """Record one loop-lag probe reading."""

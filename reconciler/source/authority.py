@@ -12,7 +12,9 @@
   needs ``adminRole`` (its API key is open to anyone on the path);
 - so does a ``RolloutPolicy`` with ``strategy.allowDowngrade: true`` (anti-rollback off);
 - a ``DiscoveryPolicy`` (it aims the daemon's probes, and a device key, at networks) and an
-  ``ImageSource`` (it feeds builds into proposals) always need ``adminRole``.
+  ``ImageSource`` (it feeds builds into proposals) always need ``adminRole``; so does a
+  ``NotificationPolicy`` (it sends fleet news, and secrets from the daemon's environment, to
+  URLs it names).
 
 A channel the document does not spell as a known channel counts as every channel, so an
 invalid document never needs less authority than a valid one.
@@ -30,7 +32,7 @@ Requirement = tuple[str, tuple[str, ...]]
 """(the rule that applies, in words; the roles of which the signer needs one)."""
 
 _CHANNELS: tuple[str, ...] = get_args(Channel)
-_ADMIN_ALWAYS = ("DiscoveryPolicy", "ImageSource")
+_ADMIN_ALWAYS = ("DiscoveryPolicy", "ImageSource", "NotificationPolicy")
 _ADMIN_BY_DEFAULT = {"TrustPolicy": _CHANNELS, "Image": ("production",)}
 
 

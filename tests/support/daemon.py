@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.daemon import Daemon, DaemonSettings
+from reconciler.forge.protocol import PullRequests
 from reconciler.logs import configure_json_logging
 from reconciler.rollout.model import RolloutSettings
 from tests.support.gitrepo import commit_files, git, push, seeded_remote
@@ -150,7 +151,9 @@ def make_daemon(
     **settings: Any,
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
-    observation, no watch on the (local) remote unless ``settings`` ask for one."""
+    observation, no watch on the (local) remote unless ``settings`` ask for one;
+    ``settings`` may also hold ``pull_requests``, the forge client proposals use."""
+    pull_requests: PullRequests | None = settings.pop("pull_requests", None)
     defaults: dict[str, Any] = {
         "observe_interval": 3600,
         "watch_local": False,
@@ -165,6 +168,7 @@ def make_daemon(
         ),
         environ=dict(environ),
         formatter=configure_json_logging(stream=logs),
+        pull_requests=pull_requests,
     )
 
 
@@ -181,6 +185,7 @@ async def running_gitops(
     watch_local: bool = False,
     access_pin: str | None = None,
     key: Any = None,
+    pull_requests: PullRequests | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[GitOps]:
     """Start a simulator, a config remote whose policy holds devices at ``current``, and a
@@ -207,6 +212,7 @@ async def running_gitops(
             watch_local=watch_local,
             status_coalesce=0,
             access_pin=access_pin,
+            pull_requests=pull_requests,
             **dict(settings or {}),
         )
         stop = asyncio.Event()

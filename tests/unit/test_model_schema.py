@@ -27,7 +27,7 @@ def test_schemas_are_deterministic_and_cover_every_kind() -> None:
     index = json.loads(first["index.json"])
     assert set(index["kinds"]) == {
         "Device", "Image", "RolloutPolicy", "CompliancePolicy", "TrustPolicy", "AccessPolicy",
-        "Advisory", "DiscoveryPolicy", "ImageSource",
+        "Advisory", "DiscoveryPolicy", "ImageSource", "NotificationPolicy",
     }  # fmt: skip
     device = json.loads(first["device.json"])
     assert device["additionalProperties"] is False

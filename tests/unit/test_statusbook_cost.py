@@ -96,13 +96,14 @@ def test_a_transition_rebuilds_only_its_device() -> None:
 
 
 class CountingEncoder:
-    """Stands in for the book's JSON encoder and counts the objects it encodes."""
+    """Stands in for one of the book's functions (its JSON encoder, its reader of a
+    device's dashboard entry) and counts the calls."""
 
-    def __init__(self, encode: Callable[[Any], str]) -> None:
+    def __init__(self, encode: Callable[[Any], Any]) -> None:
         self.encode = encode
         self.calls = 0
 
-    def __call__(self, value: Any) -> str:
+    def __call__(self, value: Any) -> Any:
         self.calls += 1
         return self.encode(value)
 
@@ -174,3 +175,20 @@ def test_a_new_observation_encodes_only_devices_whose_dashboard_entry_changed(
         "target": None,
     }
     assert body["devices"] == expected_devices(book.snapshot(state, ()))
+
+
+def test_after_transitions_the_dashboard_reads_only_the_moved_devices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, book, state = reads_per_snapshot(400)
+    read = CountingEncoder(statusbook._summary_key)  # counts the entries it looks at
+    monkeypatch.setattr(statusbook, "_summary_key", read)
+    for name in ("r00010", "r00020"):
+        book.transition(Transition(name, "pending", "precheck", state.revision, "canary", NOW))
+        book.snapshot(state, ())  # each transition submits a snapshot
+    book.transition(Transition("r00010", "precheck", "backup", state.revision, "canary", NOW))
+    body = json.loads(book.summary_json(state, ()))
+    assert read.calls == 2, read.calls  # not the 400 devices
+    assert body["devices"] == expected_devices(book.snapshot(state, ()))
+    assert body["devices"]["r00010"]["phase"] == "backup"
+    assert body["devices"]["r00020"]["phase"] == "precheck"

@@ -1,0 +1,93 @@
+"""Discovery through the real daemon: a DiscoveryPolicy in the config repository makes the
+daemon scan simulated routers over HTTPS on loopback addresses; each new router becomes a
+proposal branch on the config remote and a pull request on a (fake, pytest-httpserver)
+GitHub, opened once, never a push to main."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from pytest_httpserver import HTTPServer
+
+from reconciler.clock import SystemClock
+from reconciler.forge import ForgeConfig, make_forge
+from reconciler.proposals import ProposalOutcome
+from tests.support.daemon import running_gitops, wait_for
+from tests.support.discovery import KEY, lan
+from tests.support.forge import FakeForge
+from tests.support.gitrepo import git, rev_parse
+
+
+def _policy(ports: list[int]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "gitfirm.io/v1",
+            "kind": "DiscoveryPolicy",
+            "metadata": {"name": "lab"},
+            "spec": {
+                "cidrs": ["127.0.0.2/31", "127.0.0.4/31"],
+                "ports": ports,
+                "site": "lab",
+                "interval": "1h",
+                "credentials": {"apiKey": {"env": "VYOS_API_KEY_LAB"}},
+            },
+        }
+    )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def _proposal_branches(remote: Path) -> list[str]:
+    heads = git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
+    return sorted(h for h in heads if h.startswith("gitfirm/proposals/"))
+
+
+async def test_the_daemon_proposes_each_new_router_once(
+    tmp_path: Path, httpserver: HTTPServer, http: httpx.AsyncClient
+) -> None:
+    fake = FakeForge(httpserver, "github")
+    config = ForgeConfig("github", fake.repo, url=fake.api_root, token_env="T")
+    forge = make_forge(config, fake.token, http=http, clock=SystemClock(), user_agent="gitfirm/t")
+    async with lan(tmp_path / "tls", releases=("1.4", "info")) as net:
+        extra = {"discovery/lab.yaml": _policy(net.ports)}
+        async with running_gitops(
+            tmp_path / "ops",
+            extra_files=extra,
+            environ={"VYOS_API_KEY_LAB": KEY},
+            pull_requests=forge,
+        ) as ops:
+            main = rev_parse(ops.remote, "main")
+            await wait_for(lambda: len(ops.daemon.proposals) >= 2, 60, "two proposals")
+            branches = _proposal_branches(ops.remote)
+            assert len(branches) == 2
+            assert all(b.startswith("gitfirm/proposals/discovery/") for b in branches)
+            assert rev_parse(ops.remote, "main") == main  # never a push to the desired branch
+            assert sorted(p["head"]["ref"] for p in fake.pulls) == branches
+            assert {p["base"]["ref"] for p in fake.pulls} == {"main"}
+            for router in net.routers:
+                messages = {b: git(ops.remote, "log", "-1", "--format=%B", b) for b in branches}
+                (branch,) = [b for b, text in messages.items() if router.address in text]
+                files = git(ops.remote, "diff", "--name-only", "main", branch).split()
+                (path,) = files
+                doc = yaml.safe_load(git(ops.remote, "show", f"{branch}:{path}"))
+                assert doc["spec"]["tls"]["fingerprint"] == router.fingerprint
+                assert doc["spec"]["credentials"]["apiKey"] == {"env": "VYOS_API_KEY_LAB"}
+                version = doc["metadata"]["annotations"]["gitfirm.io/discovered-version"]
+                assert version == router.device.release
+
+            # The next scan finds the same routers: nothing new is opened.
+            policy = ops.daemon.state.desired.discovery_policies["lab"]  # type: ignore[union-attr]
+            before = len(ops.daemon.proposals)
+            await ops.daemon._propose_all("again", ops.daemon._discover(policy))
+            again = ops.daemon.proposals[before:]
+            assert [r.outcome for r in again] == [ProposalOutcome.KNOWN] * 2
+            assert len(fake.pulls) == 2 and _proposal_branches(ops.remote) == branches
+            assert KEY not in ops.logs.getvalue()
