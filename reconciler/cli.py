@@ -1157,12 +1157,19 @@ def _settings_problem(error: ValidationError, config: Path | None) -> str:
 
 def _preflight(settings: DaemonSettings) -> None:
     """Refuse, in one line, to start a daemon that could never reconcile anything."""
-    from reconciler.errors import SourceError
+    import os
+
+    from reconciler.daemon import shared_token_key
+    from reconciler.errors import ConfigError, SourceError
     from reconciler.rollout.formats import check_state_dir
     from reconciler.source.git import Mirror
     from reconciler.source.remote import unpinned_policy
 
     check_state_dir(settings.state_dir)
+    try:
+        shared_token_key(os.environ, settings.image_token_key_env)
+    except ConfigError as e:
+        raise _Fail(e.message) from None
     _probe(settings.repo, settings.branch)
     if settings.forge is not None:
         _forge_token(settings.forge_config())
@@ -1344,6 +1351,12 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rollout, keep the simulator and daemon up and print the dashboard's "
+        "address, until Ctrl-C",
+    )
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -1364,7 +1377,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="gitfirm-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    return run_demo(args.example, root)
+    return run_demo(args.example, root, keep_running=args.keep_running)
 
 
 _COMMANDS.append(_register_demo)
