@@ -105,7 +105,12 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p = sub.add_parser("validate", help="validate a config repository")
     p.add_argument("dir", nargs="?", default=".", help="config repository (default: .)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github", "sarif"],
+        default="text",
+        help="github: ::error annotations for Actions; sarif: a SARIF 2.1.0 log",
+    )
     p.add_argument(
         "--shard",
         action="append",
@@ -164,6 +169,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             "files": result.files,
         }
         print(json.dumps(out, indent=2, sort_keys=True))
+    elif args.format == "github":
+        from reconciler.model.annotations import github_annotations
+
+        for line in github_annotations(errors, warnings, _shown_root(args.dir)):
+            print(line)
+        counts_line = f"{len(errors)} error(s), {len(warnings)} warning(s)"
+        print(f"{'invalid' if errors else 'valid'}: {counts_line}", file=sys.stderr)
+    elif args.format == "sarif":
+        from reconciler.model.annotations import sarif_log
+
+        log = sarif_log(errors, warnings, _shown_root(args.dir), version=__version__)
+        print(json.dumps(log, indent=2))
     else:
         for e in errors:
             print(f"error: {e}", file=sys.stderr)
@@ -179,6 +196,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(f"valid: {summary or 'no documents'}; {len(warnings)} warning(s)")
     # A split that would give a group or policy two owners is an invocation to change: 2.
     return 2 if shard_errors else 1 if errors else 0
+
+
+def _shown_root(directory: str) -> Path:
+    """The config directory as CI shows files: relative to the working directory."""
+    import os
+
+    relative = os.path.relpath(Path(directory).resolve(), Path.cwd())
+    return Path(relative) if not relative.startswith("..") else Path(directory)
 
 
 _COMMANDS.append(_register_validate)
@@ -998,7 +1023,7 @@ _RUN_FLAGS = (
     "repo", "branch", "status_branch", "listen", "public_url", "state_dir", "poll_interval",
     "observe_interval", "status_coalesce", "access_pin", "status_signing_key", "backup_keep",
     "operator_token_env", "operator_listen", "shard", "shard_name", "forge", "forge_url",
-    "forge_repo", "forge_token_env", "forge_token_file",
+    "forge_repo", "forge_token_env", "forge_token_file", "shutdown_grace",
 )  # fmt: skip
 
 # Settings that an environment variable gives when neither the flag nor --config does.
@@ -1037,6 +1062,13 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument(
         "--operator-listen", metavar="HOST:PORT", help="serve / and /metrics only on this address"
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight devices get to park before the daemon exits "
+        "(default 25; below the orchestrator's kill timeout)",
     )
     p.add_argument(
         "--rollout-timings",

@@ -196,6 +196,14 @@ class DaemonSettings(BaseModel):
     operator_listen: str | None = Field(
         default=None, description="host:port serving / and /metrics instead of the device port"
     )
+    shutdown_grace: float = Field(
+        default=25.0,
+        gt=0,
+        description="Seconds SIGTERM gives in-flight devices to reach a step boundary "
+        "before their tasks are cancelled (the journal resumes them at the next start); "
+        "keep it below the supervisor's kill timeout (Kubernetes "
+        "terminationGracePeriodSeconds)",
+    )
     journal_retention_days: float = Field(
         default=90.0, gt=0, description="Journal events older than this many days are pruned"
     )
@@ -697,7 +705,7 @@ class Daemon:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
-        self.scheduler.control(revision, desired.rollout_policies)
+        self.scheduler.control(revision, desired.rollout_policies, desired.devices.keys())
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         self._configure_notifications(desired)
@@ -1168,15 +1176,16 @@ class Daemon:
         own_http: bool,
     ) -> None:
         # SIGTERM: the loops that make new work stop first; then rollouts stop starting
-        # devices, in-flight ones park at their next step boundary (60 s), and the journal
-        # lets the next process resume them. No task outlives this.
+        # devices, in-flight ones park at their next step boundary (within shutdown_grace,
+        # then cancelled), and the journal lets the next process resume them at their
+        # phase, health gate included. No task outlives this.
         self.changes.close()  # live dashboard streams end, or the server would wait for them
         writer = next((t for t in loops if t.get_name() == "loop:status-writer"), None)
         others = [t for t in loops if t is not writer]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.scheduler.close(grace=60)
+        await self.scheduler.close(grace=self.settings.shutdown_grace)
         server.should_exit = True
         # The last state goes to Git before the writer stops, even if a write was running.
         self._submit()

@@ -447,6 +447,10 @@ class DeviceRun:
             raise RolloutError(f"target image {target} is no longer installed")
         if self.rec.marker == _REBOOT_ISSUED and seen.default == previous:
             raise _Failure(f"{target} did not boot; the device reverted to {previous}")
+        if self.stopping() and self.rec.marker != _REBOOT_ISSUED:
+            # Superseded or shutting down: the reboot is not sent yet, so nothing is lost
+            # by parking here (a new target must not be preceded by the old one's reboot).
+            raise _Park(OutcomeStatus.WAITING, "stopped before the reboot")
         if await self._await_window("waiting for the window to fit the reboot"):
             return  # time passed: look at the device again
         await self._save_before_reboot()

@@ -4,8 +4,11 @@ The daemon hands the scheduler two kinds of input, both plain data and both sync
 so no interleaving of its loops can split a decision:
 
 - :meth:`Scheduler.control`: a revision was verified and loaded. Its policies are now the
-  only ones in force: a suspended or removed policy stops starting devices at once (a
-  device in a disruptive step finishes it), and plans of older revisions are refused;
+  only ones in force: a run it supersedes (policy retargeted, suspended, otherwise changed
+  or removed, or a device of the run removed; see :mod:`~reconciler.rollout.supersede`)
+  stops starting devices at once, a device in a disruptive step finishes it, and the
+  devices it had started but not disrupted go back to pending with the reason; plans of
+  older revisions are refused;
 - :meth:`Scheduler.offer`: a plan for the revision in force. A policy with work gets it
   on its one task: started at once when idle, or queued while the run in progress stops
   at its next step boundary.
@@ -19,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from reconciler.model.kinds import RolloutPolicy
+from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
+from reconciler.planning.progress import Phase
 from reconciler.rollout.engine import RolloutEngine, RolloutResult
+from reconciler.rollout.model import Transition
+from reconciler.rollout.supersede import back_to_pending, superseded
 from reconciler.sanitize import redact
 
 __all__ = ["ResultSink", "Scheduler"]
@@ -43,6 +49,12 @@ class _Slot:
     revision: str | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     queued: Plan | None = None
+    spec: RolloutPolicySpec | None = None
+    """The policy as the run in progress started with it."""
+    devices: frozenset[str] = frozenset()
+    """The devices the run in progress works on."""
+    superseded: str = ""
+    """Why a newer revision stopped the run in progress (empty: it did not)."""
 
     @property
     def busy(self) -> bool:
@@ -60,21 +72,31 @@ class Scheduler:
         self._policies: dict[str, RolloutPolicy] = {}
         self._closed = False
 
-    def control(self, revision: str, policies: Mapping[str, RolloutPolicy]) -> None:
+    def control(
+        self,
+        revision: str,
+        policies: Mapping[str, RolloutPolicy],
+        devices: Collection[str] | None = None,
+    ) -> None:
         """A revision was verified and loaded: its control state takes effect now, before
-        anything is observed or downloaded for it."""
+        anything is observed or downloaded for it. ``devices`` are the revision's device
+        names (None: not known, no run is stopped for a removed device)."""
         self._revision = revision
         self._policies = dict(policies)
         for name, slot in self._slots.items():
             if slot.queued is not None and slot.queued.revision != revision:
                 slot.queued = None
-            policy = self._policies.get(name)
-            if slot.busy and (policy is None or policy.spec.suspend):
+            if not slot.busy or slot.spec is None or slot.superseded:
+                continue
+            known = slot.devices if devices is None else devices
+            reason = superseded(slot.spec, slot.devices, self._policies.get(name), known)
+            if reason:
                 log.info(
-                    "rollout stopping: %s",
-                    "policy removed" if policy is None else "suspended",
+                    "rollout superseded: %s",
+                    reason,
                     extra={"event": "rollout-stop", "rollout": name, "revision": revision},
                 )
+                slot.superseded = reason
                 slot.stop.set()
 
     def offer(self, plan: Plan, blocked: Mapping[str, str] | None = None) -> list[str]:
@@ -108,6 +130,12 @@ class Scheduler:
             if policy is None or plan.revision != self._revision:
                 continue
             slot.revision, slot.stop = plan.revision, asyncio.Event()
+            slot.spec, slot.superseded = policy.spec, ""
+            slot.devices = frozenset(
+                d.name
+                for d in plan.devices
+                if d.policy == slot.policy and d.action in CHANGE_ACTIONS
+            )
             log.info(
                 "rollout started",
                 extra={"event": "rollout-start", "rollout": slot.policy, "revision": plan.revision},
@@ -123,7 +151,9 @@ class Scheduler:
                 )
                 continue
             finally:
-                slot.revision = None
+                slot.revision, slot.spec = None, None
+                if slot.superseded:
+                    self._back_to_pending(slot.policy, slot.superseded)
             log.info(
                 "rollout ended: %s",
                 "halted" if result.halted else "complete" if result.complete else "stopped",
@@ -138,6 +168,28 @@ class Scheduler:
                         redact(f"{type(exc).__name__}: {exc}", self.engine.secrets),
                         extra={"event": "rollout-report-failed", "rollout": slot.policy},
                     )
+
+    def _back_to_pending(self, policy: str, reason: str) -> None:
+        """The stopped run's devices that it had not disrupted are pending again, with why
+        (journalled and announced like any transition)."""
+        engine = self.engine
+        now = engine.clock.now()
+        before = engine.journal.devices(policy)
+        for record in back_to_pending(before.values(), reason, now.isoformat()):
+            event = Transition(
+                record.device,
+                str(before[record.device].phase),
+                str(Phase.PENDING),
+                self._revision or record.revision,
+                policy,
+                now,
+                record.hop,
+                record.target,
+                record.last_error,
+            )
+            engine.journal.write_device(record, event)
+            if engine.events is not None:
+                engine.events(event)
 
     def running(self) -> list[str]:
         """Policies whose task is going (waiting for a window or a pause included)."""

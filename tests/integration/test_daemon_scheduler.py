@@ -13,19 +13,10 @@ from typing import Any
 
 import yaml
 
-from tests.support.daemon import ALWAYS_OPEN, policy_yaml, wait_for
+from tests.support.daemon import wait_for
 from tests.support.gitrepo import git
 from tests.support.scheduling import Stage, max_concurrent_runs, staged_gitops
-
-
-def _policy(target: str, *, suspend: bool = False, note: str = "", **strategy: Any) -> str:
-    """The ``fleet`` policy, always open; ``note`` adds a comment (an unrelated change)."""
-    selector = strategy.pop("selector", None)
-    doc = yaml.safe_load(policy_yaml(target, selector=selector, window=ALWAYS_OPEN, **strategy))
-    if suspend:
-        doc["spec"]["suspend"] = True
-    text = yaml.safe_dump(doc, sort_keys=False)
-    return text + (f"# {note}\n" if note else "")
+from tests.support.scheduling import fleet_policy as _policy
 
 
 def _runs_after(stage: Stage, revision: str) -> int:

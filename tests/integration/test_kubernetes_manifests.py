@@ -26,7 +26,7 @@ from reconciler.daemon import DaemonSettings
 
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 OVERLAYS = sorted(p.name for p in (ROOT / "overlays").iterdir() if p.is_dir())
-PARK_SECONDS = 60
+PARK_SECONDS = DaemonSettings.model_fields["shutdown_grace"].default
 """How long ``Daemon._shutdown`` (reconciler/daemon.py) waits for rollouts to park."""
 
 pytestmark = pytest.mark.skipif(
@@ -98,6 +98,7 @@ def test_the_pod_is_what_the_daemon_needs(overlay: str) -> None:
     config_path = Path(args[args.index("--config") + 1])
     config = one(docs, "ConfigMap")
     settings = DaemonSettings.model_validate(yaml.safe_load(config["data"][config_path.name]))
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_grace + 10
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     config_volume = next(n for n, v in volumes.items() if "configMap" in v)

@@ -19,11 +19,28 @@ from typing import Any
 import yaml
 
 from reconciler.daemon import Daemon
-from tests.support.daemon import config_files, free_port, make_daemon, wait_for
+from tests.support.daemon import (
+    ALWAYS_OPEN,
+    config_files,
+    free_port,
+    make_daemon,
+    policy_yaml,
+    wait_for,
+)
 from tests.support.gitrepo import SshKey, commit_files, git, push, seeded_remote
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
-__all__ = ["Stage", "max_concurrent_runs", "staged_gitops"]
+__all__ = ["Stage", "fleet_policy", "max_concurrent_runs", "staged_gitops"]
+
+
+def fleet_policy(target: str, *, suspend: bool = False, note: str = "", **strategy: Any) -> str:
+    """The ``fleet`` policy, always open; ``note`` adds a comment (an unrelated change)."""
+    selector = strategy.pop("selector", None)
+    doc = yaml.safe_load(policy_yaml(target, selector=selector, window=ALWAYS_OPEN, **strategy))
+    if suspend:
+        doc["spec"]["suspend"] = True
+    text = yaml.safe_dump(doc, sort_keys=False)
+    return text + (f"# {note}\n" if note else "")
 
 
 @dataclass
