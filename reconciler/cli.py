@@ -1210,12 +1210,19 @@ def _settings_problem(error: ValidationError, config: Path | None) -> str:
 
 def _preflight(settings: DaemonSettings) -> None:
     """Refuse, in one line, to start a daemon that could never reconcile anything."""
-    from reconciler.errors import SourceError
+    import os
+
+    from reconciler.daemon import shared_token_key
+    from reconciler.errors import ConfigError, SourceError
     from reconciler.rollout.formats import check_state_dir
     from reconciler.source.git import Mirror
     from reconciler.source.remote import unpinned_policy
 
     check_state_dir(settings.state_dir)
+    try:
+        shared_token_key(os.environ, settings.image_token_key_env)
+    except ConfigError as e:
+        raise _Fail(e.message) from None
     _probe(settings.repo, settings.branch)
     if settings.forge is not None:
         _forge_token(settings.forge_config())

@@ -127,7 +127,7 @@ from reconciler.statusbook import StatusBook
 from reconciler.supervise import Loop, RetrySchedule, Supervisor, first_of
 from reconciler.surfaces import HttpServers, OperatorAccess, Surfaces, build_surfaces
 
-__all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
+__all__ = ["Daemon", "DaemonSettings", "PassOutcome", "shared_token_key"]
 
 log = logging.getLogger("gitfirm.daemon")
 
@@ -305,6 +305,20 @@ class DaemonSettings(BaseModel):
     def base_url(self) -> str:
         """Where devices fetch images from."""
         return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+
+def shared_token_key(environ: Mapping[str, str], name: str) -> bytes | None:
+    """The image-token key peer sites share (env ``name``), or None when unset; a short
+    one is a :class:`ConfigError` (checked before start by ``gitfirm run``)."""
+    shared = environ.get(name)
+    if not shared:
+        return None
+    if len(shared.encode()) < 16:
+        raise ConfigError(
+            f"{name} is shorter than 16 characters: give every site the same long random "
+            "key, e.g. head -c32 /dev/urandom | base64"
+        )
+    return shared.encode()
 
 
 @dataclass
@@ -552,16 +566,10 @@ class Daemon:
 
     def _token_key(self) -> bytes:
         # Peer sites that share this key mint tokens for one another (site mirrors).
-        shared = self.environ.get(self.settings.image_token_key_env)
-        if shared:
-            self._remember(shared)
-            if len(shared.encode()) < 16:
-                raise ConfigError(
-                    f"{self.settings.image_token_key_env} is shorter than 16 characters: "
-                    "give every site the same long random key, e.g. head -c32 /dev/urandom "
-                    "| base64"
-                )
-            return shared.encode()
+        shared = shared_token_key(self.environ, self.settings.image_token_key_env)
+        if shared is not None:
+            self._remember(shared.decode())
+            return shared
         return self._secret_file("token.key", pysecrets.token_bytes(32))
 
     def _backup_key(self) -> BackupKey:
