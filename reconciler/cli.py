@@ -1404,6 +1404,12 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rollout, keep the simulator and daemon up and print the dashboard's "
+        "address, until Ctrl-C",
+    )
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -1424,7 +1430,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="gitfirm-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    return run_demo(args.example, root)
+    return run_demo(args.example, root, keep_running=args.keep_running)
 
 
 _COMMANDS.append(_register_demo)

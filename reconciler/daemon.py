@@ -37,7 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
@@ -1027,7 +1027,9 @@ class Daemon:
             body, content_type = self.metrics.render(self.distribution.counters, snapshot, failures)
             return Response(body, media_type=content_type)
 
-        async def dashboard(_: Request) -> Response:
+        async def dashboard(request: Request) -> Response:
+            if "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/ui/", status_code=303)  # a browser: the pages
             body = self.book.summary_json(self.state.desired, self.secrets)
             return Response(body, media_type="application/json")
 
