@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.progress import Phase
-from reconciler.rollout.engine import RolloutEngine, RolloutResult
-from reconciler.rollout.model import Transition
+from reconciler.rollout.engine import RolloutEngine, RolloutResult, work_from_plan
+from reconciler.rollout.model import DISRUPTIVE, Transition
 from reconciler.rollout.supersede import back_to_pending, superseded
 from reconciler.sanitize import redact
 
@@ -83,6 +83,12 @@ class Scheduler:
         names (None: not known, no run is stopped for a removed device)."""
         self._revision = revision
         self._policies = dict(policies)
+        for name, policy in self._policies.items():
+            slot = self._slots.get(name)
+            if policy.spec.suspend and (slot is None or not slot.busy):
+                # Parked by a stop before the suspend (a restart, an earlier revision):
+                # no run will come for them while suspended.
+                self._back_to_pending(name, "suspended")
         for name, slot in self._slots.items():
             if slot.queued is not None and slot.queued.revision != revision:
                 slot.queued = None
@@ -110,7 +116,7 @@ class Scheduler:
             slot = self._slots.setdefault(name, _Slot(name))
             if slot.busy and plan.revision in (slot.revision, _revision(slot.queued)):
                 continue  # this revision's run is going or next; it re-plans from the journal
-            if not _has_work(plan, name) or name in (blocked or {}):
+            if not self._has_work(plan, self._policies[name]) or name in (blocked or {}):
                 if slot.busy:
                     slot.stop.set()
                 slot.queued = None
@@ -169,6 +175,26 @@ class Scheduler:
                         extra={"event": "rollout-report-failed", "rollout": slot.policy},
                     )
 
+    def _has_work(self, plan: Plan, policy: RolloutPolicy) -> bool:
+        """Whether a run of ``policy`` would do anything: move a device of the plan, or,
+        when the policy is suspended or halted, finish a device's disruptive step."""
+        work, _ = work_from_plan(plan, policy.name)
+        if not work:
+            return False
+        spec = policy.spec
+        roll = self.engine.journal.rollout(policy.name)
+        halted = roll is not None and roll.halted and roll.retry_token == (spec.retryToken or "")
+        if not (spec.suspend or halted):
+            return True
+        records = self.engine.journal.devices(policy.name)
+        # A paused gate ("inconclusive") waits for a human, not for another run.
+        return any(
+            (r := records.get(w.device)) is not None
+            and r.phase in DISRUPTIVE
+            and r.marker != "inconclusive"
+            for w in work
+        )
+
     def _back_to_pending(self, policy: str, reason: str) -> None:
         """The stopped run's devices that it had not disrupted are pending again, with why
         (journalled and announced like any transition)."""
@@ -213,8 +239,3 @@ class Scheduler:
 
 def _revision(plan: Plan | None) -> str | None:
     return plan.revision if plan is not None else None
-
-
-def _has_work(plan: Plan, policy: str) -> bool:
-    # Suspended, blocked and finished devices give the engine nothing to do.
-    return any(d.policy == policy and d.action in CHANGE_ACTIONS for d in plan.devices)
