@@ -4,11 +4,12 @@ The daemon hands the scheduler two kinds of input, both plain data and both sync
 so no interleaving of its loops can split a decision:
 
 - :meth:`Scheduler.control`: a revision was verified and loaded. Its policies are now the
-  only ones in force: a run it supersedes (policy retargeted, suspended, otherwise changed
-  or removed, or a device of the run removed; see :mod:`~reconciler.rollout.supersede`)
-  stops starting devices at once, a device in a disruptive step finishes it, and the
-  devices it had started but not disrupted go back to pending with the reason; plans of
-  older revisions are refused;
+  only ones in force, before anything is observed or downloaded for it: a new
+  ``retryToken`` lifts its policy's halt; a run it supersedes (policy retargeted,
+  suspended, otherwise changed or removed, or a device of the run removed; see
+  :mod:`~reconciler.rollout.supersede`) stops starting devices, a device whose reboot was
+  sent finishes its step, and the devices it had started but not disrupted go back to
+  pending with the reason; plans of older revisions are refused;
 - :meth:`Scheduler.offer`: a plan for the revision in force. A policy with work gets it
   on its one task: started at once when idle, or queued while the run in progress stops
   at its next step boundary.
@@ -84,6 +85,7 @@ class Scheduler:
         self._revision = revision
         self._policies = dict(policies)
         for name, policy in self._policies.items():
+            self._retry(name, policy.spec.retryToken or "", revision)
             slot = self._slots.get(name)
             if policy.spec.suspend and (slot is None or not slot.busy):
                 # Parked by a stop before the suspend (a restart, an earlier revision):
@@ -174,6 +176,21 @@ class Scheduler:
                         redact(f"{type(exc).__name__}: {exc}", self.engine.secrets),
                         extra={"event": "rollout-report-failed", "rollout": slot.policy},
                     )
+
+    def _retry(self, policy: str, token: str, revision: str) -> None:
+        """A new ``retryToken`` lifts the policy's halt now, before the revision is observed
+        (a run still going for the halt starts nothing: it holds the halt in memory)."""
+        journal = self.engine.journal
+        roll = journal.rollout(policy)
+        if roll is None or not roll.halted or roll.retry_token == token:
+            return
+        now = self.engine.clock.now().isoformat()
+        journal.write_rollout(roll.but(halted=False, reason="", retry_token=token, updated=now))
+        log.info(
+            "rollout retry: halt lifted (was: %s)",
+            roll.reason,
+            extra={"event": "rollout-retry", "rollout": policy, "revision": revision},
+        )
 
     def _has_work(self, plan: Plan, policy: RolloutPolicy) -> bool:
         """Whether a run of ``policy`` would do anything: move a device of the plan, or,
