@@ -763,6 +763,15 @@ def _register_image(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--repo", help="config repository whose TrustPolicies to verify with (required)"
     )
     imp.set_defaults(handler=_cmd_image_import)
+    discover = actions.add_parser(
+        "discover",
+        parents=[cache],
+        help="look at ImageSource feeds; verify the newest new build, print or propose its Image",
+    )
+    discover.add_argument("--repo", type=Path, default=Path("."), help="config checkout (.)")
+    discover.add_argument("--source", help="only this ImageSource (default: all)")
+    _proposal_flags(discover)
+    discover.set_defaults(handler=_cmd_image_discover)
 
 
 def _image_state(repo: str) -> DesiredState | None:
@@ -1048,9 +1057,12 @@ def _register_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(handler=_cmd_run)
 
 
-def _forge_flags(p: argparse.ArgumentParser, *, statuses: bool) -> None:
-    """The forge flags ``run`` (commit statuses) and ``plan --comment-pr`` share."""
-    what = "post a commit status per rollout to" if statuses else "post the plan comment on"
+def _forge_flags(p: argparse.ArgumentParser, *, statuses: bool, what: str | None = None) -> None:
+    """The forge flags ``run`` (commit statuses), ``plan --comment-pr`` and ``--propose``
+    (pull requests) share."""
+    what = what or (
+        "post a commit status per rollout to" if statuses else "post the plan comment on"
+    )
     p.add_argument("--forge", choices=["github", "gitlab", "gitea"], help=f"{what} this forge")
     p.add_argument(
         "--forge-url",
@@ -1145,12 +1157,19 @@ def _settings_problem(error: ValidationError, config: Path | None) -> str:
 
 def _preflight(settings: DaemonSettings) -> None:
     """Refuse, in one line, to start a daemon that could never reconcile anything."""
-    from reconciler.errors import SourceError
+    import os
+
+    from reconciler.daemon import shared_token_key
+    from reconciler.errors import ConfigError, SourceError
     from reconciler.rollout.formats import check_state_dir
     from reconciler.source.git import Mirror
     from reconciler.source.remote import unpinned_policy
 
     check_state_dir(settings.state_dir)
+    try:
+        shared_token_key(os.environ, settings.image_token_key_env)
+    except ConfigError as e:
+        raise _Fail(e.message) from None
     _probe(settings.repo, settings.branch)
     if settings.forge is not None:
         _forge_token(settings.forge_config())
@@ -1332,6 +1351,12 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rollout, keep the simulator and daemon up and print the dashboard's "
+        "address, until Ctrl-C",
+    )
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -1352,7 +1377,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="gitfirm-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    return run_demo(args.example, root)
+    return run_demo(args.example, root, keep_running=args.keep_running)
 
 
 _COMMANDS.append(_register_demo)
@@ -1377,14 +1402,22 @@ def _register_discover(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per probe step")
     p.add_argument("--concurrency", type=int, default=64, help="probes in flight at once")
     p.add_argument("--rate", type=float, default=100.0, help="probes started per second")
+    _proposal_flags(p)
+    p.set_defaults(handler=_cmd_discover)
+
+
+def _proposal_flags(p: argparse.ArgumentParser) -> None:
+    """``--propose`` and where proposals go: the origin of ``--repo``, a pull request on a
+    forge when one is named."""
     p.add_argument(
         "--propose",
         action="store_true",
-        help="push a proposal branch per new router to the origin of --repo",
+        help="push a proposal branch (gitfirm/proposals/...) to the origin of --repo, and "
+        "open a pull request with --forge",
     )
     p.add_argument("--branch", default="main", help="the desired branch proposals target")
     p.add_argument("--signing-key", type=Path, help="SSH private key that signs proposals")
-    p.set_defaults(handler=_cmd_discover)
+    _forge_flags(p, statuses=False, what="open the proposal's pull request on")
 
 
 def _cmd_discover(args: argparse.Namespace) -> int:
@@ -1445,12 +1478,25 @@ async def _discover(targets: list[tuple[str, int]], key: str | None, settings: A
 
 
 def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str) -> None:
+    from reconciler.discovery import discovery_proposals
+
+    _publish(args, discovery_proposals(found, site=args.site, key_env=key_env))
+
+
+def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:
+    """Publish ``proposals`` to the origin of ``args.repo`` (and a pull request on the forge
+    the flags name); one line per proposal on stderr."""
     import asyncio
     import subprocess
 
-    from reconciler.discovery import discovery_proposals
+    import httpx
+
+    from reconciler.clock import SystemClock
+    from reconciler.errors import GitfirmError
+    from reconciler.forge import ForgeConfig, make_forge
     from reconciler.proposals import Proposer, ProposerSettings
     from reconciler.proposals.gitwork import GitIdentity
+    from reconciler.sanitize import redact
 
     origin = subprocess.run(
         ["git", "-C", str(args.repo), "remote", "get-url", "origin"],
@@ -1458,24 +1504,112 @@ def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str
     )  # fmt: skip
     if origin.returncode != 0:
         raise _Fail(f"{args.repo} has no origin remote to push proposals to")
-    proposer = Proposer(
-        ProposerSettings(
-            remote=origin.stdout.strip(),
-            base=args.branch,
-            workdir=args.repo / ".git" / "gitfirm-proposals",
-            identity=GitIdentity(signing_key=args.signing_key),
+    config = token = None
+    if args.forge is not None:
+        config = ForgeConfig(
+            kind=args.forge,
+            repo=args.forge_repo or "",
+            url=args.forge_url or "",
+            token_env=args.forge_token_env or "",
+            token_file=args.forge_token_file,
         )
+        token = _forge_token(config)
+    settings = ProposerSettings(
+        remote=origin.stdout.strip(),
+        base=args.branch,
+        workdir=args.repo / ".git" / "gitfirm-proposals",
+        identity=GitIdentity(signing_key=args.signing_key),
     )
 
     async def publish() -> None:
-        for proposal in discovery_proposals(found, site=args.site, key_env=key_env):
-            result = await proposer.propose(proposal)
-            print(f"{result.outcome.value}: {result.branch}", file=sys.stderr)
+        async with httpx.AsyncClient() as http:
+            forge = None
+            if config is not None and token is not None:
+                agent = f"gitfirm/{__version__}"
+                forge = make_forge(config, token, http=http, clock=SystemClock(), user_agent=agent)
+            proposer = Proposer(settings, forge=forge, secrets=(token,) if token else ())
+            for proposal in proposals:
+                result = await proposer.propose(proposal)
+                pr = f" ({result.pull_request})" if result.pull_request else ""
+                print(f"{result.outcome.value}: {result.branch}{pr}", file=sys.stderr)
 
-    asyncio.run(publish())
+    try:
+        asyncio.run(publish())
+    except GitfirmError as e:
+        raise _Fail(redact(e.message, (token,) if token else ()), code=1) from None
 
 
 _COMMANDS.append(_register_discover)
+
+
+def _cmd_image_discover(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import yaml
+
+    loaded = _load_config_dir(args.repo)
+    assert loaded.state is not None
+    state = loaded.state
+    sources = {n: s for n, s in state.image_sources.items() if args.source in (None, n)}
+    if not sources:
+        raise _Fail(
+            f"no ImageSource{f' named {args.source}' if args.source else ''} in {args.repo}"
+        )
+    store = _image_store(args)
+    results = asyncio.run(_image_intake(state, sources, store))
+    proposals = []
+    refused = 0
+    for name, outcome in results.items():
+        if isinstance(outcome, str):
+            refused += outcome.startswith("refused")
+            print(f"{name}: {outcome}", file=sys.stderr)
+            continue
+        image, proposal = outcome
+        print(
+            yaml.safe_dump(image.model_dump(mode="json", exclude_defaults=True), sort_keys=False),
+            end="---\n",
+        )
+        print(f"{name}: verified {image.spec.source.file_name}", file=sys.stderr)
+        proposals.append(proposal)
+    if args.propose and proposals:
+        _publish(args, proposals)
+    return 1 if refused else 0
+
+
+async def _image_intake(
+    state: DesiredState, sources: Mapping[str, Any], store: Any
+) -> dict[str, Any]:
+    """Per source: (Image, Proposal) for the newest undeclared build that verified, or a
+    line saying why there is none (``refused: ...`` when it failed verification)."""
+    import httpx
+
+    from reconciler.clock import SystemClock
+    from reconciler.errors import GitfirmError, ImageRefused, summarize
+    from reconciler.images.feeds import read_feed
+    from reconciler.images.intake import take_build
+    from reconciler.proposals import image_proposal
+
+    declared = {(i.spec.version, i.spec.channel) for i in state.images.values()}
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        for name, source in sorted(sources.items()):
+            fresh = []
+            try:
+                builds = await read_feed(source.spec, http)
+                fresh = [b for b in builds if (b.version, source.spec.channel) not in declared]
+                if not fresh:
+                    out[name] = "no new build"
+                    continue
+                image = await take_build(
+                    fresh[0], source, list(state.trust_policies.values()),
+                    store=store, http=http, clock=SystemClock(), staging=store.tmp / "intake",
+                )  # fmt: skip
+                out[name] = (image, image_proposal(image, name, fresh[0].url))
+            except ImageRefused as e:
+                out[name] = f"refused {fresh[0].file_name if fresh else ''}: {summarize(e).message}"
+            except GitfirmError as e:
+                out[name] = f"feed failed: {summarize(e).message}"
+    return out
 
 
 if __name__ == "__main__":

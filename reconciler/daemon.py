@@ -37,7 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
@@ -67,13 +67,16 @@ from reconciler.errors import (
     ConfigError,
     ErrorSummary,
     GitfirmError,
+    ImageRefused,
     RolloutError,
     summarize,
 )
 from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
+from reconciler.images.intake import take_build
 from reconciler.images.ops import check_stored
 from reconciler.images.sbom import SbomCache
 from reconciler.images.serve import DistributionServer
@@ -84,14 +87,20 @@ from reconciler.images.verify import Verified
 from reconciler.logs import JsonFormatter
 from reconciler.looplag import LoopLag
 from reconciler.model.facts import DeviceFacts
-from reconciler.model.kinds import DiscoveryPolicy
+from reconciler.model.kinds import DiscoveryPolicy, ImageSource
 from reconciler.model.loader import load_repository
 from reconciler.model.shards import Shard, ShardError, check_shards, parse_shard, restrict
 from reconciler.model.state import DesiredState
 from reconciler.planning.plan import Plan
 from reconciler.planning.planner import plan as make_plan
 from reconciler.planning.progress import Phase
-from reconciler.proposals import Proposal, ProposalResult, Proposer, ProposerSettings
+from reconciler.proposals import (
+    Proposal,
+    ProposalResult,
+    Proposer,
+    ProposerSettings,
+    image_proposal,
+)
 from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
 from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
@@ -118,7 +127,7 @@ from reconciler.statusbook import StatusBook
 from reconciler.supervise import Loop, RetrySchedule, Supervisor, first_of
 from reconciler.surfaces import HttpServers, OperatorAccess, Surfaces, build_surfaces
 
-__all__ = ["Daemon", "DaemonSettings", "PassOutcome"]
+__all__ = ["Daemon", "DaemonSettings", "PassOutcome", "shared_token_key"]
 
 log = logging.getLogger("gitfirm.daemon")
 
@@ -298,6 +307,20 @@ class DaemonSettings(BaseModel):
         return (self.public_url or f"http://{self.listen}").rstrip("/")
 
 
+def shared_token_key(environ: Mapping[str, str], name: str) -> bytes | None:
+    """The image-token key peer sites share (env ``name``), or None when unset; a short
+    one is a :class:`ConfigError` (checked before start by ``gitfirm run``)."""
+    shared = environ.get(name)
+    if not shared:
+        return None
+    if len(shared.encode()) < 16:
+        raise ConfigError(
+            f"{name} is shorter than 16 characters: give every site the same long random "
+            "key, e.g. head -c32 /dev/urandom | base64"
+        )
+    return shared.encode()
+
+
 @dataclass
 class PassOutcome:
     """What one reconcile pass did; ``error`` is the first step that failed."""
@@ -316,6 +339,24 @@ class _State:
     last_error: ErrorSummary | None = None
     passed: str | None = None
     """The desired revision in force when the last pass ended (rollouts started by then)."""
+
+
+def _endpoints(
+    desired: DesiredState, environ: Mapping[str, str], policy: SecretPolicy
+) -> tuple[dict[str, Endpoint], dict[str, str]]:
+    """Each device's endpoint with its API key, or why its credentials were refused.
+
+    Plain data in and out, for a worker thread: at 10,000 devices this held the event loop
+    for a second on every applied revision.
+    """
+    out: dict[str, Endpoint] = {}
+    refused: dict[str, str] = {}
+    for name, device in desired.devices.items():
+        try:
+            out[name] = device_endpoint(device, environ=environ, policy=policy)
+        except Exception as exc:  # a bad secret skips one device only, never the pass
+            refused[name] = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+    return out, refused
 
 
 class Daemon:
@@ -525,16 +566,10 @@ class Daemon:
 
     def _token_key(self) -> bytes:
         # Peer sites that share this key mint tokens for one another (site mirrors).
-        shared = self.environ.get(self.settings.image_token_key_env)
-        if shared:
-            self._remember(shared)
-            if len(shared.encode()) < 16:
-                raise ConfigError(
-                    f"{self.settings.image_token_key_env} is shorter than 16 characters: "
-                    "give every site the same long random key, e.g. head -c32 /dev/urandom "
-                    "| base64"
-                )
-            return shared.encode()
+        shared = shared_token_key(self.environ, self.settings.image_token_key_env)
+        if shared is not None:
+            self._remember(shared.decode())
+            return shared
         return self._secret_file("token.key", pysecrets.token_bytes(32))
 
     def _backup_key(self) -> BackupKey:
@@ -674,8 +709,9 @@ class Daemon:
             reason = redact(f"revision unreadable ({type(exc).__name__}: {exc})", self.secrets)
             self._refuse(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
         self._verified.write(head)
-        self._adopt(head, desired)
+        self._adopt(head, desired, resolved)
         self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
@@ -698,10 +734,16 @@ class Daemon:
                 extra={"event": "restore-failed", "revision": verified},
             )
             raise
-        self._adopt(verified, desired)
+        resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
+        self._adopt(verified, desired, resolved)
         log.info("restored desired revision", extra={"event": "restored", "revision": verified})
 
-    def _adopt(self, revision: str, desired: DesiredState) -> None:
+    def _adopt(
+        self,
+        revision: str,
+        desired: DesiredState,
+        resolved: tuple[dict[str, Endpoint], dict[str, str]],
+    ) -> None:
         self.state.verified = revision
         self.state.desired = desired
         # Control first: suspends take effect before this revision is observed or fetched.
@@ -722,7 +764,11 @@ class Daemon:
             subject=redact(subject, self.secrets),
             branch=self.settings.branch,
         )
-        self._endpoints = self._resolve_endpoints(desired)
+        self._endpoints, refused = resolved
+        self._remember(*(e.api_key for e in self._endpoints.values()))  # one call, not n
+        self._key_refusals = {name: f"credentials: {text}" for name, text in refused.items()}
+        for name, text in refused.items():
+            log.error(text, extra={"event": "credentials", "device": name})
         self._images_checked.clear()
         self._image_retries.clear()
         self.state.refused_images = {}
@@ -771,21 +817,6 @@ class Daemon:
                 log.error(str(err), extra={"event": "invalid-config", "revision": head})
             raise errors[0]
         return restrict(result.state, self.shard)
-
-    def _resolve_endpoints(self, desired: DesiredState) -> dict[str, Endpoint]:
-        out: dict[str, Endpoint] = {}
-        self._key_refusals = {}
-        for name, device in desired.devices.items():
-            try:
-                endpoint = device_endpoint(device, environ=self.environ, policy=self.secret_policy)
-            except Exception as exc:  # a bad secret skips one device only, never the pass
-                text = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
-                self._key_refusals[name] = f"credentials: {text}"
-                log.error(text, extra={"event": "credentials", "device": name})
-                continue
-            self._remember(endpoint.api_key)
-            out[name] = endpoint
-        return out
 
     async def _fetch_images(self, desired: DesiredState, plan: Plan) -> None:
         # Every image on a planned path is checked against the trust in force at every
@@ -996,7 +1027,9 @@ class Daemon:
             body, content_type = self.metrics.render(self.distribution.counters, snapshot, failures)
             return Response(body, media_type=content_type)
 
-        async def dashboard(_: Request) -> Response:
+        async def dashboard(request: Request) -> Response:
+            if "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/ui/", status_code=303)  # a browser: the pages
             body = self.book.summary_json(self.state.desired, self.secrets)
             return Response(body, media_type="application/json")
 
@@ -1098,13 +1131,17 @@ class Daemon:
     # --- proposals (discovery) ---------------------------------------------------------------
 
     async def _proposals_loop(self) -> None:
-        """Run each DiscoveryPolicy when it is due; what it finds becomes proposals."""
+        """Run each DiscoveryPolicy and look at each ImageSource when due; what they find
+        becomes proposals."""
         while True:
             desired = self.state.desired
             if desired is not None:
                 for name, policy in sorted(desired.discovery_policies.items()):
                     if self._due(f"discovery/{name}", policy.spec, policy.spec.interval):
                         await self._propose_all(f"discovery {name}", self._discover(policy))
+                for name, source in sorted(desired.image_sources.items()):
+                    if self._due(f"images/{name}", source.spec, source.spec.interval):
+                        await self._propose_all(f"image source {name}", self._new_image(source))
             await self.clock.sleep(self._next_proposal_check())
 
     def _due(self, what: str, spec: BaseModel, every: timedelta) -> bool:
@@ -1167,6 +1204,42 @@ class Daemon:
         key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
         key_file = ref.file if ref is not None else None
         return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+
+    async def _new_image(self, source: ImageSource) -> list[Proposal]:
+        """The newest build the feed offers that no Image declares yet, verified against the
+        channel's TrustPolicy and proposed; a refused build is reported, never proposed."""
+        desired = self.state.desired
+        if desired is None:
+            return []
+        declared = {(i.spec.version, i.spec.channel) for i in desired.images.values()}
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            builds = await read_feed(source.spec, http)
+            fresh = [b for b in builds if (b.version, source.spec.channel) not in declared]
+            if not fresh or self.proposer.was_proposed("image", fresh[0].url):
+                return []
+            build = fresh[0]
+            try:
+                image = await take_build(
+                    build,
+                    source,
+                    list(desired.trust_policies.values()),
+                    store=self.store,
+                    http=http,
+                    clock=self.clock,
+                    staging=self.settings.state_dir / "intake",
+                )
+            except ImageRefused as exc:
+                reason = summarize(exc, self.secrets).message
+                self.book.refused_build(f"{source.name}/{build.file_name}", reason)
+                self._submit()
+                log.error(
+                    "build refused: %s: %s",
+                    build.file_name,
+                    reason,
+                    extra={"event": "build-refused", "source": source.name, "reason": exc.reason},
+                )
+                return []
+        return [image_proposal(image, source.name, build.url)]
 
     async def _shutdown(
         self,

@@ -75,6 +75,7 @@ class StatusBook:
         self.waves: dict[str, int | None] = {}
         self.refusals: list[Refusal] = []
         self.image_refusals: dict[str, str] = {}
+        self.build_refusals: list[Refusal] = []
         self.transitions = 0
         # Indexes of the current plan, built once per plan.
         self._planned: dict[str, PlannedDevice] = {}
@@ -106,6 +107,12 @@ class StatusBook:
         self.refusals = [r for r in self.refusals if r.revision != revision]
         self.refusals.append(Refusal(revision, reason))
         del self.refusals[:-_MAX_REFUSALS]
+
+    def refused_build(self, build: str, reason: str) -> None:
+        """An upstream build (``<source>/<file>``) failed verification: never proposed."""
+        self.build_refusals = [r for r in self.build_refusals if r.revision != build]
+        self.build_refusals.append(Refusal(build, reason))
+        del self.build_refusals[:-_MAX_REFUSALS]
 
     def refused_images(self, refused: Mapping[str, str]) -> None:
         """Images that failed verification at the current revision."""
@@ -289,8 +296,9 @@ class StatusBook:
         """Everything the status branch shows now."""
         known = tuple(secrets)
         refusals = tuple(Refusal(r.revision, redact(r.reason, known)) for r in self.refusals)
+        builds = tuple(Refusal(r.revision, redact(r.reason, known)) for r in self.build_refusals)
         if desired is None:
-            return StatusSnapshot(self.revision, refusals=refusals)
+            return StatusSnapshot(self.revision, refusals=refusals, refused_builds=builds)
         plan = self.plan
         return StatusSnapshot(
             desired_revision=self.revision,
@@ -298,6 +306,7 @@ class StatusBook:
             rollouts=tuple(self._rollouts(plan)) if plan else (),
             compliance=self._compliance(plan) if plan else (),
             refusals=refusals,
+            refused_builds=builds,
         )
 
     def _summary_devices(self, devices: tuple[DeviceStatus, ...]) -> bytes:

@@ -212,6 +212,17 @@ def _check_trust(state: DesiredState, locate: Locate, errors: list[ConfigError])
                     field="spec.signature.sigstore",
                 )
             )
+    for name, source in sorted(state.image_sources.items()):
+        # Its builds are verified with this key: a source nothing could verify is an error.
+        if source.spec.key not in keys_by_channel[source.spec.channel]:
+            errors.append(
+                ConfigError(
+                    f"minisign key {source.spec.key!r} is not pinned by the TrustPolicy of "
+                    f"channel {source.spec.channel}",
+                    location=locate("ImageSource", name, ("spec", "key")),
+                    field="spec.key",
+                )
+            )
 
 
 def _check_image_versions(state: DesiredState, locate: Locate, errors: list[ConfigError]) -> None:

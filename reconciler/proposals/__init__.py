@@ -12,7 +12,8 @@ check out or follow anything from the repository (commits are built with plumbin
 talk to a device.
 """
 
-from reconciler.proposals.model import Proposal, ProposalOutcome, ProposalResult
+from reconciler.proposals.documents import image_proposal
+from reconciler.proposals.model import Proposal, ProposalOutcome, ProposalResult, proposal_id
 from reconciler.proposals.publish import Proposer, ProposerSettings
 
 __all__ = [
@@ -21,4 +22,6 @@ __all__ = [
     "ProposalResult",
     "Proposer",
     "ProposerSettings",
+    "image_proposal",
+    "proposal_id",
 ]

@@ -8,11 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["BRANCH_PREFIX", "Proposal", "ProposalOutcome", "ProposalResult"]
+__all__ = ["BRANCH_PREFIX", "Proposal", "ProposalOutcome", "ProposalResult", "proposal_id"]
 
 BRANCH_PREFIX = "gitfirm/proposals/"
 _KIND = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _PATH_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def proposal_id(kind: str, subject: str) -> str:
+    """16 hex digits of SHA-256 over the kind and the subject."""
+    return hashlib.sha256(f"{kind}\0{subject}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,8 @@ class Proposal:
 
     @property
     def id(self) -> str:
-        """16 hex digits of SHA-256 over the kind and the subject."""
-        return hashlib.sha256(f"{self.kind}\0{self.subject}".encode()).hexdigest()[:16]
+        """See :func:`proposal_id`."""
+        return proposal_id(self.kind, self.subject)
 
     @property
     def branch(self) -> str:

@@ -18,7 +18,7 @@ from reconciler.clock import Clock, SystemClock
 from reconciler.errors import GitfirmError, ProposalError
 from reconciler.forge.protocol import PullRequests
 from reconciler.proposals.gitwork import GitIdentity, ProposalGit
-from reconciler.proposals.model import Proposal, ProposalOutcome, ProposalResult
+from reconciler.proposals.model import Proposal, ProposalOutcome, ProposalResult, proposal_id
 from reconciler.sanitize import redact
 
 __all__ = ["Proposer", "ProposerSettings"]
@@ -77,6 +77,10 @@ class Proposer:
         except ValueError as exc:
             raise ProposalError(f"{self._ledger_path} is not valid JSON: {exc}") from None
         return {str(k): dict(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def was_proposed(self, kind: str, subject: str) -> bool:
+        """Whether the ledger has the proposal for ``subject`` (no git, no network)."""
+        return proposal_id(kind, subject) in self.known()
 
     def _record(self, result: ProposalResult) -> None:
         ledger = self.known()

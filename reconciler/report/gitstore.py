@@ -189,22 +189,24 @@ class GitStore:
         head = self.head()
         return head is not None and head != self._rev(self._tracking)
 
-    def read_owned(self) -> dict[str, bytes]:
+    def read_owned(self, folder: str | None = None) -> dict[str, bytes]:
         """The generated files currently in the work tree: regular files only, found without
         following a symlink (a link at an owned path is not read, and is replaced on write).
 
-        Only the places generated files live are listed (the root and ``devices/``,
-        ``rollouts/``), never ``.git``, whose object store grows with every commit.
+        Only the places generated files live are listed (the folder, the writer's own by
+        default, and its ``devices/``, ``rollouts/``), never ``.git``, whose object store
+        grows with every commit. Paths are relative to the folder.
         """
         files: dict[str, bytes] = {}
-        base = self.root / self.folder if self.folder else self.root
-        if not _real_dirs(self.root, self.folder):
+        where = self.folder if folder is None else folder.strip("/")
+        base = self.root / where if where else self.root
+        if not _real_dirs(self.root, where):
             return files
-        for folder in (base, base / "devices", base / "rollouts"):
-            mode = _lstat_mode(folder)
+        for directory in (base, base / "devices", base / "rollouts"):
+            mode = _lstat_mode(directory)
             if mode is None or not stat.S_ISDIR(mode):  # absent, or a planted link
                 continue
-            for path in folder.iterdir():
+            for path in directory.iterdir():
                 rel = path.relative_to(base).as_posix()
                 if is_owned(rel) and stat.S_ISREG(path.lstat().st_mode):
                     files[rel] = _read_regular(path)

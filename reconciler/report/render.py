@@ -188,7 +188,12 @@ def compliance_document(
 def source_document(snapshot: StatusSnapshot, secrets: tuple[str, ...]) -> dict[str, Any]:
     """The sanitized ``source.yaml`` document: the applied revision and recent refusals."""
     refused = [{"revision": r.revision, "reason": r.reason} for r in snapshot.refusals]
-    return dict(_clean({"applied": snapshot.desired_revision, "refused": refused}, secrets))
+    doc: dict[str, Any] = {"applied": snapshot.desired_revision, "refused": refused}
+    if snapshot.refused_builds:  # upstream builds an ImageSource offered, refused
+        doc["refusedBuilds"] = [
+            {"build": r.revision, "reason": r.reason} for r in snapshot.refused_builds
+        ]
+    return dict(_clean(doc, secrets))
 
 
 def alerts_document(alerts: Iterable[Alert], secrets: tuple[str, ...]) -> dict[str, Any]:

@@ -145,5 +145,8 @@ class StatusSnapshot:
     refusals: tuple[Refusal, ...] = ()
     """Revisions newer than ``desired_revision`` that were refused (signature, config,
     image), newest last; empty once a revision applies cleanly."""
+    refused_builds: tuple[Refusal, ...] = ()
+    """Upstream builds an ImageSource offered that failed verification and were not
+    proposed (``revision`` holds ``<source>/<file>``), newest last."""
     alerts: tuple[Alert, ...] = ()
     """The alert centre's alerts (``alerts.yaml``): active first, then resolved."""

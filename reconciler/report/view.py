@@ -16,6 +16,7 @@ from rich.table import Table
 
 from reconciler.errors import ReportError
 from reconciler.report.gitstore import GitIdentity, GitStore
+from reconciler.report.index import SHARDS_DIR
 from reconciler.report.render import load_documents
 from reconciler.sanitize import redact
 
@@ -32,6 +33,35 @@ class FleetView:
     devices: dict[str, Any] = field(default_factory=dict)
     rollouts: dict[str, Any] = field(default_factory=dict)
     compliance: dict[str, Any] = field(default_factory=dict)
+    shards: tuple[str, ...] = ()
+    """The shard folders the view merges (empty on an unsharded branch)."""
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    # The branch is untrusted: a document of the wrong shape counts as empty.
+    return value if isinstance(value, dict) else {}
+
+
+def _merged(store: GitStore) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The documents of the branch: its root's, or every shard folder's merged (each device
+    and rollout lives in one shard; compliance verdicts and summaries add up)."""
+    shards = tuple(store.real_subdirs(SHARDS_DIR))
+    if not shards:
+        return load_documents(store.read_owned()), ()
+    docs: dict[str, Any] = {}
+    verdicts: dict[str, Any] = {}
+    summary = {"compliant": 0, "noncompliant": 0}
+    for shard in shards:
+        mine = load_documents(store.read_owned(f"{SHARDS_DIR}/{shard}"))
+        compliance = _mapping(mine.pop("compliance.yaml", None))
+        verdicts |= _mapping(compliance.get("devices"))
+        counts = _mapping(compliance.get("summary"))
+        for key in summary:
+            value = counts.get(key)
+            summary[key] += value if isinstance(value, int) else 0
+        docs |= {p: d for p, d in mine.items() if p.startswith(("devices/", "rollouts/"))}
+    docs["compliance.yaml"] = {"summary": summary, "devices": verdicts}
+    return docs, shards
 
 
 def fetch_view(repo: str, branch: str = "status", *, timeout: float = 120.0) -> FleetView:
@@ -42,7 +72,7 @@ def fetch_view(repo: str, branch: str = "status", *, timeout: float = 120.0) -> 
         commit = store.head()
         if commit is None:
             raise ReportError(f"{redact(repo)} has no {branch!r} branch yet")
-        docs = load_documents(store.read_owned())
+        docs, shards = _merged(store)
         revisions = store.head_trailer("Desired-Revision")
     prefix = len("devices/")
     return FleetView(
@@ -52,6 +82,7 @@ def fetch_view(repo: str, branch: str = "status", *, timeout: float = 120.0) -> 
         devices={p[prefix:-5]: d for p, d in sorted(docs.items()) if p.startswith("devices/")},
         rollouts={p[9:-5]: d for p, d in sorted(docs.items()) if p.startswith("rollouts/")},
         compliance=docs.get("compliance.yaml") or {},
+        shards=shards,
     )
 
 
@@ -64,6 +95,7 @@ def view_document(view: FleetView) -> dict[str, Any]:
         "devices": view.devices,
         "rollouts": view.rollouts,
         "compliance": view.compliance,
+        "shards": list(view.shards),
     }
 
 
@@ -84,6 +116,8 @@ def print_view(view: FleetView, console: Console) -> None:
     """Print the fleet and its rollouts as tables."""
     revision = (view.desired_revision or "unknown")[:12]
     console.print(f"status {view.commit[:12]} on {view.branch!r} · desired revision {revision}")
+    if view.shards:
+        console.print(f"shards: {', '.join(view.shards)}")
     devices = Table(title="Devices")
     for column in ("Device", "Version", "Target", "Phase", "Last error"):
         devices.add_column(column)

@@ -247,3 +247,16 @@ async def test_access_pin_is_the_pin_the_daemon_accepts(tmp_path: Path) -> None:
         else:
             assert error is not None and error.reason == "policy-not-pinned"
             assert daemon.state.verified is None
+
+
+def test_run_short_image_token_key(tmp_path: Path, remote: Path) -> None:
+    done = gitfirm(
+        *run_args(tmp_path, str(remote)), cwd=tmp_path, env={"GITFIRM_IMAGE_TOKEN_KEY": "short"}
+    )
+    line = one_error(done, 2, "GITFIRM_IMAGE_TOKEN_KEY is shorter than 16", "head -c32")
+    assert "short" not in line.replace("shorter", "")
+
+
+def test_run_shard_without_name(tmp_path: Path, remote: Path) -> None:
+    done = gitfirm(*run_args(tmp_path, str(remote), "--shard", "site in (fra)"), cwd=tmp_path)
+    one_error(done, 2, "shard and shard_name go together")

@@ -5,16 +5,13 @@ GitHub, opened once, never a push to main."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
-import httpx
 import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from reconciler.clock import SystemClock
-from reconciler.forge import ForgeConfig, make_forge
 from reconciler.proposals import ProposalOutcome
 from tests.support.daemon import running_gitops, wait_for
 from tests.support.discovery import KEY, lan
@@ -39,30 +36,30 @@ def _policy(ports: list[int]) -> str:
     )
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
-
-
 def _proposal_branches(remote: Path) -> list[str]:
     heads = git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
     return sorted(h for h in heads if h.startswith("gitfirm/proposals/"))
 
 
+@pytest.mark.parametrize("kind", ["github", "gitea"])
 async def test_the_daemon_proposes_each_new_router_once(
-    tmp_path: Path, httpserver: HTTPServer, http: httpx.AsyncClient
+    tmp_path: Path, httpserver: HTTPServer, kind: Literal["github", "gitea"]
 ) -> None:
-    fake = FakeForge(httpserver, "github")
-    config = ForgeConfig("github", fake.repo, url=fake.api_root, token_env="T")
-    forge = make_forge(config, fake.token, http=http, clock=SystemClock(), user_agent="gitfirm/t")
+    fake = FakeForge(httpserver, kind)
+    # The daemon's own forge wiring (gitfirm run --forge ...), as an operator sets it.
+    forge = {
+        "forge": kind,
+        "forge_url": fake.api_root,
+        "forge_repo": fake.repo,
+        "forge_token_env": "GITFIRM_TEST_FORGE_TOKEN",
+    }
     async with lan(tmp_path / "tls", releases=("1.4", "info")) as net:
         extra = {"discovery/lab.yaml": _policy(net.ports)}
         async with running_gitops(
             tmp_path / "ops",
             extra_files=extra,
-            environ={"VYOS_API_KEY_LAB": KEY},
-            pull_requests=forge,
+            environ={"VYOS_API_KEY_LAB": KEY, "GITFIRM_TEST_FORGE_TOKEN": fake.token},
+            settings=forge,
         ) as ops:
             main = rev_parse(ops.remote, "main")
             await wait_for(lambda: len(ops.daemon.proposals) >= 2, 60, "two proposals")
@@ -90,4 +87,4 @@ async def test_the_daemon_proposes_each_new_router_once(
             again = ops.daemon.proposals[before:]
             assert [r.outcome for r in again] == [ProposalOutcome.KNOWN] * 2
             assert len(fake.pulls) == 2 and _proposal_branches(ops.remote) == branches
-            assert KEY not in ops.logs.getvalue()
+            assert KEY not in ops.logs.getvalue() and fake.token not in ops.logs.getvalue()

@@ -4,8 +4,12 @@ is the index of all of them, and a lost push race is regenerated, never merged."
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+import pytest
+
+from reconciler.cli import main
 from reconciler.clock import FakeClock
 from reconciler.report.render import render_files
 from reconciler.report.writer import StatusWriter, WriterSettings
@@ -89,3 +93,22 @@ async def test_concurrent_shards_lose_no_update(remote: ConfigRemote, tmp_path: 
     # Every phase of every shard made its own commit: none was overwritten by another.
     commits = int(git(remote.path, "rev-list", "--count", "status"))
     assert commits == len(SHARDS) * len(phases)
+
+
+async def test_gitfirm_status_merges_every_shard(
+    remote: ConfigRemote, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rev = remote.revision
+    for name, devices in SHARDS.items():
+        writer = _writer(remote, tmp_path, name)
+        await writer.open()
+        await writer.write(
+            snapshot(rev, dict.fromkeys(devices, "done"), versions=dict.fromkeys(devices, "1.4.3"))
+        )
+    assert main(["status", "--repo", str(remote.path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["shards"] == sorted(SHARDS)
+    assert sorted(out["devices"]) == sorted(d for ds in SHARDS.values() for d in ds)
+    assert out["compliance"]["summary"] == {"compliant": 6, "noncompliant": 0}
+    assert main(["status", "--repo", str(remote.path)]) == 0
+    assert "shards: ams, fra, lon" in capsys.readouterr().out

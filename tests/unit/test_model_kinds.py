@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from reconciler.model.fields import LabelSelector, format_duration, parse_duration
 from reconciler.model.kinds import KINDS, Device, DiscoveryPolicy, ImageSource, RolloutPolicy
+from reconciler.model.loader import load_repository
 
 META = {"apiVersion": "gitfirm.io/v1", "metadata": {"name": "x1"}}
 KEY = "RWTR1ty93Oyontk6caB9WqmiQC4fgeyd/ejgRxCRGd2MQej7nqebHneP"
@@ -225,3 +228,27 @@ def test_a_discovery_policy_scans_bounded_networks() -> None:
         policy(cidrs=["10.0.0.300/24"])
     with pytest.raises(ValidationError, match="once a minute"):
         policy(interval="10s")
+
+
+def test_an_image_source_key_must_be_pinned_for_its_channel(tmp_path: Path) -> None:
+    trust = {
+        "apiVersion": "gitfirm.io/v1",
+        "kind": "TrustPolicy",
+        "metadata": {"name": "testing"},
+        "spec": {
+            "channels": ["testing"],
+            "minisign": [
+                {
+                    "name": "release",
+                    "publicKey": "RWTR1ty93Oyontk6caB9WqmiQC4fgeyd/ejgRxCRGd2MQej7nqebHneP",
+                }
+            ],
+        },
+    }
+    (tmp_path / "trust.yaml").write_text(yaml.safe_dump(trust))
+    (tmp_path / "source.yaml").write_text(yaml.safe_dump(_image_source(key="release")))
+    assert load_repository(tmp_path).errors == []
+    (tmp_path / "source.yaml").write_text(yaml.safe_dump(_image_source(key="nightly")))
+    (error,) = load_repository(tmp_path).errors
+    assert "'nightly' is not pinned by the TrustPolicy of channel testing" in str(error)
+    assert "source.yaml" in str(error)
