@@ -143,7 +143,11 @@ class StatusPoster:
     async def post_changed(self) -> int:
         """Post every status that differs from the last one posted; returns how many."""
         posted = 0
-        for update in self._updates():
+        updates = list(self._updates())
+        # Only the current revision's statuses are remembered: a long run stays small.
+        current = {(u.sha, u.context) for u in updates}
+        self._posted = {k: v for k, v in self._posted.items() if k in current}
+        for update in updates:
             key = (update.sha, update.context)
             if self._posted.get(key) == update:
                 continue
