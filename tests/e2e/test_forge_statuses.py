@@ -118,6 +118,34 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert fake.token in " ".join(request.headers.values())
 
 
+@pytest.mark.parametrize("kind", FORGES)
+async def test_a_rollout_superseded_while_pending_says_so_on_its_commit(
+    tmp_path: Path, httpserver: HTTPServer, kind: str
+) -> None:
+    fake = FakeForge(httpserver, kind)  # type: ignore[arg-type]
+    key = "status" if kind == "gitlab" else "state"
+    async with running_gitops(
+        tmp_path, devices=2, environ={TOKEN_ENV: fake.token}, settings=_settings(fake)
+    ) as ops:
+        # A window that opens only on January 1st: the rollout waits, pending.
+        waiting = ops.merge(
+            {"policies/fleet.yaml": policy_yaml("1.4.4", window=("0 0 1 1 *", "1h"))}, "wait"
+        )
+        await wait_for(lambda: bool(_states(fake, waiting)), 30, "the pending status")
+        assert _states(fake, waiting)[-1][0] == ("running" if kind == "gitlab" else "pending")
+        newer = ops.merge({"policies/fleet.yaml": policy_yaml("1.4.3")}, "back to 1.4.3")
+        await wait_for(
+            lambda: (fake.latest_status(newer, "gitfirm/fleet") or {}).get(key) == "success",
+            30,
+            "the newer revision's status",
+        )
+        await wait_for(lambda: len(_states(fake, waiting)) >= 2, 30, "the superseded status")
+        state, description = _states(fake, waiting)[-1]
+        assert state == ("canceled" if kind == "gitlab" else "error")
+        assert description == f"fleet: superseded by {newer[:12]}, which is rolled out instead"
+        assert set(ops.versions().values()) == {"1.4.3"}  # nobody was touched
+
+
 async def test_a_halted_rollout_ends_in_failure_and_a_refused_post_is_retried(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
