@@ -4,9 +4,10 @@ loop that posts it.
 One status per RolloutPolicy, context ``gitfirm/<policy>``, on the desired revision:
 ``pending`` while the rollout runs (or waits), ``success`` when every device is done or
 skipped, ``failure`` when it halted, and ``error`` ("superseded") when a newer revision
-replaced it while it was still pending. The description names the wave and the counts; the
-target URL is the rollout's dashboard page. A status is posted only when it changes, so an
-idle daemon sends nothing and GitHub's 1000-statuses-per-context limit is never near.
+replaced it while it was still pending. The description names the wave and the counts;
+the target URL is the rollout's card on the dashboard's rollouts page. A status is posted
+only when it changes, so an idle daemon sends nothing and GitHub's limit of 1000 statuses
+per context is never near.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def rollout_statuses(
                 context=f"{CONTEXT_PREFIX}{r.policy}",
                 state=_state(r, phases),
                 description=_description(r, phases),
-                target_url=f"{base}/ui/rollouts/{quote(r.policy, safe='')}",
+                target_url=f"{base}/ui/rollouts#rollout-{quote(r.policy, safe='')}",
             )
         )
     return out
@@ -106,7 +107,9 @@ def _description(r: RolloutStatus, phases: Mapping[str, str]) -> str:
     elif done == sum(counts.values()):
         text = f"{done} done" + (f" in {waves} waves" if waves > 1 else "")
     elif r.current_wave is not None and waves:
-        text = f"wave {r.current_wave}/{waves}: " + ", ".join(parts)
+        # The plan's own names: wave 0 is the canary, then wave 1, 2...
+        label = "canary" if r.current_wave == 0 else f"wave {r.current_wave}"
+        text = f"{label} ({waves} waves): " + ", ".join(parts)
     else:
         text = f"{waves} waves: " + ", ".join(parts) if waves > 1 else ", ".join(parts)
     if r.halted:

@@ -1,8 +1,8 @@
 """Commit statuses through the real daemon: real git, the simulator and the fake forge.
 
 A merged change rolls a small fleet out; the forge must see ``gitfirm/fleet`` on the merged
-commit go pending (naming the wave and the counts) and end in success, with the dashboard
-page as its target URL, and the token in no log. A canary that fails its health gate halts
+commit go pending (naming the wave and the counts) and end in success, with the dashboard's
+rollout card as its target URL, and the token in no log. A canary that fails its health gate halts
 the rollout: the status must end in failure. The forge's requests are counted in
 ``gitfirm_forge_requests_total{forge,result}``.
 """
@@ -95,7 +95,7 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert posted[-1][1] == "fleet to 1.4.4: 3 done in 2 waves", posted
         latest = fake.latest_status(sha, "gitfirm/fleet")
         assert latest is not None
-        assert latest["target_url"] == f"http://127.0.0.1:{ops.port}/ui/rollouts/fleet"
+        assert latest["target_url"] == f"http://127.0.0.1:{ops.port}/ui/rollouts#rollout-fleet"
 
         # Idle passes post nothing new: a status is sent only when it changes.
         before = len(fake.calls("POST", "/statuses/"))
@@ -105,6 +105,10 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert len(fake.calls("POST", "/statuses/")) == before
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops.port}") as http:
+            # The target URL leads to the rollout's card on the dashboard.
+            assert (await http.post("/ui/login", data={"token": OPERATOR})).status_code == 303
+            page = await http.get(latest["target_url"], headers={"Accept": "text/html"})
+            assert page.status_code == 200 and 'id="rollout-fleet"' in page.text
             text = (
                 await http.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR}"})
             ).text
