@@ -1446,7 +1446,12 @@ def _register_discover(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "pin; routers a Device of --repo already declares (by address or pin) are annotated "
         "gitfirm.io/declared-as. Discovery only reads.",
     )
-    p.add_argument("cidrs", nargs="+", metavar="CIDR", help="e.g. 10.0.0.0/24 (at most a /16)")
+    p.add_argument(
+        "cidrs",
+        nargs="+",
+        metavar="CIDR",
+        help="e.g. 10.0.0.0/24 (at most 262,144 address and port pairs in all)",
+    )
     p.add_argument("--ports", default="443", help="443,8443 or 8440-8450 (default 443)")
     p.add_argument("--api-key-env", metavar="VAR", help="env var of the API key (show version)")
     p.add_argument("--site", default="discovered", help="site of the printed Devices")

@@ -8,7 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.dashboard.board import Board, ImageRow
@@ -315,6 +315,7 @@ def images_view(board: Board) -> dict[str, Any]:
     cap = board.capacity
     total = cap.used + cap.free
     return {
+        **_growth(board),
         "channels": sorted(channels.items()),
         "capacity": cap,
         "used_percent": round(100 * cap.used / total, 1) if total else 0.0,
@@ -322,6 +323,31 @@ def images_view(board: Board) -> dict[str, Any]:
             "Store bytes per channel (MiB)",
             ((ch, round(n / 2**20), "info") for ch, n in cap.per_channel.items()),
         ),
+    }
+
+
+def _growth(board: Board) -> dict[str, Any]:
+    """Store growth from when each image still in the store was stored, and how long the
+    free space lasts at the last 30 days' rate."""
+    stored = sorted((i.stored_at, i.size) for i in board.images if i.stored_at)
+    per_day: Counter[str] = Counter()
+    for at, size in stored:
+        per_day[at[:10]] += size
+    total, rows = 0, []
+    for day, added in sorted(per_day.items()):
+        total += added
+        rows.append((day, added, total))
+    since = board.now - timedelta(days=30)
+    recent = sum(size for at, size in stored if datetime.fromisoformat(at) >= since)
+    rate = recent / 30
+    return {
+        "growth": rows[-30:],
+        "growth_chart": bar_chart(
+            "Store MiB by day stored (cumulative)",
+            ((day, round(cum / 2**20), "info") for day, _, cum in rows[-14:]),
+        ),
+        "rate_per_day": rate,
+        "days_left": round(board.capacity.free / rate) if rate else None,
     }
 
 
