@@ -1203,7 +1203,10 @@ class Daemon:
         )
         key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
         key_file = ref.file if ref is not None else None
-        return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+        declared = desired.devices if desired else {}
+        return discovery_proposals(
+            found, site=spec.site, key_env=key_env, key_file=key_file, declared=declared
+        )
 
     async def _new_image(self, source: ImageSource) -> list[Proposal]:
         """The newest build the feed offers that no Image declares yet, verified against the

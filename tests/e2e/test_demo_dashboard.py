@@ -4,11 +4,12 @@ all with exit code 0."""
 
 from __future__ import annotations
 
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,21 +20,34 @@ LINE = re.compile(r"^dashboard: (http://127\.0\.0\.1:\d+/)$")
 
 
 def _dashboard_url(proc: subprocess.Popen[str], seconds: float) -> tuple[str, list[str]]:
-    """Read the demo's output until it prints the dashboard line (bounded in time)."""
+    """Read the demo's output until it prints the dashboard line (bounded in time).
+
+    A thread reads the lines (a select() on the pipe would miss lines already buffered)."""
     assert proc.stdout is not None
-    lines: list[str] = []
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    stdout = proc.stdout
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        with stdout:  # closed here, at the end of the output, not under the reader
+            for line in stdout:
+                lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    shown: list[str] = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        if not selector.select(timeout=1.0):
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=min(left, 5.0))
+        except queue.Empty:
             continue
-        line = proc.stdout.readline()
-        lines.append(line.rstrip("\n"))
-        found = LINE.match(lines[-1])
+        if line is None:
+            break
+        shown.append(line)
+        found = LINE.match(line)
         if found:
-            return found.group(1), lines
-    raise AssertionError("no dashboard line:\n" + "\n".join(lines[-40:]))
+            return found.group(1), shown
+    raise AssertionError("no dashboard line:\n" + "\n".join(shown[-40:]))
 
 
 def test_demo_keeps_running_with_its_dashboard(tmp_path: Path) -> None:
@@ -64,5 +78,3 @@ def test_demo_keeps_running_with_its_dashboard(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()

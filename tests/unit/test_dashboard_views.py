@@ -13,11 +13,17 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from starlette.applications import Starlette
 
-from reconciler.dashboard.board import Backup, Board
+from reconciler.dashboard.board import Backup, Board, ImageRow, StoreCapacity
 from reconciler.dashboard.charts import bar_chart
 from reconciler.dashboard.live import Changes
 from reconciler.dashboard.routes import CSP, Dashboard
-from reconciler.dashboard.views import FLEET_ROWS, Filters, fleet_view, history_view
+from reconciler.dashboard.views import (
+    FLEET_ROWS,
+    Filters,
+    fleet_view,
+    history_view,
+    images_view,
+)
 from reconciler.model.facts import DeviceFacts
 from reconciler.report.snapshot import DeviceStatus, StatusSnapshot
 from reconciler.rollout.model import Transition
@@ -111,3 +117,22 @@ async def test_a_big_fleet_renders_once_per_state_version() -> None:
         await client.get("/ui/")
         await client.get("/ui/?site=none")
         assert dashboard.cache.renders == 3
+
+
+def test_store_growth_and_days_until_full() -> None:
+    mib = 2**20
+    images = tuple(
+        ImageRow(f"i{n}", f"1.4.{n}", "stable", f"{n:064x}", 300 * mib, True,
+                 stored_at=(T0 - timedelta(days=d)).isoformat())
+        for n, d in enumerate((40, 20, 10, 1))
+    )  # fmt: skip
+    board = Board(
+        1, T0, StatusSnapshot("abc"), images=images,
+        capacity=StoreCapacity(used=1200 * mib, free=900 * mib),
+    )  # fmt: skip
+    view = images_view(board)
+    # 900 MiB stored in the last 30 days: 30 MiB a day, so 900 MiB free last 30 days.
+    assert view["rate_per_day"] == 30 * mib and view["days_left"] == 30
+    assert [cum for _, _, cum in view["growth"]] == [300 * mib, 600 * mib, 900 * mib, 1200 * mib]
+    quiet = Board(1, T0, StatusSnapshot("abc"), images=images[:1])
+    assert images_view(quiet)["days_left"] is None
