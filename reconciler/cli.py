@@ -710,6 +710,59 @@ def _cmd_status(args: argparse.Namespace) -> int:
 _COMMANDS.append(_register_status)
 
 
+def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="success rates, time per phase and rollbacks from the journal and status branch",
+    )
+    p.add_argument("--state-dir", required=True, type=Path, help="the daemon's state dir")
+    p.add_argument("--repo", help="config repository URL or path: platforms and halts from "
+                   "its status branch")  # fmt: skip
+    p.add_argument("--branch", default="status", help="status branch (default: status)")
+    p.add_argument("--since", help="only transitions at or after this ISO 8601 time")
+    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from reconciler.history.journal import read_steps
+    from reconciler.history.render import render
+    from reconciler.history.stats import build_report
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            raise _Fail(
+                f"--since {args.since!r} is not an ISO 8601 time (2026-12-01T00:00Z)"
+            ) from None
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    steps = read_steps(args.state_dir / "journal.sqlite3", since)
+    platforms: dict[str, str] = {}
+    halted: dict[str, str] = {}
+    if args.repo:
+        from reconciler.report.view import fetch_view
+
+        _probe(args.repo, args.branch, next_step="gitfirm run creates it on its first pass")
+        view = fetch_view(args.repo, args.branch)
+        for name, doc in view.devices.items():
+            observed = (doc or {}).get("observed") or {}
+            if observed.get("architecture") and observed.get("flavor"):
+                platforms[name] = f"{observed['architecture']}/{observed['flavor']}"
+        for policy, doc in view.rollouts.items():
+            if (doc or {}).get("halted"):
+                halted[policy] = str(doc.get("haltReason") or "halted")
+    report = build_report(steps, platforms=platforms, halted=halted, since=since)
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
+_COMMANDS.append(_register_report)
+
+
 def _probe(repo: str, branch: str, next_step: str = "") -> None:
     """Check ``repo`` has ``branch``; a failure is one line (exit 1 when unreachable)."""
     from reconciler.errors import SourceError
@@ -1351,6 +1404,12 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="config repository to start from (default: example-repo/)",
     )
     p.add_argument("--workdir", type=Path, help="where to keep the demo (default: a temp dir)")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the rollout, keep the simulator and daemon up and print the dashboard's "
+        "address, until Ctrl-C",
+    )
     p.set_defaults(handler=_cmd_demo)
 
 
@@ -1371,7 +1430,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 1
     root = args.workdir or Path(tempfile.mkdtemp(prefix="gitfirm-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    return run_demo(args.example, root)
+    return run_demo(args.example, root, keep_running=args.keep_running)
 
 
 _COMMANDS.append(_register_demo)
@@ -1387,7 +1446,12 @@ def _register_discover(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "pin; routers a Device of --repo already declares (by address or pin) are annotated "
         "gitfirm.io/declared-as. Discovery only reads.",
     )
-    p.add_argument("cidrs", nargs="+", metavar="CIDR", help="e.g. 10.0.0.0/24 (at most a /16)")
+    p.add_argument(
+        "cidrs",
+        nargs="+",
+        metavar="CIDR",
+        help="e.g. 10.0.0.0/24 (at most 262,144 address and port pairs in all)",
+    )
     p.add_argument("--ports", default="443", help="443,8443 or 8440-8450 (default 443)")
     p.add_argument("--api-key-env", metavar="VAR", help="env var of the API key (show version)")
     p.add_argument("--site", default="discovered", help="site of the printed Devices")
@@ -1447,7 +1511,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
     found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
     key_env = args.api_key_env or DEFAULT_KEY_ENV
-    docs = device_documents(found, site=args.site, key_env=key_env)
+    docs = device_documents(found, site=args.site, key_env=key_env, declared=declared)
     if args.format == "json":
         print(json.dumps(docs, indent=2))
     elif docs:
@@ -1455,7 +1519,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     new = sum(1 for f in found if f.declared_as is None)
     print(f"found {len(found)} router(s), {new} not declared", file=sys.stderr)
     if args.propose:
-        _propose_discovered(args, found, key_env)
+        _propose_discovered(args, found, key_env, declared)
     return 0
 
 
@@ -1471,10 +1535,13 @@ async def _discover(targets: list[tuple[str, int]], key: str | None, settings: A
         await http.aclose()
 
 
-def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str) -> None:
+def _propose_discovered(
+    args: argparse.Namespace, found: list[Any], key_env: str, declared: Mapping[str, Any]
+) -> None:
     from reconciler.discovery import discovery_proposals
 
-    _publish(args, discovery_proposals(found, site=args.site, key_env=key_env))
+    proposals = discovery_proposals(found, site=args.site, key_env=key_env, declared=declared)
+    _publish(args, proposals)
 
 
 def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:

@@ -37,7 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from reconciler import __version__
@@ -488,6 +488,7 @@ class Daemon:
             _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
             self.changes,
             self._session,
+            clock=self.clock,
         )
         self._forge_http: httpx.AsyncClient | None = None
         forge = self._forge() if settings.forge is not None else None
@@ -1027,7 +1028,9 @@ class Daemon:
             body, content_type = self.metrics.render(self.distribution.counters, snapshot, failures)
             return Response(body, media_type=content_type)
 
-        async def dashboard(_: Request) -> Response:
+        async def dashboard(request: Request) -> Response:
+            if "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/ui/", status_code=303)  # a browser: the pages
             body = self.book.summary_json(self.state.desired, self.secrets)
             return Response(body, media_type="application/json")
 
@@ -1201,7 +1204,10 @@ class Daemon:
         )
         key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
         key_file = ref.file if ref is not None else None
-        return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+        declared = desired.devices if desired else {}
+        return discovery_proposals(
+            found, site=spec.site, key_env=key_env, key_file=key_file, declared=declared
+        )
 
     async def _new_image(self, source: ImageSource) -> list[Proposal]:
         """The newest build the feed offers that no Image declares yet, verified against the

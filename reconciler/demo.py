@@ -16,6 +16,7 @@ import hmac
 import logging
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -309,7 +310,7 @@ async def _wait(check: Any, seconds: float) -> bool:
     return True
 
 
-async def _demo(example: Path, root: Path, console: Console) -> int:
+async def _demo(example: Path, root: Path, console: Console, keep_running: bool) -> int:
     api_key = secrets.token_urlsafe(24)
     webhook_secret = secrets.token_urlsafe(24)
     sim_port, port, operator_port = _free_port(), _free_port(), _free_port()
@@ -356,7 +357,7 @@ async def _demo(example: Path, root: Path, console: Console) -> int:
             return 1
         console.print(
             f"[bold]daemon[/]       http://127.0.0.1:{port}  (/healthz /webhooks/github /images)"
-            f"\n[bold]operator[/]     http://127.0.0.1:{operator_port}  (/ /metrics)"
+            f"\n[bold]operator[/]     http://127.0.0.1:{operator_port}  (/ /metrics /ui/)"
         )
         _policies(demo.work, merged=True)
         pr = load_repository(demo.work)
@@ -379,12 +380,30 @@ async def _demo(example: Path, root: Path, console: Console) -> int:
             finished = await _wait(lambda: not daemon.rollouts_running(), DEMO_TIMEOUT)
         await daemon.writer.drain()
         _summary(console, demo, sim, sha)
+        if keep_running:
+            # The operator listener is on loopback only: it is the boundary, no token needed.
+            console.print(f"\ndashboard: http://127.0.0.1:{operator_port}/", highlight=False)
+            console.print("the simulator and the daemon keep running; Ctrl-C stops them")
+            await _until_interrupted()
         return 0 if finished else 1
     finally:
         stop.set()
         await asyncio.wait_for(task, 90)
         await sim.stop()
         log_file.close()
+
+
+async def _until_interrupted() -> None:
+    """Wait for Ctrl-C (SIGINT) or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _summary(console: Console, demo: _Demo, sim: Simulator, sha: str) -> None:
@@ -404,11 +423,16 @@ def _summary(console: Console, demo: _Demo, sim: Simulator, sha: str) -> None:
     console.print(f"  daemon log (JSON lines): {demo.root / 'daemon.log'}")
 
 
-def run_demo(example: Path, root: Path, console: Console | None = None) -> int:
-    """Run the demo in ``root`` (kept afterwards for inspection); returns the exit code."""
+def run_demo(
+    example: Path, root: Path, console: Console | None = None, *, keep_running: bool = False
+) -> int:
+    """Run the demo in ``root`` (kept afterwards for inspection); returns the exit code.
+
+    With ``keep_running``, the simulator and the daemon stay up after the rollout, and the
+    dashboard's address is printed, until SIGINT or SIGTERM."""
     console = console or Console()
     started = time.monotonic()
-    code = asyncio.run(_demo(example, root, console))
+    code = asyncio.run(_demo(example, root, console, keep_running))
     console.print(
         f"\ndemo {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s"
     )

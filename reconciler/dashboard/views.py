@@ -3,16 +3,15 @@ shows. Pure functions of plain data; no I/O, no clock but the board's ``now``.""
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.dashboard.board import Board, ImageRow
 from reconciler.dashboard.charts import bar_chart
+from reconciler.history.stats import Step, build_report
 from reconciler.report.snapshot import DeviceStatus
 from reconciler.rollout.model import Transition
 
@@ -315,6 +314,7 @@ def images_view(board: Board) -> dict[str, Any]:
     cap = board.capacity
     total = cap.used + cap.free
     return {
+        **_growth(board),
         "channels": sorted(channels.items()),
         "capacity": cap,
         "used_percent": round(100 * cap.used / total, 1) if total else 0.0,
@@ -325,10 +325,29 @@ def images_view(board: Board) -> dict[str, Any]:
     }
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of sorted ``values``."""
-    rank = max(1, -(-len(values) * q // 100))
-    return values[int(rank) - 1]
+def _growth(board: Board) -> dict[str, Any]:
+    """Store growth from when each image still in the store was stored, and how long the
+    free space lasts at the last 30 days' rate."""
+    stored = sorted((i.stored_at, i.size) for i in board.images if i.stored_at)
+    per_day: Counter[str] = Counter()
+    for at, size in stored:
+        per_day[at[:10]] += size
+    total, rows = 0, []
+    for day, added in sorted(per_day.items()):
+        total += added
+        rows.append((day, added, total))
+    since = board.now - timedelta(days=30)
+    recent = sum(size for at, size in stored if datetime.fromisoformat(at) >= since)
+    rate = recent / 30
+    return {
+        "growth": rows[-30:],
+        "growth_chart": bar_chart(
+            "Store MiB by day stored (cumulative)",
+            ((day, round(cum / 2**20), "info") for day, _, cum in rows[-14:]),
+        ),
+        "rate_per_day": rate,
+        "days_left": round(board.capacity.free / rate) if rate else None,
+    }
 
 
 def _rate(ok: int, bad: int) -> str:
@@ -336,61 +355,31 @@ def _rate(ok: int, bad: int) -> str:
 
 
 def history_view(board: Board) -> dict[str, Any]:
-    """Success rates per image, policy and platform; time per phase; rollbacks."""
-    by_device: dict[tuple[str, str], list[Transition]] = defaultdict(list)
-    for t in board.history:
-        by_device[(t.policy, t.device)].append(t)
-    durations: dict[str, list[float]] = defaultdict(list)
-    for steps in by_device.values():
-        steps.sort(key=lambda t: t.time)
-        for here, after in itertools.pairwise(steps):
-            durations[here.to_phase].append((after.time - here.time).total_seconds())
-    platform = {d.name: d.platform for d in board.plan.devices} if board.plan else {}
-    outcomes: dict[str, Counter[tuple[str, str]]] = {
-        "image": Counter(),
-        "policy": Counter(),
-        "platform": Counter(),
-    }
-    for t in board.history:
-        if t.to_phase not in ("done", "failed"):
-            continue
-        for kind, key in (
-            ("image", t.target or "?"),
-            ("policy", t.policy),
-            ("platform", platform.get(t.device, "?")),
-        ):
-            outcomes[kind][(key, t.to_phase)] += 1
-    rates = {
-        kind: [
-            (key, c[(key, "done")], c[(key, "failed")], _rate(c[(key, "done")], c[(key, "failed")]))
-            for key in sorted({k for k, _ in c})
-        ]
-        for kind, c in outcomes.items()
-    }
-    phases = [
-        (
-            phase,
-            len(v),
-            statistics.median(v),
-            _percentile(sorted(v), 95),
-        )
-        for phase, v in sorted(durations.items())
+    """Success rates per image, policy and platform; time per phase; rollbacks (the same
+    statistics as ``gitfirm report``, from the journal the board carries)."""
+    steps = [
+        Step(t.device, t.policy, t.from_phase, t.to_phase, t.time, t.target, t.detail)
+        for t in board.history
     ]
-    rollbacks = [t for t in board.history if t.to_phase == "rollback"]
-    done = sum(1 for t in board.history if t.to_phase == "done")
-    failed = sum(1 for t in board.history if t.to_phase == "failed")
+    platforms = {d.name: d.platform for d in board.plan.devices} if board.plan else {}
+    report = build_report(steps, platforms=platforms)
+    rates = {
+        dimension: [(r.key, r.done, r.failed, _rate(r.done, r.failed)) for r in rows]
+        for dimension, rows in report.rates.items()
+    }
+    phases = [(p.phase, p.count, p.median, p.p95) for p in report.phases]
     return {
         "rates": rates,
         "phases": phases,
         "phase_chart": bar_chart(
             "Median seconds per phase", ((p, round(m), "info") for p, _, m, _ in phases)
         ),
-        "rollbacks": list(reversed(rollbacks))[:50],
-        "rollback_count": len(rollbacks),
-        "done": done,
-        "failed": failed,
-        "overall": _rate(done, failed),
-        "events": len(board.history),
+        "rollbacks": list(reversed(report.rollbacks))[:50],
+        "rollback_count": len(report.rollbacks),
+        "done": report.done,
+        "failed": report.failed,
+        "overall": _rate(report.done, report.failed),
+        "events": report.events,
     }
 
 

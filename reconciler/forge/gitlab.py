@@ -1,10 +1,10 @@
 """GitLab REST API v4 (``https://gitlab.example.com/api/v4``).
 
-- statuses: ``POST /projects/{id}/statuses/{sha}`` with ``state`` (``running``, ``success``,
-  ``failed``), ``name``, ``target_url`` and ``description``; 201. Posting the state a status
-  already has is refused with 400 "Cannot transition status via :run from :running": the
-  status is already what we want, so that answer counts as done (and the description cannot
-  change until the state does).
+- statuses: ``POST /projects/{id}/statuses/{sha}`` with ``state`` (``running``,
+  ``success``, ``failed``, ``canceled``), ``name``, ``target_url`` and ``description``;
+  201. Posting the state a status already has is refused with 400 "Cannot transition
+  status via :run from :running": the status is already what we want, so that answer counts
+  as done (and the description cannot change until the state does).
 - notes: ``GET /projects/{id}/merge_requests/{iid}/notes?per_page=100&sort=asc`` (paginated by
   ``Link`` and ``X-Next-Page``; system notes are skipped), ``POST`` there,
   ``PUT``/``DELETE .../notes/{note_id}``; a note holds at most 1,000,000 characters.
@@ -30,7 +30,7 @@ _STATES: dict[str, str] = {
     "pending": "running",
     "success": "success",
     "failure": "failed",
-    "error": "failed",
+    "error": "canceled",  # gitfirm says error only for a rollout a newer revision replaced
 }
 
 

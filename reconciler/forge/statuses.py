@@ -3,9 +3,11 @@ loop that posts it.
 
 One status per RolloutPolicy, context ``gitfirm/<policy>``, on the desired revision:
 ``pending`` while the rollout runs (or waits), ``success`` when every device is done or
-skipped, ``failure`` when it halted. The description names the wave and the counts; the
-target URL is the rollout's dashboard page. A status is posted only when it changes, so an
-idle daemon sends nothing and GitHub's 1000-statuses-per-context limit is never near.
+skipped, ``failure`` when it halted, and ``error`` ("superseded") when a newer revision
+replaced it while it was still pending. The description names the wave and the counts;
+the target URL is the rollout's card on the dashboard's rollouts page. A status is posted
+only when it changes, so an idle daemon sends nothing and GitHub's limit of 1000 statuses
+per context is never near.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from reconciler.clock import Clock
@@ -64,7 +66,7 @@ def rollout_statuses(
                 context=f"{CONTEXT_PREFIX}{r.policy}",
                 state=_state(r, phases),
                 description=_description(r, phases),
-                target_url=f"{base}/ui/rollouts/{quote(r.policy, safe='')}",
+                target_url=f"{base}/ui/rollouts#rollout-{quote(r.policy, safe='')}",
             )
         )
     return out
@@ -105,7 +107,9 @@ def _description(r: RolloutStatus, phases: Mapping[str, str]) -> str:
     elif done == sum(counts.values()):
         text = f"{done} done" + (f" in {waves} waves" if waves > 1 else "")
     elif r.current_wave is not None and waves:
-        text = f"wave {r.current_wave}/{waves}: " + ", ".join(parts)
+        # The plan's own names: wave 0 is the canary, then wave 1, 2...
+        label = "canary" if r.current_wave == 0 else f"wave {r.current_wave}"
+        text = f"{label} ({waves} waves): " + ", ".join(parts)
     else:
         text = f"{waves} waves: " + ", ".join(parts) if waves > 1 else ", ".join(parts)
     if r.halted:
@@ -142,38 +146,58 @@ class StatusPoster:
 
     async def post_changed(self) -> int:
         """Post every status that differs from the last one posted; returns how many."""
+        updates = list(self._updates())
+        if not updates:
+            return 0  # between a new revision and its plan: nothing to say yet
+        current = {(u.sha, u.context) for u in updates}
+        revision = updates[0].sha
         posted = 0
-        for update in self._updates():
-            key = (update.sha, update.context)
-            if self._posted.get(key) == update:
+        for key, old in list(self._posted.items()):
+            if key in current:
                 continue
-            try:
-                await self._forge.set_status(
-                    update.sha,
-                    context=update.context,
-                    state=update.state,
-                    description=update.description,
-                    target_url=update.target_url,
-                )
-            except GitfirmError as e:
-                # Logged and retried at the next wake or interval; never stops the daemon.
-                summary = summarize(e, self._secrets())
-                log.warning(
-                    "commit status %s not posted: %s",
-                    update.context,
-                    summary.message,
-                    extra={"event": "forge-status-failed", "reason": summary.reason},
-                )
-                continue
-            self._posted[key] = update
-            posted += 1
-            log.info(
-                "commit status %s: %s",
-                update.context,
-                update.state,
-                extra={"event": "forge-status", "revision": update.sha, "rollout": update.context},
-            )
+            # A rollout left pending on an older revision never ends there: say so once.
+            if old.sha != revision and old.state == "pending":
+                policy = old.context.removeprefix(CONTEXT_PREFIX)
+                note = f"{policy}: superseded by {revision[:12]}, which is rolled out instead"
+                if not await self._post(replace(old, state="error", description=note)):
+                    continue  # tried again next time
+                posted += 1
+            # Only the current revision's statuses are remembered: a long run stays small.
+            del self._posted[key]
+        for update in updates:
+            if self._posted.get((update.sha, update.context)) != update and await self._post(
+                update
+            ):
+                self._posted[(update.sha, update.context)] = update
+                posted += 1
         return posted
+
+    async def _post(self, update: StatusUpdate) -> bool:
+        try:
+            await self._forge.set_status(
+                update.sha,
+                context=update.context,
+                state=update.state,
+                description=update.description,
+                target_url=update.target_url,
+            )
+        except GitfirmError as e:
+            # Logged and retried at the next wake or interval; never stops the daemon.
+            summary = summarize(e, self._secrets())
+            log.warning(
+                "commit status %s not posted: %s",
+                update.context,
+                summary.message,
+                extra={"event": "forge-status-failed", "reason": summary.reason},
+            )
+            return False
+        log.info(
+            "commit status %s: %s",
+            update.context,
+            update.state,
+            extra={"event": "forge-status", "revision": update.sha, "rollout": update.context},
+        )
+        return True
 
     async def run(self) -> None:
         """Post changes as they come (woken by :meth:`wake`), and retry every ``interval``."""

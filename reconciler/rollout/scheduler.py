@@ -4,11 +4,12 @@ The daemon hands the scheduler two kinds of input, both plain data and both sync
 so no interleaving of its loops can split a decision:
 
 - :meth:`Scheduler.control`: a revision was verified and loaded. Its policies are now the
-  only ones in force: a run it supersedes (policy retargeted, suspended, otherwise changed
-  or removed, or a device of the run removed; see :mod:`~reconciler.rollout.supersede`)
-  stops starting devices at once, a device in a disruptive step finishes it, and the
-  devices it had started but not disrupted go back to pending with the reason; plans of
-  older revisions are refused;
+  only ones in force, before anything is observed or downloaded for it: a new
+  ``retryToken`` lifts its policy's halt; a run it supersedes (policy retargeted,
+  suspended, otherwise changed or removed, or a device of the run removed; see
+  :mod:`~reconciler.rollout.supersede`) stops starting devices, a device whose reboot was
+  sent finishes its step, and the devices it had started but not disrupted go back to
+  pending with the reason; plans of older revisions are refused;
 - :meth:`Scheduler.offer`: a plan for the revision in force. A policy with work gets it
   on its one task: started at once when idle, or queued while the run in progress stops
   at its next step boundary.
@@ -28,8 +29,8 @@ from dataclasses import dataclass, field
 from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.progress import Phase
-from reconciler.rollout.engine import RolloutEngine, RolloutResult
-from reconciler.rollout.model import Transition
+from reconciler.rollout.engine import RolloutEngine, RolloutResult, work_from_plan
+from reconciler.rollout.model import DISRUPTIVE, Transition
 from reconciler.rollout.supersede import back_to_pending, superseded
 from reconciler.sanitize import redact
 
@@ -83,6 +84,13 @@ class Scheduler:
         names (None: not known, no run is stopped for a removed device)."""
         self._revision = revision
         self._policies = dict(policies)
+        for name, policy in self._policies.items():
+            self._retry(name, policy.spec.retryToken or "", revision)
+            slot = self._slots.get(name)
+            if policy.spec.suspend and (slot is None or not slot.busy):
+                # Parked by a stop before the suspend (a restart, an earlier revision):
+                # no run will come for them while suspended.
+                self._back_to_pending(name, "suspended")
         for name, slot in self._slots.items():
             if slot.queued is not None and slot.queued.revision != revision:
                 slot.queued = None
@@ -110,7 +118,7 @@ class Scheduler:
             slot = self._slots.setdefault(name, _Slot(name))
             if slot.busy and plan.revision in (slot.revision, _revision(slot.queued)):
                 continue  # this revision's run is going or next; it re-plans from the journal
-            if not _has_work(plan, name) or name in (blocked or {}):
+            if not self._has_work(plan, self._policies[name]) or name in (blocked or {}):
                 if slot.busy:
                     slot.stop.set()
                 slot.queued = None
@@ -169,6 +177,41 @@ class Scheduler:
                         extra={"event": "rollout-report-failed", "rollout": slot.policy},
                     )
 
+    def _retry(self, policy: str, token: str, revision: str) -> None:
+        """A new ``retryToken`` lifts the policy's halt now, before the revision is observed
+        (a run still going for the halt starts nothing: it holds the halt in memory)."""
+        journal = self.engine.journal
+        roll = journal.rollout(policy)
+        if roll is None or not roll.halted or roll.retry_token == token:
+            return
+        now = self.engine.clock.now().isoformat()
+        journal.write_rollout(roll.but(halted=False, reason="", retry_token=token, updated=now))
+        log.info(
+            "rollout retry: halt lifted (was: %s)",
+            roll.reason,
+            extra={"event": "rollout-retry", "rollout": policy, "revision": revision},
+        )
+
+    def _has_work(self, plan: Plan, policy: RolloutPolicy) -> bool:
+        """Whether a run of ``policy`` would do anything: move a device of the plan, or,
+        when the policy is suspended or halted, finish a device's disruptive step."""
+        work, _ = work_from_plan(plan, policy.name)
+        if not work:
+            return False
+        spec = policy.spec
+        roll = self.engine.journal.rollout(policy.name)
+        halted = roll is not None and roll.halted and roll.retry_token == (spec.retryToken or "")
+        if not (spec.suspend or halted):
+            return True
+        records = self.engine.journal.devices(policy.name)
+        # A paused gate ("inconclusive") waits for a human, not for another run.
+        return any(
+            (r := records.get(w.device)) is not None
+            and r.phase in DISRUPTIVE
+            and r.marker != "inconclusive"
+            for w in work
+        )
+
     def _back_to_pending(self, policy: str, reason: str) -> None:
         """The stopped run's devices that it had not disrupted are pending again, with why
         (journalled and announced like any transition)."""
@@ -213,8 +256,3 @@ class Scheduler:
 
 def _revision(plan: Plan | None) -> str | None:
     return plan.revision if plan is not None else None
-
-
-def _has_work(plan: Plan, policy: str) -> bool:
-    # Suspended, blocked and finished devices give the engine nothing to do.
-    return any(d.policy == policy and d.action in CHANGE_ACTIONS for d in plan.devices)

@@ -140,6 +140,24 @@ async def test_every_page_shows_the_fleet_to_an_operator_only(tmp_path: Path) ->
                 assert ok.status_code == 200
             out = await http.post("/ui/logout")
             assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
+        await _assert_guessing_is_limited(base)
+
+
+async def _assert_guessing_is_limited(base: str) -> None:
+    """Wrong tokens from one address: 10 at once, then 429 even for the right one; another
+    address is not charged for them."""
+    async with httpx.AsyncClient(base_url=base) as guesser:
+        codes = [
+            (await guesser.post("/ui/login", data={"token": f"guess-{i}"})).status_code
+            for i in range(12)
+        ]
+        assert codes[:9] == [401] * 9 and codes[-1] == 429, codes
+        right = await guesser.post("/ui/login", data={"token": TOKEN})
+        assert right.status_code == 429 and "set-cookie" not in right.headers
+        assert int(right.headers["retry-after"]) >= 1
+    other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=base, transport=other) as operator:
+        assert (await operator.post("/ui/login", data={"token": TOKEN})).status_code == 303
 
 
 def _active(ops: GitOps, event: str, subject: str) -> bool:
@@ -178,6 +196,8 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
 
     images = await _page(http, "/ui/images")
     assert ops.target_image in images and "Channel" in images and "Store capacity" in images
+    # The target was verified and stored today: the store grows, and the page says how fast.
+    assert "Growth" in images and "the free space lasts about" in images
 
     history = await _page(http, "/ui/history")
     failed = [t for t in ops.daemon.journal.history() if t.to_phase in ("rollback", "failed")]
@@ -189,6 +209,8 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
     device = await _page(http, f"/ui/devices/{canary}")
     assert canary in device and "Timeline" in device and "rollback" in device
     assert "Configuration backups" in device
+    backups = ops.daemon.backups.entries(canary)
+    assert backups and backups[-1].revision[:12] in device
     missing = await http.get("/ui/devices/no-such-router", headers=HTML)
     assert missing.status_code == 404
 

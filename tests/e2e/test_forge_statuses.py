@@ -1,8 +1,8 @@
 """Commit statuses through the real daemon: real git, the simulator and the fake forge.
 
 A merged change rolls a small fleet out; the forge must see ``gitfirm/fleet`` on the merged
-commit go pending (naming the wave and the counts) and end in success, with the dashboard
-page as its target URL, and the token in no log. A canary that fails its health gate halts
+commit go pending (naming the wave and the counts) and end in success, with the dashboard's
+rollout card as its target URL, and the token in no log. A canary that fails its health gate halts
 the rollout: the status must end in failure. The forge's requests are counted in
 ``gitfirm_forge_requests_total{forge,result}``.
 """
@@ -95,7 +95,7 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert posted[-1][1] == "fleet to 1.4.4: 3 done in 2 waves", posted
         latest = fake.latest_status(sha, "gitfirm/fleet")
         assert latest is not None
-        assert latest["target_url"] == f"http://127.0.0.1:{ops.port}/ui/rollouts/fleet"
+        assert latest["target_url"] == f"http://127.0.0.1:{ops.port}/ui/rollouts#rollout-fleet"
 
         # Idle passes post nothing new: a status is sent only when it changes.
         before = len(fake.calls("POST", "/statuses/"))
@@ -105,6 +105,10 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert len(fake.calls("POST", "/statuses/")) == before
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops.port}") as http:
+            # The target URL leads to the rollout's card on the dashboard.
+            assert (await http.post("/ui/login", data={"token": OPERATOR})).status_code == 303
+            page = await http.get(latest["target_url"], headers={"Accept": "text/html"})
+            assert page.status_code == 200 and 'id="rollout-fleet"' in page.text
             text = (
                 await http.get("/metrics", headers={"Authorization": f"Bearer {OPERATOR}"})
             ).text
@@ -116,6 +120,34 @@ async def test_a_rollout_reports_pending_then_success_on_the_merged_commit(
         assert fake.token not in ops.logs.getvalue()
     for request in fake.requests:  # every request carried the token the forge expects
         assert fake.token in " ".join(request.headers.values())
+
+
+@pytest.mark.parametrize("kind", FORGES)
+async def test_a_rollout_superseded_while_pending_says_so_on_its_commit(
+    tmp_path: Path, httpserver: HTTPServer, kind: str
+) -> None:
+    fake = FakeForge(httpserver, kind)  # type: ignore[arg-type]
+    key = "status" if kind == "gitlab" else "state"
+    async with running_gitops(
+        tmp_path, devices=2, environ={TOKEN_ENV: fake.token}, settings=_settings(fake)
+    ) as ops:
+        # A window that opens only on January 1st: the rollout waits, pending.
+        waiting = ops.merge(
+            {"policies/fleet.yaml": policy_yaml("1.4.4", window=("0 0 1 1 *", "1h"))}, "wait"
+        )
+        await wait_for(lambda: bool(_states(fake, waiting)), 30, "the pending status")
+        assert _states(fake, waiting)[-1][0] == ("running" if kind == "gitlab" else "pending")
+        newer = ops.merge({"policies/fleet.yaml": policy_yaml("1.4.3")}, "back to 1.4.3")
+        await wait_for(
+            lambda: (fake.latest_status(newer, "gitfirm/fleet") or {}).get(key) == "success",
+            30,
+            "the newer revision's status",
+        )
+        await wait_for(lambda: len(_states(fake, waiting)) >= 2, 30, "the superseded status")
+        state, description = _states(fake, waiting)[-1]
+        assert state == ("canceled" if kind == "gitlab" else "error")
+        assert description == f"fleet: superseded by {newer[:12]}, which is rolled out instead"
+        assert set(ops.versions().values()) == {"1.4.3"}  # nobody was touched
 
 
 async def test_a_halted_rollout_ends_in_failure_and_a_refused_post_is_retried(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.daemon import Daemon
 from reconciler.rollout.journal import DeviceRecord
@@ -145,3 +146,34 @@ async def test_a_change_mid_rollout_supersedes_the_stale_run(tmp_path: Path, cha
         else:
             assert stage.versions()[mid] == "1.4.3" and record.phase == "pending"
             assert stage.router_events(mid, "reboot") == 0
+
+
+async def test_a_device_removed_mid_rollout_is_never_driven(tmp_path: Path) -> None:
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3", **EDGE)}
+    async with staged_gitops(
+        tmp_path, files, devices=10, boot_seconds=0.2, start=False, groups=False
+    ) as stage:
+        stage.fleet.device(stage.fleet.names[0]).faults.slow_seconds = 1.0  # slow passes
+        control, slow = Control(), list[str]()
+        watch_control(stage, control, slow)
+        daemon = await stage.start()
+        stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4", **EDGE)}, "To 1.4.4")
+        await wait_for(lambda: len(stage.starts()) >= 2, 90, "the canary and the next device")
+        edge = [
+            d.name for d in stage.fleet.device_docs() if d.metadata.labels.get("tier") == "edge"
+        ]
+        gone = [n for n in edge if n not in stage.starts()][-1]  # one nobody started yet
+        devices = (stage.work / "fleet" / "devices.yaml").read_text()
+        docs = [d for d in yaml.safe_load_all(devices) if d["metadata"]["name"] != gone]
+        head = stage.merge(
+            {"fleet/devices.yaml": yaml.safe_dump_all(docs, sort_keys=False)}, f"Remove {gone}"
+        )
+        await wait_for(lambda: head in control.at, 60, "the removal taken in")
+        kept = [n for n in edge if n != gone]
+        await wait_for(lambda: all(stage.versions()[n] == "1.4.4" for n in kept), 180, "the others")
+        await wait_for(lambda: not daemon.rollouts_running(), 90, "every run to end")
+        assert stage.fleet.device(gone).log == [], "a removed device was driven"
+        roll = daemon.journal.rollout("fleet")
+        assert roll is not None and not roll.halted, roll
+        failed = [e for e in stage.events("transition") if e["phase"].endswith("->failed")]
+        assert failed == [], failed

@@ -79,3 +79,13 @@ async def test_image_discover_proposes_a_verified_build_and_refuses_a_bad_one(
         heads = git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split()
         assert [h for h in heads if h.startswith("gitfirm/proposals/")] == [branch]
         assert len(fake.pulls) == 1
+
+        # Signed by the pinned key, but the bytes changed after signing: refused too.
+        url = feed.publish("1.4.7", nightly)
+        path = url.removeprefix(server.url)
+        server.files[path] = server.files[path][:-1] + bytes([server.files[path][-1] ^ 1])
+        code = await asyncio.to_thread(main, args)
+        err = capsys.readouterr().err
+        assert code == 1 and "refused vyos-1.4.7-generic-amd64.iso" in err
+        assert "does not match the file" in err
+        assert len(fake.pulls) == 1

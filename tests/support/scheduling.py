@@ -33,12 +33,21 @@ from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 __all__ = ["Stage", "fleet_policy", "max_concurrent_runs", "staged_gitops"]
 
 
-def fleet_policy(target: str, *, suspend: bool = False, note: str = "", **strategy: Any) -> str:
+def fleet_policy(
+    target: str,
+    *,
+    suspend: bool = False,
+    note: str = "",
+    retry_token: str | None = None,
+    **strategy: Any,
+) -> str:
     """The ``fleet`` policy, always open; ``note`` adds a comment (an unrelated change)."""
     selector = strategy.pop("selector", None)
     doc = yaml.safe_load(policy_yaml(target, selector=selector, window=ALWAYS_OPEN, **strategy))
     if suspend:
         doc["spec"]["suspend"] = True
+    if retry_token is not None:
+        doc["spec"]["retryToken"] = retry_token
     text = yaml.safe_dump(doc, sort_keys=False)
     return text + (f"# {note}\n" if note else "")
 

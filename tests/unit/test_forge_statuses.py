@@ -36,14 +36,14 @@ def test_a_running_rollout_is_pending_and_names_its_wave_and_counts() -> None:
     (status,) = rollout_statuses(_snapshot(r), "https://gitfirm.example/", SHA)
     assert status.sha == SHA and status.context == "gitfirm/edge"
     assert status.state == "pending"
-    assert status.description == "edge to 1.4.4: wave 2/3: 1 done, 1 in flight, 2 pending"
-    assert status.target_url == "https://gitfirm.example/ui/rollouts/edge"
+    assert status.description == "edge to 1.4.4: wave 2 (3 waves): 1 done, 1 in flight, 2 pending"
+    assert status.target_url == "https://gitfirm.example/ui/rollouts#rollout-edge"
 
 
 def test_done_is_success_and_halted_is_failure() -> None:
     done = _rollout({"a": "done", "b": "skipped"}, policy="core")
     halted = _rollout({"a": "done", "b": "failed", "c": "pending"}, halted=True,
-                      halt_reason="health check failed on b", current_wave=1)  # fmt: skip
+                      halt_reason="health check failed on b", current_wave=0)  # fmt: skip
     statuses = rollout_statuses(_snapshot(done, halted), "http://x", SHA)
     assert [(s.context, s.state) for s in statuses] == [
         ("gitfirm/core", "success"),
@@ -51,7 +51,7 @@ def test_done_is_success_and_halted_is_failure() -> None:
     ]
     assert statuses[0].description == "core to 1.4.4: 2 done in 3 waves"
     assert statuses[1].description == (
-        "edge to 1.4.4: halted, wave 1/3: 1 done, 1 pending, 1 failed (health check failed on b)"
+        "edge to 1.4.4: halted, canary (3 waves): 1 done, 1 pending, 1 failed (health check failed on b)"
     )
 
 
@@ -74,4 +74,4 @@ def test_nothing_is_said_before_the_new_revision_is_planned() -> None:
 def test_a_policy_name_is_escaped_in_the_target_url() -> None:
     r = _rollout({"a": "pending"}, policy="edge/../x")
     (status,) = rollout_statuses(_snapshot(r), "http://x", SHA)
-    assert status.target_url == "http://x/ui/rollouts/edge%2F..%2Fx"
+    assert status.target_url == "http://x/ui/rollouts#rollout-edge%2F..%2Fx"

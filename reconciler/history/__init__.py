@@ -1,0 +1,1 @@
+"""``gitfirm report``: rollout statistics from the journal and the status branch."""

@@ -1,0 +1,141 @@
+"""Rollout statistics as plain data: success rates, time per phase, rollbacks, halts.
+
+Pure: the caller reads the journal and the status branch and passes plain values in.
+
+- A device's *outcome* is each transition to ``done`` (success) or ``failed``; the success
+  rate per image (the target version), policy and platform is done / (done + failed).
+- The *time in a phase* is from a device's transition into it to its next transition in the
+  same policy; a phase still running is not counted. Median and p95 (nearest rank).
+- A *rollback* is each transition to ``rollback``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["HistoryReport", "PhaseTime", "Rate", "Step", "build_report", "percentile"]
+
+DIMENSIONS = ("image", "policy", "platform")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One journalled device transition."""
+
+    device: str
+    policy: str
+    from_phase: str
+    to_phase: str
+    at: datetime
+    target: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """Outcomes of one image, policy or platform."""
+
+    key: str
+    done: int
+    failed: int
+
+    @property
+    def rate(self) -> float | None:
+        """Success rate in 0..1; None without any outcome."""
+        total = self.done + self.failed
+        return self.done / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTime:
+    """Seconds devices spent in one phase."""
+
+    phase: str
+    count: int
+    median: float
+    p95: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReport:
+    """Everything ``gitfirm report`` prints."""
+
+    since: datetime | None
+    first: datetime | None
+    last: datetime | None
+    events: int
+    rates: dict[str, list[Rate]] = field(default_factory=dict)
+    """``image``, ``policy`` and ``platform`` -> one row per key, sorted."""
+    phases: list[PhaseTime] = field(default_factory=list)
+    rollbacks: list[Step] = field(default_factory=list)
+    halted: dict[str, str] = field(default_factory=dict)
+    """Policy -> halt reason, from the newest status commit."""
+
+    @property
+    def done(self) -> int:
+        """Successful device upgrades."""
+        return sum(r.done for r in self.rates.get("policy", []))
+
+    @property
+    def failed(self) -> int:
+        """Failed device upgrades."""
+        return sum(r.failed for r in self.rates.get("policy", []))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of ``values`` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def build_report(
+    steps: Iterable[Step],
+    *,
+    platforms: Mapping[str, str] | None = None,
+    halted: Mapping[str, str] | None = None,
+    since: datetime | None = None,
+) -> HistoryReport:
+    """The statistics of ``steps`` (oldest first); ``platforms`` maps device -> platform."""
+    steps = sorted(steps, key=lambda s: s.at)
+    platform_of = platforms or {}
+    outcomes: dict[str, Counter[tuple[str, str]]] = {d: Counter() for d in DIMENSIONS}
+    for s in steps:
+        if s.to_phase not in ("done", "failed"):
+            continue
+        keys = (s.target or "unknown", s.policy, platform_of.get(s.device, "unknown"))
+        for dimension, key in zip(DIMENSIONS, keys, strict=True):
+            outcomes[dimension][(key, s.to_phase)] += 1
+    rates = {
+        dimension: [
+            Rate(key, tally[(key, "done")], tally[(key, "failed")])
+            for key in sorted({k for k, _ in tally})
+        ]
+        for dimension, tally in outcomes.items()
+    }
+    per_device: dict[tuple[str, str], list[Step]] = defaultdict(list)
+    for s in steps:
+        per_device[(s.policy, s.device)].append(s)
+    spent: dict[str, list[float]] = defaultdict(list)
+    for seq in per_device.values():
+        for here, after in itertools.pairwise(seq):
+            spent[here.to_phase].append(max(0.0, (after.at - here.at).total_seconds()))
+    phases = [
+        PhaseTime(phase, len(v), statistics.median(v), percentile(v, 95))
+        for phase, v in sorted(spent.items())
+    ]
+    return HistoryReport(
+        since=since,
+        first=steps[0].at if steps else None,
+        last=steps[-1].at if steps else None,
+        events=len(steps),
+        rates=rates,
+        phases=phases,
+        rollbacks=[s for s in steps if s.to_phase == "rollback"],
+        halted=dict(sorted((halted or {}).items())),
+    )

@@ -1,0 +1,49 @@
+"""Report statistics without the daemon: outcomes per dimension, phase times, percentiles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from reconciler.history.render import render
+from reconciler.history.stats import Step, build_report, percentile
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _run(device: str, phases: list[tuple[str, int]], target: str = "1.4.4") -> list[Step]:
+    out, prev = [], "pending"
+    for phase, at in phases:
+        out.append(Step(device, "core", prev, phase, T0 + timedelta(seconds=at), target))
+        prev = phase
+    return out
+
+
+def test_nearest_rank_percentile() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 95) == 19.0
+    assert percentile(values, 50) == 10.0
+    assert percentile([7.0], 95) == 7.0
+
+
+def test_rates_phase_times_and_rollbacks() -> None:
+    steps = _run("r1", [("precheck", 0), ("stage", 10), ("done", 70)])
+    steps += _run("r2", [("precheck", 0), ("stage", 20), ("rollback", 30), ("failed", 40)])
+    steps += _run("r3", [("precheck", 5)])  # still in precheck: not timed
+    report = build_report(steps, platforms={"r1": "amd64/generic", "r2": "arm64/generic"})
+    assert (report.done, report.failed) == (1, 1)
+    assert {r.key: (r.done, r.failed) for r in report.rates["platform"]} == {
+        "amd64/generic": (1, 0),
+        "arm64/generic": (0, 1),
+    }
+    phases = {p.phase: p for p in report.phases}
+    assert (phases["precheck"].count, phases["precheck"].median) == (2, 15.0)
+    assert phases["stage"].p95 == 60.0
+    assert [s.device for s in report.rollbacks] == ["r2"]
+    text = render(report, "text")
+    assert "2 upgrades" not in text and "1 upgrades done, 1 failed, success 50.0%" in text
+
+
+def test_empty_journal_renders_in_every_format() -> None:
+    report = build_report([])
+    for fmt in ("text", "markdown", "json"):
+        assert "0" in render(report, fmt)
