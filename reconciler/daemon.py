@@ -488,6 +488,7 @@ class Daemon:
             _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
             self.changes,
             self._session,
+            clock=self.clock,
         )
         self._forge_http: httpx.AsyncClient | None = None
         forge = self._forge() if settings.forge is not None else None
