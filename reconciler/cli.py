@@ -720,7 +720,7 @@ def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    "its status branch")  # fmt: skip
     p.add_argument("--branch", default="status", help="status branch (default: status)")
     p.add_argument("--since", help="only transitions at or after this ISO 8601 time")
-    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "json", "csv"], default="text")
     p.set_defaults(handler=_cmd_report)
 
 
@@ -1511,7 +1511,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     declared = _load_config_dir(args.repo).state.devices if args.repo else {}  # type: ignore[union-attr]
     found = mark_declared(asyncio.run(_discover(targets, key, settings)), declared)
     key_env = args.api_key_env or DEFAULT_KEY_ENV
-    docs = device_documents(found, site=args.site, key_env=key_env)
+    docs = device_documents(found, site=args.site, key_env=key_env, declared=declared)
     if args.format == "json":
         print(json.dumps(docs, indent=2))
     elif docs:
@@ -1519,7 +1519,7 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     new = sum(1 for f in found if f.declared_as is None)
     print(f"found {len(found)} router(s), {new} not declared", file=sys.stderr)
     if args.propose:
-        _propose_discovered(args, found, key_env)
+        _propose_discovered(args, found, key_env, declared)
     return 0
 
 
@@ -1535,10 +1535,13 @@ async def _discover(targets: list[tuple[str, int]], key: str | None, settings: A
         await http.aclose()
 
 
-def _propose_discovered(args: argparse.Namespace, found: list[Any], key_env: str) -> None:
+def _propose_discovered(
+    args: argparse.Namespace, found: list[Any], key_env: str, declared: Mapping[str, Any]
+) -> None:
     from reconciler.discovery import discovery_proposals
 
-    _publish(args, discovery_proposals(found, site=args.site, key_env=key_env))
+    proposals = discovery_proposals(found, site=args.site, key_env=key_env, declared=declared)
+    _publish(args, proposals)
 
 
 def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:

@@ -488,6 +488,7 @@ class Daemon:
             _Feed(self.changes, self.alert_center.alerts, self._board, self.backups),
             self.changes,
             self._session,
+            clock=self.clock,
         )
         self._forge_http: httpx.AsyncClient | None = None
         forge = self._forge() if settings.forge is not None else None
@@ -1203,7 +1204,10 @@ class Daemon:
         )
         key_env = ref.env if ref is not None and ref.env else DEFAULT_KEY_ENV
         key_file = ref.file if ref is not None else None
-        return discovery_proposals(found, site=spec.site, key_env=key_env, key_file=key_file)
+        declared = desired.devices if desired else {}
+        return discovery_proposals(
+            found, site=spec.site, key_env=key_env, key_file=key_file, declared=declared
+        )
 
     async def _new_image(self, source: ImageSource) -> list[Proposal]:
         """The newest build the feed offers that no Image declares yet, verified against the

@@ -10,7 +10,7 @@ another origin, no framing.
 from __future__ import annotations
 
 import json
-import time
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reconciler.clock import Clock, SystemClock
 from reconciler.dashboard.board import Backup, Board
 from reconciler.dashboard.live import Changes
 from reconciler.dashboard.render import PageCache, environment
@@ -35,6 +36,7 @@ from reconciler.dashboard.views import (
     source_view,
 )
 from reconciler.session import COOKIE, SessionSigner
+from reconciler.source.webhooks import FailureLimiter, WebhookSettings, source_of
 
 __all__ = ["CSP", "LOGIN", "Dashboard", "Feed"]
 
@@ -87,9 +89,9 @@ class Dashboard:
         changes: Changes,
         session: SessionSigner | None,
         *,
+        clock: Clock | None = None,
         stream_seconds: float = 300.0,
         keepalive: float = 15.0,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.feed = feed
         self.changes = changes
@@ -98,7 +100,10 @@ class Dashboard:
         self.stream_seconds = stream_seconds
         """A stream ends after this long; the browser reconnects on its own."""
         self.keepalive = keepalive
-        self._monotonic = monotonic
+        clock = clock or SystemClock()
+        self._monotonic = clock.monotonic
+        # Wrong tokens: 10 at once per source address, then one a second (as for webhooks).
+        self._failures = FailureLimiter(clock, WebhookSettings())
         self._env = environment()
         self._board: Board | None = None
 
@@ -212,10 +217,17 @@ class Dashboard:
         if request.method == "GET":
             page = self._html("login.html", title="Sign in", failed=False)
             return HTMLResponse(page, headers=_HEADERS)
+        source = ("login", source_of(request))
+        wait = self._failures.wait(source)
+        if wait:
+            # Even the right token waits: a guesser must not learn it was right.
+            headers = {**_HEADERS, "Retry-After": str(math.ceil(wait))}
+            return Response("too many wrong tokens; try later\n", 429, headers=headers)
         body = await request.body()
         fields = parse_qs(body[:_MAX_FORM].decode("utf-8", "replace"))
         given = (fields.get("token") or [""])[0].strip()
         if not given or not self.session.token_matches(given):
+            self._failures.failed(source)
             page = self._html("login.html", title="Sign in", failed=True)
             return HTMLResponse(page, status_code=401, headers=_HEADERS)
         response = RedirectResponse("/ui/", status_code=303, headers=_HEADERS)

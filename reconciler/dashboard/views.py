@@ -3,8 +3,6 @@ shows. Pure functions of plain data; no I/O, no clock but the board's ``now``.""
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import Any
 
 from reconciler.dashboard.board import Board, ImageRow
 from reconciler.dashboard.charts import bar_chart
+from reconciler.history.stats import Step, build_report
 from reconciler.report.snapshot import DeviceStatus
 from reconciler.rollout.model import Transition
 
@@ -351,72 +350,36 @@ def _growth(board: Board) -> dict[str, Any]:
     }
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of sorted ``values``."""
-    rank = max(1, -(-len(values) * q // 100))
-    return values[int(rank) - 1]
-
-
 def _rate(ok: int, bad: int) -> str:
     return f"{100 * ok / (ok + bad):.0f}%" if ok + bad else "-"
 
 
 def history_view(board: Board) -> dict[str, Any]:
-    """Success rates per image, policy and platform; time per phase; rollbacks."""
-    by_device: dict[tuple[str, str], list[Transition]] = defaultdict(list)
-    for t in board.history:
-        by_device[(t.policy, t.device)].append(t)
-    durations: dict[str, list[float]] = defaultdict(list)
-    for steps in by_device.values():
-        steps.sort(key=lambda t: t.time)
-        for here, after in itertools.pairwise(steps):
-            durations[here.to_phase].append((after.time - here.time).total_seconds())
-    platform = {d.name: d.platform for d in board.plan.devices} if board.plan else {}
-    outcomes: dict[str, Counter[tuple[str, str]]] = {
-        "image": Counter(),
-        "policy": Counter(),
-        "platform": Counter(),
-    }
-    for t in board.history:
-        if t.to_phase not in ("done", "failed"):
-            continue
-        for kind, key in (
-            ("image", t.target or "?"),
-            ("policy", t.policy),
-            ("platform", platform.get(t.device, "?")),
-        ):
-            outcomes[kind][(key, t.to_phase)] += 1
-    rates = {
-        kind: [
-            (key, c[(key, "done")], c[(key, "failed")], _rate(c[(key, "done")], c[(key, "failed")]))
-            for key in sorted({k for k, _ in c})
-        ]
-        for kind, c in outcomes.items()
-    }
-    phases = [
-        (
-            phase,
-            len(v),
-            statistics.median(v),
-            _percentile(sorted(v), 95),
-        )
-        for phase, v in sorted(durations.items())
+    """Success rates per image, policy and platform; time per phase; rollbacks (the same
+    statistics as ``gitfirm report``, from the journal the board carries)."""
+    steps = [
+        Step(t.device, t.policy, t.from_phase, t.to_phase, t.time, t.target, t.detail)
+        for t in board.history
     ]
-    rollbacks = [t for t in board.history if t.to_phase == "rollback"]
-    done = sum(1 for t in board.history if t.to_phase == "done")
-    failed = sum(1 for t in board.history if t.to_phase == "failed")
+    platforms = {d.name: d.platform for d in board.plan.devices} if board.plan else {}
+    report = build_report(steps, platforms=platforms)
+    rates = {
+        dimension: [(r.key, r.done, r.failed, _rate(r.done, r.failed)) for r in rows]
+        for dimension, rows in report.rates.items()
+    }
+    phases = [(p.phase, p.count, p.median, p.p95) for p in report.phases]
     return {
         "rates": rates,
         "phases": phases,
         "phase_chart": bar_chart(
             "Median seconds per phase", ((p, round(m), "info") for p, _, m, _ in phases)
         ),
-        "rollbacks": list(reversed(rollbacks))[:50],
-        "rollback_count": len(rollbacks),
-        "done": done,
-        "failed": failed,
-        "overall": _rate(done, failed),
-        "events": len(board.history),
+        "rollbacks": list(reversed(report.rollbacks))[:50],
+        "rollback_count": len(report.rollbacks),
+        "done": report.done,
+        "failed": report.failed,
+        "overall": _rate(report.done, report.failed),
+        "events": report.events,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import yaml
@@ -30,21 +30,28 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:50].strip("-")
 
 
-def _names(found: Sequence[Found]) -> list[str]:
+def _names(found: Sequence[Found], declared: Collection[str]) -> list[str]:
     by_address = [f"vyos-{_slug(f.host)}-{f.port}" for f in found]
     wanted = [_slug(f.hostname or "") or a for f, a in zip(found, by_address, strict=True)]
-    taken = [w for w in wanted if wanted.count(w) > 1]
-    # A name two routers share (default hostnames) is replaced by their addresses.
-    return [a if w in taken else w for w, a in zip(wanted, by_address, strict=True)]
+    clash = {w for w in wanted if wanted.count(w) > 1} | set(declared)
+    # A name two routers share (default hostnames), or one a Device already has, is
+    # replaced by the router's address.
+    return [a if w in clash else w for w, a in zip(wanted, by_address, strict=True)]
 
 
 def device_documents(
-    found: Sequence[Found], *, site: str, key_env: str, key_file: str | None = None
+    found: Sequence[Found],
+    *,
+    site: str,
+    key_env: str,
+    key_file: str | None = None,
+    declared: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """One ``kind: Device`` per router: its address, platform, the certificate pin and a
-    reference to its API key; version, hostname and a declaring Device as annotations."""
+    reference to its API key; version, hostname and a declaring Device as annotations.
+    Names come from host names, never one of ``declared`` (the Devices' names)."""
     docs = []
-    for f, name in zip(found, _names(found), strict=True):
+    for f, name in zip(found, _names(found, declared), strict=True):
         annotations = {
             ANNOTATIONS["version"]: f.version,
             ANNOTATIONS["hostname"]: f.hostname,
@@ -74,7 +81,12 @@ def device_documents(
 
 
 def discovery_proposals(
-    found: Sequence[Found], *, site: str, key_env: str, key_file: str | None = None
+    found: Sequence[Found],
+    *,
+    site: str,
+    key_env: str,
+    key_file: str | None = None,
+    declared: Collection[str] = (),
 ) -> list[Proposal]:
     """One proposal per router no Device declares, adding ``fleet/discovered/<name>.yaml``.
 
@@ -84,7 +96,9 @@ def discovery_proposals(
     new = [f for f in found if f.declared_as is None]
     proposals = []
     for f, doc in zip(
-        new, device_documents(new, site=site, key_env=key_env, key_file=key_file), strict=True
+        new,
+        device_documents(new, site=site, key_env=key_env, key_file=key_file, declared=declared),
+        strict=True,
     ):
         name = doc["metadata"]["name"]
         facts = ", ".join(

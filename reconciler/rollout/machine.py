@@ -44,6 +44,7 @@ restart resumes with it):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -355,7 +356,9 @@ class DeviceRun:
     async def _backup(self) -> None:
         await self.client.config_file_save()
         config = str(await self.client.retrieve(config_format="raw"))
-        self.ctx.backups.put(self.work.device, self.ctx.revision, config, self.ctx.clock.now())
+        # File I/O in a worker thread: on a busy disk one write held the whole loop for seconds.
+        backups, device, revision = self.ctx.backups, self.work.device, self.ctx.revision
+        await asyncio.to_thread(backups.put, device, revision, config, self.ctx.clock.now())
         self._enter(Phase.STAGE)
 
     async def _stage(self) -> None:
@@ -496,7 +499,8 @@ class DeviceRun:
         await self.client.config_file_save()
         config = str(await self.client.retrieve(config_format="raw"))
         taken = self.ctx.clock.now()
-        path = self.ctx.backups.put(self.work.device, self.ctx.revision, config, taken)
+        put = self.ctx.backups.put
+        path = await asyncio.to_thread(put, self.work.device, self.ctx.revision, config, taken)
         try:
             await self.client.config_file_save(PRE_ACTIVATION_FILE)
             copied = True
@@ -564,8 +568,11 @@ class DeviceRun:
         if not saved:
             return ""
         try:
-            before = self.ctx.backups.read(
-                Path(saved), self.work.device, attempt["pre_activation_revision"]
+            before = await asyncio.to_thread(
+                self.ctx.backups.read,
+                Path(saved),
+                self.work.device,
+                attempt["pre_activation_revision"],
             )
         except (OSError, RolloutError):
             return "config not compared: the pre-activation backup is gone"

@@ -44,6 +44,7 @@ __all__ = [
     "TokenBucket",
     "WebhookSecrets",
     "WebhookSettings",
+    "source_of",
     "verify_webhook",
     "webhook_app",
     "webhook_routes",
@@ -133,7 +134,7 @@ class FailureLimiter:
         bucket.take()
 
 
-def _source_of(request: Request) -> str:
+def source_of(request: Request) -> str:
     """Who sent ``request``: its peer address (an IPv6 peer by /64, which one host holds).
     Forwarding headers are not believed: anyone can write them."""
     host = request.client.host if request.client else "unknown"
@@ -203,7 +204,7 @@ def webhook_routes(
             if not secret:
                 on_result(forge, "not_configured")
                 return _error(404, f"{forge} webhook is not configured")
-            source = _source_of(request)
+            source = source_of(request)
             key = (forge, source)
             wait = failures.wait(key)
             if wait:

@@ -140,6 +140,24 @@ async def test_every_page_shows_the_fleet_to_an_operator_only(tmp_path: Path) ->
                 assert ok.status_code == 200
             out = await http.post("/ui/logout")
             assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
+        await _assert_guessing_is_limited(base)
+
+
+async def _assert_guessing_is_limited(base: str) -> None:
+    """Wrong tokens from one address: 10 at once, then 429 even for the right one; another
+    address is not charged for them."""
+    async with httpx.AsyncClient(base_url=base) as guesser:
+        codes = [
+            (await guesser.post("/ui/login", data={"token": f"guess-{i}"})).status_code
+            for i in range(12)
+        ]
+        assert codes[:9] == [401] * 9 and codes[-1] == 429, codes
+        right = await guesser.post("/ui/login", data={"token": TOKEN})
+        assert right.status_code == 429 and "set-cookie" not in right.headers
+        assert int(right.headers["retry-after"]) >= 1
+    other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=base, transport=other) as operator:
+        assert (await operator.post("/ui/login", data={"token": TOKEN})).status_code == 303
 
 
 def _active(ops: GitOps, event: str, subject: str) -> bool:
@@ -180,6 +198,9 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
     assert ops.target_image in images and "Channel" in images and "Store capacity" in images
     # The target was verified and stored today: the store grows, and the page says how fast.
     assert "Growth" in images and "the free space lasts about" in images
+    # Every device runs 1.4.3 still (the canary rolled back): the 1.4.3 row names them.
+    for name in names:
+        assert f'href="/ui/devices/{name}"' in images
 
     history = await _page(http, "/ui/history")
     failed = [t for t in ops.daemon.journal.history() if t.to_phase in ("rollback", "failed")]
@@ -191,6 +212,8 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
     device = await _page(http, f"/ui/devices/{canary}")
     assert canary in device and "Timeline" in device and "rollback" in device
     assert "Configuration backups" in device
+    backups = ops.daemon.backups.entries(canary)
+    assert backups and backups[-1].revision[:12] in device
     missing = await http.get("/ui/devices/no-such-router", headers=HTML)
     assert missing.status_code == 404
 
@@ -225,11 +248,15 @@ async def test_live_events_follow_a_rollout(tmp_path: Path) -> None:
     async with running_gitops(tmp_path, devices=3, environ=ENV) as ops:
         base = f"http://127.0.0.1:{ops.port}"
         cookie = await login(base)
+        # A tab left open: its stream must not hold up the daemon's shutdown.
+        tab = httpx.AsyncClient(base_url=base, cookies={COOKIE: cookie}, timeout=30)
+        lingering = _updates(tab)
+        await asyncio.wait_for(anext(lingering), 30)
         seen: list[dict[str, Any]] = []
         async with httpx.AsyncClient(base_url=base, cookies={COOKIE: cookie}, timeout=30) as http:
             stream = _updates(http)
             first = await asyncio.wait_for(anext(stream), 30)
-            assert first["version"] == ops.daemon.changes.version or first["version"] > 0
+            assert 0 <= first["version"] <= ops.daemon.changes.version
             ops.merge(
                 {"policies/fleet.yaml": policy_yaml("1.4.4", window=ALWAYS_OPEN)}, "Roll to 1.4.4"
             )
@@ -250,3 +277,11 @@ async def test_live_events_follow_a_rollout(tmp_path: Path) -> None:
         phases = [u["rollouts"]["fleet"]["phases"] for u in seen if "fleet" in u["rollouts"]]
         assert any(sum(p.get(step, 0) for step in steps) for p in phases), seen
         assert set(ops.versions().values()) == {"1.4.4"}
+    # running_gitops gave the daemon 60 s to stop; the open stream ended with it.
+    rest = await asyncio.wait_for(_drain(lingering), 30)
+    assert all("version" in u for u in rest)
+    await tab.aclose()
+
+
+async def _drain(stream: AsyncGenerator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [update async for update in stream]

@@ -16,7 +16,7 @@ from reconciler.proposals import ProposalOutcome
 from tests.support.daemon import running_gitops, wait_for
 from tests.support.discovery import KEY, lan
 from tests.support.forge import FakeForge
-from tests.support.gitrepo import git, rev_parse
+from tests.support.gitrepo import git, push, rev_parse
 
 
 def _policy(ports: list[int]) -> str:
@@ -88,3 +88,31 @@ async def test_the_daemon_proposes_each_new_router_once(
             assert [r.outcome for r in again] == [ProposalOutcome.KNOWN] * 2
             assert len(fake.pulls) == 2 and _proposal_branches(ops.remote) == branches
             assert KEY not in ops.logs.getvalue() and fake.token not in ops.logs.getvalue()
+
+            # A person merges one proposal: the daemon declares the router and observes it
+            # over HTTPS with the pinned certificate; the next scan marks it declared.
+            first = net.routers[0]
+            (chosen,) = [
+                b
+                for b in branches
+                if first.address in git(ops.remote, "log", "-1", "--format=%B", b)
+            ]
+            git(ops.work, "fetch", "-q", "origin", chosen)
+            git(ops.work, "merge", "-q", "--ff-only", "FETCH_HEAD")
+            push(ops.work)
+            merged = rev_parse(ops.remote, "main")
+            await wait_for(lambda: ops.daemon.state.verified == merged, 30, "the merge applied")
+            desired = ops.daemon.state.desired
+            assert desired is not None
+            (name,) = [
+                n
+                for n, d in desired.devices.items()
+                if str(d.spec.address).rstrip("/") == first.address
+            ]
+            await ops.daemon.reconcile(None)  # an observation pass
+            facts = ops.daemon.state.facts[name]
+            assert facts.reachable, facts.error
+            assert facts.version == first.device.release
+            found = await ops.daemon._discover(policy)
+            assert all(first.address not in p.body for p in found)
+            assert len(found) == 1

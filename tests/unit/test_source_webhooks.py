@@ -190,5 +190,5 @@ async def test_secret_never_in_responses_logs_or_repr(caplog: pytest.LogCaptureF
 def test_public_names() -> None:
     assert set(webhooks.__all__) == {
         "FORGES", "FailureLimiter", "TokenBucket", "WebhookSecrets", "WebhookSettings", "verify_webhook",
-        "webhook_app", "webhook_routes",
+        "webhook_app", "webhook_routes", "source_of",
     }  # fmt: skip
