@@ -29,9 +29,10 @@ def _bytes(value: int | None) -> str:
 
 
 def _seconds(value: float) -> str:
-    if value < 120:
-        return f"{value:.1f} s"
-    return f"{value / 60:.1f} min"
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if value < limit:
+            return f"{value / size:.1f} {unit}"
+    return f"{value / 86400:.1f} d"
 
 
 def environment() -> Environment:

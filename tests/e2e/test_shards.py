@@ -248,3 +248,45 @@ async def test_shards_fetch_once_from_a_peer_site_and_serve_under_their_caps(
     for name in fleet.names:
         adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
         assert len(adds) == 1, (name, fleet.device(name).log)
+
+
+async def test_a_shard_refuses_the_spanning_revision_it_would_restore_at_start(
+    tmp_path: Path,
+) -> None:
+    """A state dir whose verified revision has one policy over every site (fine unsharded)
+    is started as shard ams: the restored revision is refused like a new one, nothing is in
+    force, and the refusal is in the shard's status."""
+    async with running_simulator(4, releases=["1.4"]) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, ["1.4.3", "1.4.4"])
+        files["policies/fleet.yaml"] = policy_yaml("1.4.3", window=ALWAYS_OPEN)
+        remote, _ = seeded_remote(tmp_path / "git", files)
+        env = {KEY_ENV: fleet.api_key}
+        state = tmp_path / "state"
+
+        async def run(daemon: Daemon, until: Any, what: str) -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(daemon.run(stop))
+            try:
+                await wait_for(lambda: until() or task.done(), 60, what)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 60)
+
+        whole = make_daemon(remote, state, free_port(), env, io.StringIO(), poll_interval=0.2)
+        await run(whole, lambda: whole.state.desired is not None, "the unsharded start")
+        verified = whole.state.verified
+        assert verified is not None
+
+        ams = make_daemon(
+            remote, state, free_port(), env, io.StringIO(), poll_interval=0.2,
+            status_coalesce=0, shard="site in (ams)", shard_name="ams",
+        )  # fmt: skip
+        await run(
+            ams,
+            lambda: _refused(remote, "ams", verified),
+            "the shard refusing its restored revision",
+        )
+        assert ams.state.desired is None
+        assert any("spans shards" in r.reason for r in ams.book.refusals)
+        acted = [p for n in fleet.names for p in fleet.device(n).calls if p.startswith("/image")]
+        assert acted == []
