@@ -71,6 +71,9 @@ async def test_halt_raises_alerts_on_the_status_branch_and_resume_resolves(
         resolved = {a.key: a for a in center.alerts() if not a.active}
         assert resolved["rollout-halted/fleet"].resolved_at is not None
         assert "rollout-completed/fleet" in {a.key for a in center.active()}
+        waves = center.get("wave-passed", "fleet")
+        assert waves is not None and waves.count == 2 and not waves.active  # canary, wave 1
+        assert waves.message == "rollout fleet: wave 1 passed (2 of 2)"
         assert ops.fleet.api_key not in git(ops.remote, "show", "status:alerts.yaml")
 
 
