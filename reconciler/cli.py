@@ -720,7 +720,7 @@ def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    "its status branch")  # fmt: skip
     p.add_argument("--branch", default="status", help="status branch (default: status)")
     p.add_argument("--since", help="only transitions at or after this ISO 8601 time")
-    p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "json", "csv"], default="text")
     p.set_defaults(handler=_cmd_report)
 
 

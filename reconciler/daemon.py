@@ -895,6 +895,10 @@ class Daemon:
         )
         self.state.plan = plan
         self.book.planned(plan, progress)
+        self.alert_feed.waves = {d.name: d.wave for d in plan.devices if d.wave is not None}
+        self.alert_feed.wave_labels = {
+            p.name: {w.index: w.label for w in p.waves} for p in plan.policies
+        }
         self.alert_feed.exposures(
             {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
         )
@@ -935,7 +939,6 @@ class Daemon:
             reason=status.halt_reason or result.reason,
             complete=result.complete,
             waves_passed=result.waves_passed,
-            total_waves=status.total_waves,
         )
         self.metrics.rollout_ended(
             result.policy,

@@ -58,7 +58,12 @@ class AlertFeed:
         self.settings = settings or FeedSettings()
         self.sites: dict[str, str] = {}
         """Device -> site, from the desired state in force (alerts carry the site)."""
+        self.waves: dict[str, int] = {}
+        """Device -> its wave in the plan in force (0 is the canary)."""
+        self.wave_labels: dict[str, dict[int, str]] = {}
+        """Policy -> wave number -> its label in the plan (``canary``, ``wave 1``...)."""
         self._running: set[str] = set()
+        self._announced: dict[str, set[int]] = {}
         self._unreachable_since: dict[str, datetime] = {}
         self._exposed: dict[str, set[str]] = {}
 
@@ -79,6 +84,9 @@ class AlertFeed:
                 f"rollout {policy} started" + (f" (target {target})" if target else ""),
                 policy=policy,
             )
+        wave = self.waves.get(device)
+        if wave:  # waves run in order: a device of wave w moving means wave w-1 passed
+            self._wave_passed(policy, wave - 1)
         why = f": {detail}" if detail else ""
         if to_phase == "failed":
             msg = f"{device} failed in rollout {policy}{why}"
@@ -102,13 +110,11 @@ class AlertFeed:
         reason: str,
         complete: bool,
         waves_passed: Iterable[int],
-        total_waves: int | None,
     ) -> None:
         """One run of ``policy``'s rollout ended (halted, complete, or waiting)."""
-        of = f" of {total_waves}" if total_waves else ""
         for wave in waves_passed:
-            msg = f"rollout {policy}: wave {wave}{of} passed"
-            self.center.raise_alert("wave-passed", policy, "info", msg, policy=policy)
+            self._wave_passed(policy, wave)
+        self._announced.pop(policy, None)
         self._running.discard(policy)
         self.center.resolve("rollout-started", policy)
         self.center.resolve("wave-passed", policy)
@@ -120,6 +126,18 @@ class AlertFeed:
         if complete:
             msg = f"rollout {policy} completed"
             self._hold("rollout-completed", policy, "info", msg, policy=policy)
+
+    def _wave_passed(self, policy: str, wave: int) -> None:
+        """Announce a wave once per run: live when the next wave starts, else at the end."""
+        seen = self._announced.setdefault(policy, set())
+        if wave in seen:
+            return
+        seen.add(wave)
+        labels = self.wave_labels.get(policy, {})
+        label = labels.get(wave, f"wave {wave}")
+        place = f" ({sorted(labels).index(wave) + 1} of {len(labels)})" if wave in labels else ""
+        msg = f"rollout {policy}: {label} passed{place}"
+        self.center.raise_alert("wave-passed", policy, "info", msg, policy=policy)
 
     # --- source and images --------------------------------------------------------------
 

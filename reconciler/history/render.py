@@ -1,7 +1,10 @@
-"""``gitfirm report`` output: text for a terminal, Markdown for a page, JSON for tools."""
+"""``gitfirm report`` output: text for a terminal, Markdown for a page, JSON for tools, CSV
+for a spreadsheet."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +14,7 @@ from reconciler.sanitize import redact
 
 __all__ = ["FORMATS", "render"]
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "csv")
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -115,12 +118,24 @@ def _markdown(report: HistoryReport) -> str:
     return "\n".join(lines)
 
 
+def _csv(report: HistoryReport) -> str:
+    # One sheet: each row names its table, then that table's columns (a spreadsheet filters).
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for title, header, rows in _rows(report):
+        writer.writerow(["table", *header])
+        writer.writerows([title, *row] for row in rows)
+    return out.getvalue()
+
+
 def render(report: HistoryReport, fmt: str, secrets: tuple[str, ...] = ()) -> str:
     """The report in ``fmt`` (one of :data:`FORMATS`), every string sanitized."""
     if fmt == "json":
         text = json.dumps(document(report), indent=2, sort_keys=True) + "\n"
     elif fmt == "markdown":
         text = _markdown(report)
+    elif fmt == "csv":
+        text = _csv(report)
     else:
         text = _text(report)
     return redact(text, secrets)

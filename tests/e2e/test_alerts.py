@@ -4,11 +4,13 @@ resolves them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from reconciler.alerts.feed import FeedSettings
 from reconciler.report.render import alerts_document
 from tests.support.daemon import GitOps, policy_yaml, running_gitops, wait_for
 from tests.support.gitrepo import git
@@ -69,4 +71,38 @@ async def test_halt_raises_alerts_on_the_status_branch_and_resume_resolves(
         resolved = {a.key: a for a in center.alerts() if not a.active}
         assert resolved["rollout-halted/fleet"].resolved_at is not None
         assert "rollout-completed/fleet" in {a.key for a in center.active()}
+        waves = center.get("wave-passed", "fleet")
+        assert waves is not None and waves.count == 2 and not waves.active  # canary, wave 1
+        assert waves.message == "rollout fleet: wave 1 passed (2 of 2)"
         assert ops.fleet.api_key not in git(ops.remote, "show", "status:alerts.yaml")
+
+
+async def test_conditions_through_the_daemon_raise_once_and_clear(tmp_path: Path) -> None:
+    async with running_gitops(tmp_path, devices=2) as ops:
+        daemon, center = ops.daemon, ops.daemon.alert_center
+        # Thresholds at zero: any unreachable device, any used byte on the store's disk.
+        daemon.alert_feed.settings = FeedSettings(unreachable_after=timedelta(0), store_percent=0)
+        gone = ops.fleet.names[0]
+        ops.fleet.device(gone).faults.unreachable = True
+        for _ in range(3):
+            await daemon.reconcile(None)
+        down = center.get("device-unreachable", gone)
+        assert down is not None and down.active and down.count == 1  # once, not per pass
+        assert down.site is not None
+        store = center.get("store-capacity", "image-store")
+        assert store is not None and store.active and store.count == 1
+
+        bad = ops.merge({"policies/fleet.yaml": "kind: [unclosed\n"}, "A broken policy")
+        await wait_for(
+            lambda: (a := center.get("revision-refused", bad)) is not None and a.active,
+            60,
+            "the refusal alert",
+        )
+        ops.fleet.device(gone).faults.unreachable = False
+        ops.merge({"policies/fleet.yaml": policy_yaml("1.4.3", maxParallel=1)}, "Fix the policy")
+        await wait_for(lambda: not center.get("revision-refused", bad).active, 60, "resolved")  # type: ignore[union-attr]
+        await daemon.reconcile(None)
+        assert not center.get("device-unreachable", gone).active  # type: ignore[union-attr]
+        await daemon.writer.flush()
+        doc = _status_alerts(ops)
+        assert {f"revision-refused/{bad}", f"device-unreachable/{gone}"} <= _keys(doc["resolved"])

@@ -198,6 +198,9 @@ async def _assert_pages(ops: GitOps, http: httpx.AsyncClient) -> None:
     assert ops.target_image in images and "Channel" in images and "Store capacity" in images
     # The target was verified and stored today: the store grows, and the page says how fast.
     assert "Growth" in images and "the free space lasts about" in images
+    # Every device runs 1.4.3 still (the canary rolled back): the 1.4.3 row names them.
+    for name in names:
+        assert f'href="/ui/devices/{name}"' in images
 
     history = await _page(http, "/ui/history")
     failed = [t for t in ops.daemon.journal.history() if t.to_phase in ("rollback", "failed")]

@@ -20,6 +20,7 @@ from pytest_httpserver import HTTPServer
 
 from reconciler.cli import main
 from reconciler.planning.progress import Phase
+from tests.e2e.test_daemon_process import gitfirm_run
 from tests.support.daemon import (
     ALWAYS_OPEN,
     config_files,
@@ -30,7 +31,7 @@ from tests.support.daemon import (
     wait_for,
 )
 from tests.support.forge import FORGES, FakeForge
-from tests.support.gitrepo import commit_files, git, push, seeded_remote
+from tests.support.gitrepo import commit_files, git, git_env, push, seeded_remote
 from tests.support.metrics import families, sample
 from tests.support.rollout import OLD, TARGET, make_device
 from tests.support.simulator import KEY_ENV, running_simulator
@@ -230,3 +231,41 @@ def test_run_refuses_a_forge_it_cannot_use_in_one_line(
         assert main([*base, *flags]) == 2
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("error: ") and expected in line, line
+
+
+async def test_gitfirm_run_posts_statuses_with_the_token_from_a_file(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    # The real `gitfirm run` process, configured by its flags alone.
+    fake = FakeForge(httpserver, "gitea")
+    token_file = tmp_path / "forge-token"
+    token_file.write_text(fake.token + "\n")
+    async with running_simulator(2, releases=["1.4"]) as fleet:
+        files, _ = config_files(tmp_path / "upstream", fleet, ["1.4.3", "1.4.4"])
+        files["policies/fleet.yaml"] = policy_yaml("1.4.3", window=ALWAYS_OPEN)
+        remote, work = seeded_remote(tmp_path / "git", files)
+        initial = git(work, "rev-parse", "HEAD").strip()
+        port = free_port()
+        args = [
+            "--repo", str(remote), "--state-dir", str(tmp_path / "state"),
+            "--listen", f"127.0.0.1:{port}", "--poll-interval", "0.3",
+            "--observe-interval", "3600", "--status-coalesce", "0",
+            "--forge", "gitea", "--forge-url", fake.api_root, "--forge-repo", fake.repo,
+            "--forge-token-file", str(token_file),
+        ]  # fmt: skip
+        env = git_env(tmp_path, {KEY_ENV: fleet.api_key, "PYTHONUNBUFFERED": "1"})
+        async with gitfirm_run(args, env) as child:
+            await wait_for(
+                lambda: (
+                    (fake.latest_status(initial, "gitfirm/fleet") or {}).get("state") == "success"
+                ),
+                60,
+                "the first revision's status from gitfirm run",
+            )
+            assert await child.terminate() == 0
+        logged = "".join(text for _, text in child.lines)
+        assert '"event": "forge-status"' in logged
+        assert fake.token not in logged
+        (call, *_) = fake.calls("POST", f"/statuses/{initial}$")
+        assert call.headers["authorization"] == f"token {fake.token}"
+        assert call.headers["user-agent"].startswith("gitfirm/")

@@ -62,6 +62,8 @@ async def test_report_from_the_journal_and_status_branch(
         markdown = _report(capsys, "--state-dir", state, "--format", "markdown")
         assert "## Success rate per policy" in markdown and "| fleet | 3 | 1 | 75.0% |" in markdown
         assert f"| {sick} | fleet |" in markdown
+        sheet = _report(capsys, "--state-dir", state, "--format", "csv")
+        assert "Success rate per policy,fleet,3,1,75.0%" in sheet and f",{sick},fleet," in sheet
         text = _report(capsys, "--state-dir", state)
         assert "3 upgrades done, 1 failed, success 75.0%; 1 rollbacks" in text
 

@@ -84,6 +84,11 @@ async def test_operator_listener_separates_the_surfaces(tmp_path: Path) -> None:
         assert ops.fleet.names[0] in summary.text
         assert (await http.get(f"{operator}/healthz")).status_code == 200
         assert (await http.get(f"{operator}/images/x/y")).status_code == 404
+        # The dashboard lives where / does: only on the operator listener.
+        for path in ("/ui/", "/ui/login", "/ui/events", "/ui/static/app.js"):
+            assert (await http.get(f"{device_port}{path}")).status_code == 404, path
+        pages = await http.get(f"{operator}/ui/")
+        assert pages.status_code == 200 and ops.fleet.names[0] in pages.text
 
 
 async def test_gitfirm_run_process_wires_the_operator_and_secret_flags(tmp_path: Path) -> None:

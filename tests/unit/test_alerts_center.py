@@ -91,22 +91,36 @@ def test_feed_rollout_lifecycle() -> None:
         active["device-failed/r1"].site == "lab"
         and "disk full" in active["device-failed/r1"].message
     )
-    feed.rollout_ended(
-        "fleet", halted=True, reason="1 failure", complete=False, waves_passed=(), total_waves=2
-    )
+    feed.rollout_ended("fleet", halted=True, reason="1 failure", complete=False, waves_passed=())
     assert {a.key for a in center.active()} == {"device-failed/r1", "rollout-halted/fleet"}
     # The halt repeats with the same reason: no new count (no heartbeat on the status branch).
-    feed.rollout_ended(
-        "fleet", halted=True, reason="1 failure", complete=False, waves_passed=(), total_waves=2
-    )
+    feed.rollout_ended("fleet", halted=True, reason="1 failure", complete=False, waves_passed=())
     assert center.get("rollout-halted", "fleet").count == 1  # type: ignore[union-attr]
     feed.transition("r1", "fleet", "done")
-    feed.rollout_ended(
-        "fleet", halted=False, reason="", complete=True, waves_passed=(0, 1), total_waves=2
-    )
+    feed.rollout_ended("fleet", halted=False, reason="", complete=True, waves_passed=(0, 1))
     assert {a.key for a in center.active()} == {"rollout-completed/fleet"}
     waves = center.get("wave-passed", "fleet")
-    assert waves is not None and waves.count == 2 and "wave 1 of 2" in waves.message
+    assert waves is not None and waves.count == 2 and waves.message.endswith("wave 1 passed")
+
+
+def test_feed_announces_a_wave_when_the_next_one_starts() -> None:
+    center = AlertCenter(None, FakeClock())
+    seen: list[str] = []
+    center.listeners.append(
+        lambda a, c: seen.append(a.message) if (a.event, c) == ("wave-passed", "raised") else None
+    )
+    feed = AlertFeed(center)
+    feed.waves = {"c1": 0, "r1": 1, "r2": 1, "r3": 2}
+    feed.wave_labels = {"fleet": {0: "canary", 1: "wave 1", 2: "wave 2"}}
+    for device in ("c1", "r1", "r2", "r3"):
+        feed.transition(device, "fleet", "precheck")
+        feed.transition(device, "fleet", "done")
+    assert seen == [
+        "rollout fleet: canary passed (1 of 3)",
+        "rollout fleet: wave 1 passed (2 of 3)",
+    ]  # live, once each
+    feed.rollout_ended("fleet", halted=False, reason="", complete=True, waves_passed=(0, 1, 2))
+    assert seen[-1] == "rollout fleet: wave 2 passed (3 of 3)" and len(seen) == 3
 
 
 def test_feed_conditions_raise_once_and_clear() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 from reconciler.history.render import render
@@ -39,6 +41,9 @@ def test_rates_phase_times_and_rollbacks() -> None:
     assert (phases["precheck"].count, phases["precheck"].median) == (2, 15.0)
     assert phases["stage"].p95 == 60.0
     assert [s.device for s in report.rollbacks] == ["r2"]
+    rows = list(csv.reader(io.StringIO(render(report, "csv"))))
+    assert ["Success rate per policy", "core", "1", "1", "50.0%"] in rows
+    assert rows[0] == ["table", "image", "done", "failed", "rate"]
     text = render(report, "text")
     assert "2 upgrades" not in text and "1 upgrades done, 1 failed, success 50.0%" in text
 
@@ -47,3 +52,4 @@ def test_empty_journal_renders_in_every_format() -> None:
     report = build_report([])
     for fmt in ("text", "markdown", "json"):
         assert "0" in render(report, fmt)
+    assert render(report, "csv").startswith("table,image,done,failed,rate\n")
