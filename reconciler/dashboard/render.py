@@ -8,7 +8,7 @@ lookup. The cache is bounded (least recently used entries go first).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -60,16 +60,17 @@ class PageCache:
         self.renders = 0
         """How many times a page was actually rendered (tests and benches read it)."""
 
-    def get(self, key: Hashable, version: int, render: Callable[[], str]) -> str:
-        """The page for ``key`` at ``version``, rendered only when not cached."""
+    def lookup(self, key: Hashable, version: int) -> str | None:
+        """The page for ``key`` at ``version`` if it was rendered."""
         slot = (key, version)
         page = self._pages.get(slot)
-        if page is None:
-            page = render()
-            self.renders += 1
-            self._pages[slot] = page
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
-        else:
+        if page is not None:
             self._pages.move_to_end(slot)
         return page
+
+    def store(self, key: Hashable, version: int, page: str) -> None:
+        """Keep a freshly rendered page (the least recently used goes when full)."""
+        self.renders += 1
+        self._pages[(key, version)] = page
+        while len(self._pages) > self.size:
+            self._pages.popitem(last=False)

@@ -9,6 +9,7 @@ another origin, no framing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -142,21 +143,27 @@ class Dashboard:
     def _html(self, template: str, **context: Any) -> str:
         return self._env.get_template(template).render(nav=_NAV, **context)
 
-    def _page(self, key: tuple[str, ...], template: str, title: str, make: Any) -> Response:
+    async def _page(self, key: tuple[str, ...], template: str, title: str, make: Any) -> Response:
         board = self.board()
+        page = self.cache.lookup(key, board.version)
+        if page is None:
 
-        def render() -> str:
-            return self._html(
-                template, title=title, version=board.version, now=board.now, **make(board)
-            )
+            def render() -> str:
+                return self._html(
+                    template, title=title, version=board.version, now=board.now, **make(board)
+                )
 
-        return HTMLResponse(self.cache.get(key, board.version, render), headers=_HEADERS)
+            # The board is frozen: pages of a big fleet render off the event loop, which
+            # keeps serving probes, webhooks and images meanwhile.
+            page = await asyncio.to_thread(render)
+            self.cache.store(key, board.version, page)
+        return HTMLResponse(page, headers=_HEADERS)
 
     def _simple(
         self, template: str, title: str, view: Callable[[Board], dict[str, Any]]
     ) -> Callable[[Request], Any]:
         async def endpoint(_: Request) -> Response:
-            return self._page((template,), template, title, view)
+            return await self._page((template,), template, title, view)
 
         return endpoint
 
@@ -165,7 +172,7 @@ class Dashboard:
         site, policy, label = (q.get(k, "")[:200] for k in ("site", "policy", "label"))
         filters = Filters(site=site, policy=policy, label=label)
         key = ("fleet", filters.site, filters.policy, filters.label)
-        return self._page(key, "fleet.html", "Fleet", lambda b: fleet_view(b, filters))
+        return await self._page(key, "fleet.html", "Fleet", lambda b: fleet_view(b, filters))
 
     async def _device(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -180,7 +187,7 @@ class Dashboard:
             view = device_view(b, name, self.feed.backups(name))
             return {"name": name, **(view or {})}
 
-        return self._page(("device", name), "device.html", name, make)
+        return await self._page(("device", name), "device.html", name, make)
 
     # --- live ---------------------------------------------------------------------------
 

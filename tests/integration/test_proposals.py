@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
+from pytest_httpserver import HTTPServer
 
 from reconciler.clock import FakeClock
 from reconciler.errors import ProposalError
+from reconciler.forge import ForgeConfig, make_forge
 from reconciler.proposals import Proposal, ProposalOutcome, Proposer, ProposerSettings
 from reconciler.proposals.gitwork import GitIdentity, ProposalGit
+from tests.support.forge import FakeForge
 from tests.support.gitrepo import git, rev_parse, ssh_key
 from tests.support.report import ConfigRemote
 
@@ -137,3 +141,32 @@ def test_a_proposal_branch_is_the_only_thing_pushed(remote: ConfigRemote, tmp_pa
     with pytest.raises(ProposalError, match="not a proposal branch"):
         repo.publish("main", {"x.yaml": "x"}, "m", FakeClock().now())
     assert rev_parse(remote.path, "main") == remote.revision
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
+async def test_a_pull_request_that_failed_is_opened_by_the_next_attempt(
+    remote: ConfigRemote, tmp_path: Path, httpserver: HTTPServer, kind: str
+) -> None:
+    """The branch is pushed, the forge refuses the pull request: nothing is recorded, so the
+    next attempt finds the branch and opens the pull request, once."""
+    fake = FakeForge(httpserver, kind)  # type: ignore[arg-type]
+    config = ForgeConfig(kind, fake.repo, url=fake.api_root, token_env="T")  # type: ignore[arg-type]
+    async with httpx.AsyncClient() as http:
+        forge = make_forge(
+            config, fake.token, http=http, clock=FakeClock(autojump=True), user_agent="t"
+        )
+        settings = ProposerSettings(remote=str(remote.path), base="main", workdir=tmp_path / "w")
+        proposer = Proposer(settings, forge=forge, clock=FakeClock(), secrets=(fake.token,))
+        fake.fail_next(401, {"message": "Bad credentials"}, when=lambda r: r.method == "POST")
+        with pytest.raises(ProposalError) as failed:
+            await proposer.propose(_proposal())
+        assert fake.token not in str(failed.value)
+        assert proposer.known() == {} and fake.pulls == []
+        branch = _proposal().branch
+        assert branch in _heads(remote)
+
+        result = await proposer.propose(_proposal())
+        assert result.outcome is ProposalOutcome.EXISTS and result.pull_request
+        assert len(fake.pulls) == 1
+        assert (await proposer.propose(_proposal())).outcome is ProposalOutcome.KNOWN
+        assert len(fake.pulls) == 1
