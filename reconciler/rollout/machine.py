@@ -371,10 +371,17 @@ class DeviceRun:
         if target not in seen.names and self.rec.marker == _ADD_ISSUED:
             seen = await self._watch_add(target)
         added = target not in seen.names
-        if added and not self.early and not supports_set_default(seen.running):
+        no_set_default = not supports_set_default(seen.running)
+        # A reverted boot leaves the target installed but not default, and 1.3/1.4 cannot
+        # point the default boot at it over the API: delete it and add it again instead.
+        readd = not added and not self.early and no_set_default and seen.default != target
+        if (added or readd) and not self.early and no_set_default:
             # On 1.3/1.4 the add makes the target the default boot for good: it is as
             # disruptive as the reboot that follows it.
             await self._await_window("stopped before disrupting the device")
+        if readd:
+            await self.client.image_delete(target)
+            added = True
         if added:
             await self._digest_staged(target, before=True)
             self._mark(_ADD_ISSUED)

@@ -77,3 +77,39 @@ async def test_a_retry_lifts_the_halt_before_the_revision_is_observed(tmp_path: 
         for name in edge:
             boots = [e for e in stage.fleet.device(name).log if e["event"] == "booted"]
             assert len(boots) == 1, (name, stage.fleet.device(name).log)
+
+
+async def test_a_retry_after_a_reverted_boot_adds_the_image_again_on_1_4(tmp_path: Path) -> None:
+    """A boot of the target that reverted leaves it installed but not default. 1.4 has no
+    ``set_default`` over the API, so the retry must delete and add it again, not fail."""
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3", **STRATEGY)}
+    async with staged_gitops(tmp_path, files, devices=4, boot_seconds=0.2, groups=False) as stage:
+        daemon = stage.running
+        edge = [d.name for d in stage.fleet.device_docs() if d.metadata.labels["tier"] == "edge"]
+        for name in edge:
+            stage.fleet.device(name).faults.boot_failure = "revert"
+        stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4", **STRATEGY)}, "To 1.4.4")
+
+        def halted() -> bool:
+            roll = daemon.journal.rollout("fleet")
+            return roll is not None and roll.halted
+
+        await wait_for(halted, 90, "the halt")
+        await wait_for(lambda: not daemon.rollouts_running(), 60, "the halted run to end")
+        reverted = [
+            n for n in edge if any(e["event"] == "boot-failed" for e in stage.fleet.device(n).log)
+        ]
+        assert len(reverted) == 1, "the canary's boot reverted, and only the canary's"
+        for name in edge:
+            stage.fleet.device(name).faults.boot_failure = "none"
+        retry = fleet_policy("1.4.4", retry_token="1", **STRATEGY)
+        stage.merge({"policies/fleet.yaml": retry}, "Retry")
+        await wait_for(
+            lambda: all(stage.versions()[n] == "1.4.4" for n in edge), 120, "the retried rollout"
+        )
+        canary = stage.fleet.device(reverted[0])
+        steps = [e["event"] for e in canary.log if e["event"] in ("image-delete", "image-add")]
+        deleted = [e.get("name") for e in canary.log if e["event"] == "image-delete"]
+        # add, delete of the reverted target, add again (then perhaps old images' cleanup)
+        assert steps[:3] == ["image-add", "image-delete", "image-add"], canary.log
+        assert deleted[0] == stage.fleet.device(reverted[0]).running, deleted
