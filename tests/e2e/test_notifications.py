@@ -27,6 +27,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from prometheus_client.parser import text_string_to_metric_families
 
+from reconciler.alerts.center import AlertCenter
+from reconciler.alerts.notify import Notifier, build_routes
+from reconciler.clock import FakeClock
+from reconciler.model.kinds import NotificationPolicy
 from tests.support.daemon import free_port, policy_yaml, running_gitops, wait_for
 from tests.support.gitrepo import git
 
@@ -185,3 +189,43 @@ async def test_halt_mails_and_posts_resolves_and_a_dead_target_never_blocks(
                 assert PASSWORD not in text
                 assert "pa55%2Fw" not in text  # nor as quoted into the URL
             assert "alerts.yaml" in tree
+
+
+async def test_the_same_alert_is_posted_once_per_window_then_resolved(tmp_path: Path) -> None:
+    """De-duplication and the resolved notice over real Apprise (``json://``) to a local
+    receiver: the alert centre raises one alert three times within the 5-minute window, once
+    more with a new message, and once after the window; then it clears."""
+    with json_receiver() as (posts, hook):
+        clock = FakeClock(autojump=True)
+        center = AlertCenter(tmp_path / "alerts.json", clock)
+        notifier = Notifier(clock)
+        doc = {
+            "apiVersion": "gitfirm.io/v1",
+            "kind": "NotificationPolicy",
+            "metadata": {"name": "oncall"},
+            "spec": {"targets": [{"name": "hook", "url": f"json://127.0.0.1:{hook}/alerts"}]},
+        }
+        routes, skipped = build_routes({"oncall": NotificationPolicy.model_validate(doc)}, {})
+        assert not skipped
+        notifier.configure(routes)
+        center.listeners.append(notifier.alert_changed)
+
+        def halt(message: str) -> None:
+            center.raise_alert("rollout-halted", "fleet", "critical", message, policy="fleet")
+
+        for _ in range(3):
+            halt("rollout fleet halted: 1 failure")
+        await notifier.drain()
+        halt("rollout fleet halted: 2 failures")  # a new message is news
+        clock.advance(301)
+        halt("rollout fleet halted: 1 failure")  # the window has passed
+        center.resolve("rollout-halted", "fleet")
+        await notifier.drain()
+    titles = [p.get("title") for p in posts]
+    halted, resolved = (
+        "[gitfirm] CRITICAL: rollout-halted fleet",
+        "[gitfirm] RESOLVED: rollout-halted fleet",
+    )
+    assert titles == [halted, halted, halted, resolved], posts
+    assert "2 failures" in posts[1]["message"]
+    assert notifier.sent == 4 and notifier.failed == 0
