@@ -49,13 +49,13 @@ from reconciler.rollout.locks import DeviceLocks
 from reconciler.rollout.machine import DeviceRun
 from reconciler.rollout.marks import HighWaterMarks
 from reconciler.rollout.model import (
-    DISRUPTIVE,
     ClientFactory,
     DeviceOutcome,
     EventSink,
     ImageUrl,
     OutcomeStatus,
     RolloutSettings,
+    must_finish,
 )
 
 __all__ = ["RolloutEngine", "RolloutResult", "max_unavailable", "work_from_plan"]
@@ -262,7 +262,7 @@ class _Run:
             for n, r in records.items()
             if r.phase is Phase.FAILED and r.revision == revision and r.retry_token == token
         }
-        self.resuming = {n for n, r in records.items() if r.phase in DISRUPTIVE}
+        self.resuming = {n for n, r in records.items() if must_finish(r.phase, r.marker)}
         self.staged = {
             n for n, r in records.items() if r.phase is Phase.STAGE and r.marker == "staged"
         }

@@ -70,6 +70,7 @@ from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.health import Verdict, evaluate, measure, probe_problem
 from reconciler.rollout.journal import DeviceRecord
 from reconciler.rollout.model import (
+    ADD_ISSUED,
     DISRUPTIVE,
     DeviceClient,
     DeviceOutcome,
@@ -85,7 +86,6 @@ PRE_ACTIVATION_FILE = "/lib/live/mount/persistence/gitfirm-pre-activation.boot"
 # Slack on "uptime has reset": rounding of the device's uptime and our own polling.
 _UPTIME_SLACK = timedelta(minutes=1)
 
-_ADD_ISSUED = "add-issued"
 _REBOOT_ISSUED = "reboot-issued"
 _STAGED = "staged"
 _INCONCLUSIVE = "inconclusive"
@@ -368,7 +368,7 @@ class DeviceRun:
         if seen.running == target:
             self._enter(Phase.VERIFY, "already runs the target")
             return
-        if target not in seen.names and self.rec.marker == _ADD_ISSUED:
+        if target not in seen.names and self.rec.marker == ADD_ISSUED:
             seen = await self._watch_add(target)
         added = target not in seen.names
         no_set_default = not supports_set_default(seen.running)
@@ -384,7 +384,7 @@ class DeviceRun:
             added = True
         if added:
             await self._digest_staged(target, before=True)
-            self._mark(_ADD_ISSUED)
+            self._mark(ADD_ISSUED)
             await self._add(target)
             await self._digest_staged(target, before=False)
         if self.early:

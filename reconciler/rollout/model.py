@@ -16,6 +16,7 @@ from reconciler.planning import progress
 from reconciler.planning.progress import Phase
 
 __all__ = [
+    "ADD_ISSUED",
     "DISRUPTIVE",
     "ClientFactory",
     "DeviceClient",
@@ -25,12 +26,24 @@ __all__ = [
     "OutcomeStatus",
     "RolloutSettings",
     "Transition",
+    "must_finish",
 ]
 
 # A restart or a new revision finishes these phases before anything else; earlier phases
 # can stop at any step boundary and start over. Planning owns the set: the planner resumes
 # the same devices at their journalled hop.
 DISRUPTIVE = progress.DISRUPTIVE
+
+ADD_ISSUED = "add-issued"
+"""The journal marker of a device whose ``/image add`` was sent (it may still run)."""
+
+
+def must_finish(phase: Phase, marker: str) -> bool:
+    """Whether a journalled device is disrupted, so that whatever stops its rollout (a
+    suspend, a halt, a restart) it is seen through, health gate included: a disruptive
+    phase, or ``stage`` once the add was sent (the add arms the next boot; on 1.3/1.4 for
+    good, as the API offers no ``set_default`` there)."""
+    return phase in DISRUPTIVE or (phase is Phase.STAGE and marker == ADD_ISSUED)
 
 
 class DeviceClient(Protocol):

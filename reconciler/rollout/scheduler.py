@@ -30,7 +30,7 @@ from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
 from reconciler.planning.plan import CHANGE_ACTIONS, Plan
 from reconciler.planning.progress import Phase
 from reconciler.rollout.engine import RolloutEngine, RolloutResult, work_from_plan
-from reconciler.rollout.model import DISRUPTIVE, Transition
+from reconciler.rollout.model import Transition, must_finish
 from reconciler.rollout.supersede import back_to_pending, superseded
 from reconciler.sanitize import redact
 
@@ -207,7 +207,7 @@ class Scheduler:
         # A paused gate ("inconclusive") waits for a human, not for another run.
         return any(
             (r := records.get(w.device)) is not None
-            and r.phase in DISRUPTIVE
+            and must_finish(r.phase, r.marker)
             and r.marker != "inconclusive"
             for w in work
         )
