@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from reconciler.daemon import DaemonSettings
     from reconciler.forge import ForgeConfig
+    from reconciler.history.stats import StoreForecast
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.loader import LoadResult
@@ -720,7 +721,7 @@ def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    "its status branch")  # fmt: skip
     p.add_argument("--branch", default="status", help="status branch (default: status)")
     p.add_argument("--since", help="only transitions at or after this ISO 8601 time")
-    p.add_argument("--format", choices=["text", "markdown", "json", "csv"], default="text")
+    p.add_argument("--format", choices=["text", "markdown", "html", "json", "csv"], default="text")
     p.set_defaults(handler=_cmd_report)
 
 
@@ -755,9 +756,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for policy, doc in view.rollouts.items():
             if (doc or {}).get("halted"):
                 halted[policy] = str(doc.get("haltReason") or "halted")
-    report = build_report(steps, platforms=platforms, halted=halted, since=since)
+    report = build_report(
+        steps, platforms=platforms, halted=halted, since=since, store=_store_forecast(args)
+    )
     sys.stdout.write(render(report, args.format))
     return 0
+
+
+def _store_forecast(args: argparse.Namespace) -> StoreForecast | None:
+    """The state dir's image store growth, or None when it has no store."""
+    from datetime import datetime
+
+    from reconciler.clock import SystemClock
+    from reconciler.history.stats import store_forecast
+    from reconciler.images.store import ImageStore
+
+    root = args.state_dir / "images"
+    if not root.is_dir():
+        return None
+    store = ImageStore(root, SystemClock())
+    stored = [(datetime.fromisoformat(i.stored_at), i.verified.size) for i in store.list()]
+    capacity = store.capacity()
+    return store_forecast(stored, capacity.used, capacity.free, SystemClock().now())
 
 
 _COMMANDS.append(_register_report)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from reconciler.dashboard.board import Board, ImageRow
 from reconciler.dashboard.charts import bar_chart
-from reconciler.history.stats import Step, build_report
+from reconciler.history.stats import Step, build_report, store_forecast
 from reconciler.report.snapshot import DeviceStatus
 from reconciler.rollout.model import Transition
 
@@ -336,17 +336,18 @@ def _growth(board: Board) -> dict[str, Any]:
     for day, added in sorted(per_day.items()):
         total += added
         rows.append((day, added, total))
-    since = board.now - timedelta(days=30)
-    recent = sum(size for at, size in stored if datetime.fromisoformat(at) >= since)
-    rate = recent / 30
+    cap = board.capacity
+    forecast = store_forecast(
+        ((datetime.fromisoformat(at), size) for at, size in stored), cap.used, cap.free, board.now
+    )
     return {
         "growth": rows[-30:],
         "growth_chart": bar_chart(
             "Store MiB by day stored (cumulative)",
             ((day, round(cum / 2**20), "info") for day, _, cum in rows[-14:]),
         ),
-        "rate_per_day": rate,
-        "days_left": round(board.capacity.free / rate) if rate else None,
+        "rate_per_day": forecast.per_day,
+        "days_left": forecast.days_left,
     }
 
 

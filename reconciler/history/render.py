@@ -1,5 +1,5 @@
-"""``gitfirm report`` output: text for a terminal, Markdown for a page, JSON for tools, CSV
-for a spreadsheet."""
+"""``gitfirm report`` output: text for a terminal, Markdown for a forge page, HTML for a
+browser or a mail, JSON for tools, CSV for a spreadsheet."""
 
 from __future__ import annotations
 
@@ -9,12 +9,31 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.history.stats import HistoryReport, Rate
+import jinja2
+
+from reconciler.history.stats import HistoryReport, Rate, StoreForecast
 from reconciler.sanitize import redact
 
 __all__ = ["FORMATS", "render"]
 
-FORMATS = ("text", "markdown", "json", "csv")
+FORMATS = ("text", "markdown", "html", "json", "csv")
+
+# One self-contained page (no script, no outside resource); autoescape: device names and
+# error details come from routers and Git.
+_HTML = jinja2.Environment(autoescape=True).from_string(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gitfirm report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:sans-serif;margin:1rem;max-width:60rem}table{border-collapse:collapse;
+margin-bottom:1rem}th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:left}</style>
+</head><body><h1>gitfirm report</h1><p>{{ summary }}</p>
+{% for title, header, rows in tables %}<h2>{{ title }}</h2>
+{% if rows %}<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>{% else %}<p>None.</p>{% endif %}
+{% endfor %}</body></html>
+"""
+)
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -54,6 +73,17 @@ def document(report: HistoryReport) -> dict[str, Any]:
             for s in report.rollbacks
         ],
         "halted": report.halted,
+        "store": None if report.store is None else _store_doc(report.store),
+    }
+
+
+def _store_doc(store: StoreForecast) -> dict[str, Any]:
+    return {
+        "usedBytes": store.used,
+        "freeBytes": store.free,
+        "bytesPerDay": round(store.per_day),
+        "daysUntilFull": store.days_left,
+        "windowDays": store.window_days,
     }
 
 
@@ -72,6 +102,12 @@ def _rows(report: HistoryReport) -> list[tuple[str, list[str], list[list[str]]]]
     tables.append(("Rollbacks", ["at", "device", "policy", "target", "detail"], backs))
     halts = [[policy, " ".join(reason.split())] for policy, reason in report.halted.items()]
     tables.append(("Halted rollouts (status branch)", ["policy", "reason"], halts))
+    if report.store is not None:
+        st, mib = report.store, 2**20
+        left = "-" if st.days_left is None else str(st.days_left)
+        row = [f"{st.used / mib:.0f}", f"{st.free / mib:.0f}", f"{st.per_day / mib:.1f}", left]
+        header = ["used MiB", "free MiB", f"MiB/day ({st.window_days} d)", "days until full"]
+        tables.append(("Image store", header, [row]))
     return tables
 
 
@@ -136,6 +172,8 @@ def render(report: HistoryReport, fmt: str, secrets: tuple[str, ...] = ()) -> st
         text = _markdown(report)
     elif fmt == "csv":
         text = _csv(report)
+    elif fmt == "html":
+        text = _HTML.render(summary=_summary(report), tables=_rows(report))
     else:
         text = _text(report)
     return redact(text, secrets)

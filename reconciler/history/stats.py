@@ -7,6 +7,8 @@ Pure: the caller reads the journal and the status branch and passes plain values
 - The *time in a phase* is from a device's transition into it to its next transition in the
   same policy; a phase still running is not counted. Median and p95 (nearest rank).
 - A *rollback* is each transition to ``rollback``.
+- The image store's *forecast*: bytes stored per day over the last 30 days (from when each
+  image still in the store was stored), and the days its free space lasts at that rate.
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-__all__ = ["HistoryReport", "PhaseTime", "Rate", "Step", "build_report", "percentile"]
+__all__ = [
+    "HistoryReport",
+    "PhaseTime",
+    "Rate",
+    "Step",
+    "StoreForecast",
+    "build_report",
+    "percentile",
+    "store_forecast",
+]
 
 DIMENSIONS = ("image", "policy", "platform")
 
@@ -62,6 +73,29 @@ class PhaseTime:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreForecast:
+    """How fast the image store grows, and how long its free space lasts at that rate."""
+
+    used: int
+    free: int
+    per_day: float
+    """Bytes stored per day over the window."""
+    days_left: int | None
+    """Days until the file system is full; None when nothing was stored in the window."""
+    window_days: int = 30
+
+
+def store_forecast(
+    stored: Iterable[tuple[datetime, int]], used: int, free: int, now: datetime, days: int = 30
+) -> StoreForecast:
+    """The forecast from ``stored`` (when each stored image was stored, its size)."""
+    since = now - timedelta(days=days)
+    per_day = sum(size for at, size in stored if at >= since) / days
+    days_left = round(free / per_day) if per_day else None
+    return StoreForecast(used, free, per_day, days_left, days)
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryReport:
     """Everything ``gitfirm report`` prints."""
 
@@ -75,6 +109,8 @@ class HistoryReport:
     rollbacks: list[Step] = field(default_factory=list)
     halted: dict[str, str] = field(default_factory=dict)
     """Policy -> halt reason, from the newest status commit."""
+    store: StoreForecast | None = None
+    """The image store's growth, when the state dir has a store."""
 
     @property
     def done(self) -> int:
@@ -100,6 +136,7 @@ def build_report(
     platforms: Mapping[str, str] | None = None,
     halted: Mapping[str, str] | None = None,
     since: datetime | None = None,
+    store: StoreForecast | None = None,
 ) -> HistoryReport:
     """The statistics of ``steps`` (oldest first); ``platforms`` maps device -> platform."""
     steps = sorted(steps, key=lambda s: s.at)
@@ -138,4 +175,5 @@ def build_report(
         phases=phases,
         rollbacks=[s for s in steps if s.to_phase == "rollback"],
         halted=dict(sorted((halted or {}).items())),
+        store=store,
     )

@@ -64,6 +64,11 @@ async def test_report_from_the_journal_and_status_branch(
         assert f"| {sick} | fleet |" in markdown
         sheet = _report(capsys, "--state-dir", state, "--format", "csv")
         assert "Success rate per policy,fleet,3,1,75.0%" in sheet and f",{sick},fleet," in sheet
+        page = _report(capsys, "--state-dir", state, "--format", "html")
+        assert "<td>fleet</td><td>3</td><td>1</td><td>75.0%</td>" in page
+        assert "<h2>Image store</h2>" in page  # the daemon stored 1.4.4: a forecast
+        assert doc["store"]["usedBytes"] > 0 and doc["store"]["bytesPerDay"] > 0
+        assert doc["store"]["daysUntilFull"] is not None
         text = _report(capsys, "--state-dir", state)
         assert "3 upgrades done, 1 failed, success 75.0%; 1 rollbacks" in text
 

@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from reconciler.history.render import render
-from reconciler.history.stats import Step, build_report, percentile
+from reconciler.history.stats import Step, build_report, percentile, store_forecast
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -53,3 +53,22 @@ def test_empty_journal_renders_in_every_format() -> None:
     for fmt in ("text", "markdown", "json"):
         assert "0" in render(report, fmt)
     assert render(report, "csv").startswith("table,image,done,failed,rate\n")
+
+
+def test_store_forecast_from_the_last_30_days() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    gib = 2**30
+    stored = [(now - timedelta(days=90), 5 * gib), (now - timedelta(days=10), 3 * gib)]
+    forecast = store_forecast(stored, used=8 * gib, free=30 * gib, now=now)
+    assert forecast.per_day == 3 * gib / 30  # the old image is outside the window
+    assert forecast.days_left == 300
+    assert store_forecast(stored[:1], 5 * gib, 30 * gib, now).days_left is None
+
+
+def test_html_report_escapes_what_routers_and_git_say() -> None:
+    steps = _run("<script>alert(1)</script>", [("precheck", 0), ("rollback", 5), ("failed", 9)])
+    forecast = store_forecast([], used=2**30, free=2**31, now=datetime(2026, 12, 1, tzinfo=UTC))
+    page = render(build_report(steps, store=forecast), "html")
+    assert page.startswith("<!doctype html>") and "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<h2>Image store</h2>" in page and "<td>1024</td><td>2048</td>" in page
