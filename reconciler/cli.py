@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from reconciler.daemon import DaemonSettings
     from reconciler.forge import ForgeConfig
-    from reconciler.history.stats import StoreForecast
+    from reconciler.history.stats import ExposurePoint, StoreForecast
     from reconciler.images.store import ImageStore
     from reconciler.model.facts import DeviceFacts
     from reconciler.model.loader import LoadResult
@@ -756,8 +756,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for policy, doc in view.rollouts.items():
             if (doc or {}).get("halted"):
                 halted[policy] = str(doc.get("haltReason") or "halted")
+    exposure: list[ExposurePoint] = []
+    if args.repo:
+        from reconciler.history.stats import exposure_over_time
+        from reconciler.report.view import compliance_history
+
+        exposure = exposure_over_time(compliance_history(args.repo, args.branch))
     report = build_report(
-        steps, platforms=platforms, halted=halted, since=since, store=_store_forecast(args)
+        steps,
+        platforms=platforms,
+        halted=halted,
+        since=since,
+        store=_store_forecast(args),
+        exposure=exposure,
     )
     sys.stdout.write(render(report, args.format))
     return 0

@@ -74,6 +74,15 @@ def document(report: HistoryReport) -> dict[str, Any]:
         ],
         "halted": report.halted,
         "store": None if report.store is None else _store_doc(report.store),
+        "exposure": [
+            {
+                "day": p.day,
+                "exposedDevices": p.exposed,
+                "advisories": p.advisories,
+                "noncompliant": p.noncompliant,
+            }
+            for p in report.exposure
+        ],
     }
 
 
@@ -102,6 +111,11 @@ def _rows(report: HistoryReport) -> list[tuple[str, list[str], list[list[str]]]]
     tables.append(("Rollbacks", ["at", "device", "policy", "target", "detail"], backs))
     halts = [[policy, " ".join(reason.split())] for policy, reason in report.halted.items()]
     tables.append(("Halted rollouts (status branch)", ["policy", "reason"], halts))
+    exposure = [
+        [p.day, str(p.exposed), str(p.advisories), str(p.noncompliant)] for p in report.exposure
+    ]
+    header = ["day", "exposed devices", "advisories", "non-compliant"]
+    tables.append(("CVE exposure over time (status branch)", header, exposure))
     if report.store is not None:
         st, mib = report.store, 2**20
         left = "-" if st.days_left is None else str(st.days_left)

@@ -7,6 +7,8 @@ Pure: the caller reads the journal and the status branch and passes plain values
 - The *time in a phase* is from a device's transition into it to its next transition in the
   same policy; a phase still running is not counted. Median and p95 (nearest rank).
 - A *rollback* is each transition to ``rollback``.
+- *Exposure over time*: per day, from the newest ``compliance.yaml`` of that day on the status
+  branch: devices exposed to at least one advisory, distinct advisories, non-compliant devices.
 - The image store's *forecast*: bytes stored per day over the last 30 days (from when each
   image still in the store was stored), and the days its free space lasts at that rate.
 """
@@ -19,14 +21,17 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 __all__ = [
+    "ExposurePoint",
     "HistoryReport",
     "PhaseTime",
     "Rate",
     "Step",
     "StoreForecast",
     "build_report",
+    "exposure_over_time",
     "percentile",
     "store_forecast",
 ]
@@ -73,6 +78,43 @@ class PhaseTime:
 
 
 @dataclass(frozen=True, slots=True)
+class ExposurePoint:
+    """CVE exposure of the fleet on one day."""
+
+    day: str
+    exposed: int
+    """Devices exposed to at least one advisory."""
+    advisories: int
+    """Distinct advisories the fleet is exposed to."""
+    noncompliant: int
+
+
+def exposure_over_time(
+    history: Iterable[tuple[datetime, Sequence[Mapping[str, Any]]]],
+) -> list[ExposurePoint]:
+    """One point per ``(time, compliance documents)`` (one document per shard); a document
+    of the wrong shape counts as empty (the status branch is not trusted)."""
+    points = []
+    for when, docs in history:
+        exposed = noncompliant = 0
+        advisories: set[str] = set()
+        for doc in docs:
+            devices = doc.get("devices")
+            for verdict in devices.values() if isinstance(devices, Mapping) else ():
+                if not isinstance(verdict, Mapping):
+                    continue
+                found = verdict.get("exposures")
+                ids = {str(x.get("id")) for x in found or () if isinstance(x, Mapping)}
+                exposed += bool(ids)
+                advisories |= ids
+                noncompliant += verdict.get("compliant") is False
+        points.append(
+            ExposurePoint(when.date().isoformat(), exposed, len(advisories), noncompliant)
+        )
+    return points
+
+
+@dataclass(frozen=True, slots=True)
 class StoreForecast:
     """How fast the image store grows, and how long its free space lasts at that rate."""
 
@@ -111,6 +153,8 @@ class HistoryReport:
     """Policy -> halt reason, from the newest status commit."""
     store: StoreForecast | None = None
     """The image store's growth, when the state dir has a store."""
+    exposure: list[ExposurePoint] = field(default_factory=list)
+    """CVE exposure per day, oldest first (with the status branch)."""
 
     @property
     def done(self) -> int:
@@ -137,6 +181,7 @@ def build_report(
     halted: Mapping[str, str] | None = None,
     since: datetime | None = None,
     store: StoreForecast | None = None,
+    exposure: Sequence[ExposurePoint] = (),
 ) -> HistoryReport:
     """The statistics of ``steps`` (oldest first); ``platforms`` maps device -> platform."""
     steps = sorted(steps, key=lambda s: s.at)
@@ -176,4 +221,5 @@ def build_report(
         rollbacks=[s for s in steps if s.to_phase == "rollback"],
         halted=dict(sorted((halted or {}).items())),
         store=store,
+        exposure=[p for p in exposure if since is None or p.day >= since.date().isoformat()],
     )

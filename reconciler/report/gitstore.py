@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -183,6 +183,25 @@ class GitStore:
             return []
         done = self._run("log", "-1", f"--format=%(trailers:key={key},valueonly)", "HEAD")
         return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+    def history(self, *pathspecs: str) -> list[tuple[str, datetime]]:
+        """(commit, committer time) of each commit of the local branch that touched
+        ``pathspecs``, newest first (empty on an unborn branch)."""
+        if self.head() is None:
+            return []
+        done = self._run("log", "--format=%H %cI", "HEAD", "--", *pathspecs)
+        out = []
+        for line in done.stdout.splitlines():
+            commit, _, when = line.partition(" ")
+            out.append((commit, datetime.fromisoformat(when)))
+        return out
+
+    def read_at(self, commit: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+        """The files of ``commit`` whose path ``wanted`` accepts (regular blobs only)."""
+        listing = self._run("ls-tree", "-r", "--format=%(objecttype) %(path)", commit).stdout
+        paths = [p for kind, _, p in (ln.partition(" ") for ln in listing.splitlines())
+                 if kind == "blob" and wanted(p)]  # fmt: skip
+        return {p: self._run("show", f"{commit}:{p}").stdout.encode() for p in paths}
 
     def ahead(self) -> bool:
         """True when the local branch has commits the remote branch lacks."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from reconciler.report.index import SHARDS_DIR
 from reconciler.report.render import load_documents
 from reconciler.sanitize import redact
 
-__all__ = ["FleetView", "fetch_view", "print_view", "view_document"]
+__all__ = ["FleetView", "compliance_history", "fetch_view", "print_view", "view_document"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,41 @@ def fetch_view(repo: str, branch: str = "status", *, timeout: float = 120.0) -> 
         compliance=docs.get("compliance.yaml") or {},
         shards=shards,
     )
+
+
+def compliance_history(
+    repo: str, branch: str = "status", *, days: int = 90, timeout: float = 120.0
+) -> list[tuple[datetime, list[dict[str, Any]]]]:
+    """The newest ``compliance.yaml`` documents (the root's, or every shard's) of each of the
+    last ``days`` days that changed them, oldest first: the raw input of exposure over time."""
+    with tempfile.TemporaryDirectory(prefix="gitfirm-status-") as scratch:
+        store = GitStore(Path(scratch), repo, branch, GitIdentity(), timeout=timeout)
+        store.open()
+        if store.head() is None:
+            raise ReportError(f"{redact(repo)} has no {branch!r} branch yet")
+        newest_per_day: dict[str, tuple[str, datetime]] = {}
+        for commit, when in store.history(_COMPLIANCE, f":(glob){SHARDS_DIR}/*/{_COMPLIANCE}"):
+            newest_per_day.setdefault(when.astimezone(UTC).date().isoformat(), (commit, when))
+        out = []
+        for _, (commit, when) in sorted(newest_per_day.items())[-days:]:
+            files = store.read_at(commit, _is_compliance)
+            out.append((when, [_mapping(d) for d in _parsed(files).values()]))
+        return out
+
+
+_COMPLIANCE = "compliance.yaml"
+
+
+def _is_compliance(path: str) -> bool:
+    parts = path.split("/")
+    return path == _COMPLIANCE or (
+        len(parts) == 3 and parts[0] == SHARDS_DIR and parts[2] == _COMPLIANCE
+    )
+
+
+def _parsed(files: dict[str, bytes]) -> dict[str, Any]:
+    # load_documents reads owned root paths; a shard's file is read under its root name.
+    return {p: load_documents({_COMPLIANCE: data}).get(_COMPLIANCE) for p, data in files.items()}
 
 
 def view_document(view: FleetView) -> dict[str, Any]:

@@ -58,6 +58,8 @@ async def test_report_from_the_journal_and_status_branch(
         (rollback,) = doc["rollbacks"]
         assert rollback["device"] == sick and "free drive space" in rollback["detail"]
         assert doc["halted"] == {}
+        (today,) = doc["exposure"]  # one status branch day; no advisories in this fleet
+        assert today["exposedDevices"] == 0 and today["noncompliant"] == 0, today
 
         markdown = _report(capsys, "--state-dir", state, "--format", "markdown")
         assert "## Success rate per policy" in markdown and "| fleet | 3 | 1 | 75.0% |" in markdown
