@@ -622,21 +622,14 @@ def _comment_plan(args: argparse.Namespace, result: Plan) -> None:
 
     from reconciler.clock import SystemClock
     from reconciler.errors import GitfirmError
-    from reconciler.forge import ForgeConfig, make_forge
+    from reconciler.forge import make_forge
     from reconciler.forge.comment import MAX_PARTS, upsert_comment
     from reconciler.planning.render import render_markdown
     from reconciler.sanitize import redact
 
     if args.forge is None:
         raise _Fail("--comment-pr needs --forge github|gitlab|gitea and --forge-repo")
-    config = ForgeConfig(
-        kind=args.forge,
-        repo=args.forge_repo or "",
-        url=args.forge_url or "",
-        token_env=args.forge_token_env or "",
-        token_file=args.forge_token_file,
-    )
-    token = _forge_token(config)
+    config, token = _forge_from_args(args)
 
     async def post() -> str:
         async with httpx.AsyncClient() as http:
@@ -1161,6 +1154,21 @@ def _forge_flags(p: argparse.ArgumentParser, *, statuses: bool, what: str | None
     )
 
 
+def _forge_from_args(args: argparse.Namespace) -> tuple[ForgeConfig, str]:
+    """The forge named by the ``--forge*`` flags, and its token (one ``error:`` line when
+    the token cannot be read)."""
+    from reconciler.forge import ForgeConfig
+
+    config = ForgeConfig(
+        kind=args.forge,
+        repo=args.forge_repo or "",
+        url=args.forge_url or "",
+        token_env=args.forge_token_env or "",
+        token_file=args.forge_token_file,
+    )
+    return config, _forge_token(config)
+
+
 def _forge_token(config: ForgeConfig) -> str:
     """The forge token, or one ``error:`` line naming the variable or file to set."""
     import os
@@ -1585,7 +1593,7 @@ def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:
 
     from reconciler.clock import SystemClock
     from reconciler.errors import GitfirmError
-    from reconciler.forge import ForgeConfig, make_forge
+    from reconciler.forge import make_forge
     from reconciler.proposals import Proposer, ProposerSettings
     from reconciler.proposals.gitwork import GitIdentity
     from reconciler.sanitize import redact
@@ -1598,14 +1606,7 @@ def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:
         raise _Fail(f"{args.repo} has no origin remote to push proposals to")
     config = token = None
     if args.forge is not None:
-        config = ForgeConfig(
-            kind=args.forge,
-            repo=args.forge_repo or "",
-            url=args.forge_url or "",
-            token_env=args.forge_token_env or "",
-            token_file=args.forge_token_file,
-        )
-        token = _forge_token(config)
+        config, token = _forge_from_args(args)
     settings = ProposerSettings(
         remote=origin.stdout.strip(),
         base=args.branch,
