@@ -1594,8 +1594,8 @@ def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:
     from reconciler.clock import SystemClock
     from reconciler.errors import GitfirmError
     from reconciler.forge import make_forge
+    from reconciler.gitbot import GitIdentity
     from reconciler.proposals import Proposer, ProposerSettings
-    from reconciler.proposals.gitwork import GitIdentity
     from reconciler.sanitize import redact
 
     origin = subprocess.run(

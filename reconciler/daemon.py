@@ -74,6 +74,7 @@ from reconciler.errors import (
 from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.gitbot import GitIdentity
 from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
 from reconciler.images.intake import take_build
@@ -101,8 +102,6 @@ from reconciler.proposals import (
     ProposerSettings,
     image_proposal,
 )
-from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
-from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
 from reconciler.report.writer import StatusWriter, WriterSettings
@@ -497,7 +496,7 @@ class Daemon:
                 remote=self.mirror.url,
                 base=settings.branch,
                 workdir=state_dir / "proposals",
-                identity=ProposalIdentity(
+                identity=GitIdentity(
                     settings.bot_name, settings.bot_email, settings.status_signing_key
                 ),
             ),
