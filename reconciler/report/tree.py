@@ -19,6 +19,7 @@ GIL against the event loop, whose every journal write and log line then waited f
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -52,6 +53,8 @@ OFFLOAD_AT = 1000
 """Documents to render in one change from which a child process renders them."""
 _CHUNK = 250
 """Documents per task sent to the child: each result is unpickled in a few milliseconds."""
+_NICE = 10
+"""How much lower the child's scheduling priority is than the daemon's."""
 
 # Files every snapshot writes; device and rollout files come and go with their entries.
 _FIXED = frozenset({"README.md", "compliance.yaml", "source.yaml", "alerts.yaml"})
@@ -110,12 +113,15 @@ def _render(jobs: Sequence[_Job], secrets: tuple[str, ...]) -> list[tuple[Any, b
 
 def _render_elsewhere(jobs: Sequence[_Job], secrets: tuple[str, ...]) -> list[tuple[Any, bytes]]:
     """:func:`_render` in a child process, in chunks; this thread only waits (GIL free).
-    Spawned, not forked: the daemon has threads and an event loop a fork would copy."""
+    Spawned, not forked: the daemon has threads and an event loop a fork would copy. The
+    child runs at a lower priority: on a busy machine its core goes to the event loop first.
+    """
     if not jobs:
         return []
     chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(1, context, initializer=os.nice, initargs=(_NICE,))
+    with pool:
         parts = pool.map(_render, chunks, [secrets] * len(chunks))
         return [item for part in parts for item in part]
 
