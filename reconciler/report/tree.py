@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.model.facts import DeviceFacts
-from reconciler.report.readme import render_readme
+from reconciler.report.readme import ReadmeCache, render_readme
 from reconciler.report.render import (
     VOLATILE_FACTS,
     alerts_document,
@@ -136,12 +136,14 @@ class StatusTree:
         self.files: dict[str, bytes] = {}
         self.docs: dict[str, Any] = {}
         self._sources: dict[str, object] = {}
+        self._readme: ReadmeCache = {}
 
     def load(self, files: Mapping[str, bytes]) -> None:
         """Start again from the files of a checkout (after a clone, a reset, a failure)."""
         self.files = dict(files)
         self.docs = load_documents(self.files)
         self._sources = {}
+        self._readme = {}
 
     def change(self, snapshot: StatusSnapshot) -> TreeChange:
         """The files ``snapshot`` changes; nothing is applied until :meth:`apply`."""
@@ -192,7 +194,8 @@ class StatusTree:
         # as much as the rendering (render_files builds the README from them too).
         after = {p: doc for p, (_, doc, _) in rendered.items() if files.get(p) is not None}
         docs = {p: d for p, d in {**self.docs, **after}.items() if files.get(p, b"") is not None}
-        readme = redact(render_readme(snapshot.desired_revision, docs), known).encode("utf-8")
+        text = render_readme(snapshot.desired_revision, docs, self._readme)
+        readme = redact(text, known).encode("utf-8")
         if self.files.get("README.md") != readme:
             files["README.md"] = readme
         before = {p: self.docs[p] for p in files if p in self.docs}
