@@ -197,3 +197,54 @@ async def test_an_in_flight_device_keeps_its_image_url_when_a_revision_renames_t
         assert failed == [], failed
         for name in edge_devices:
             assert stage.router_events(name, "image-add") == 1
+
+
+async def test_a_stop_while_passes_race_leaves_no_rollout_behind(tmp_path: Path) -> None:
+    files = {"policies/fleet.yaml": _policy("1.4.3")}
+    async with staged_gitops(
+        tmp_path, files, devices=8, boot_seconds=0.3, observe_interval=0.3
+    ) as stage:
+        stage.merge({"policies/fleet.yaml": _policy("1.4.4")}, "Roll the fleet to 1.4.4")
+        # Comment-only commits race the observe loop's passes until the rollout is going.
+        for n in range(1, 60):
+            if len(stage.starts()) >= 4:
+                break
+            stage.merge({"policies/fleet.yaml": _policy("1.4.4", note=f"note {n}")}, f"note {n}")
+            await asyncio.sleep(0.15)
+        await stage.stop()
+        # The daemon has returned: none of its rollouts, device steps or loops still runs
+        # (a task it lost track of would go on driving routers, on a closed journal).
+        left = [
+            t.get_coro() for t in asyncio.all_tasks()
+            if not t.done() and _daemon_code(t.get_coro())
+        ]  # fmt: skip
+        assert left == [], f"tasks outlived the daemon: {left}"
+
+
+def _daemon_code(coro: object) -> bool:
+    """Whether a task's coroutine is the daemon's own (not the simulator's or the test's)."""
+    code = getattr(coro, "cr_code", None)
+    path = code.co_filename if code is not None else ""
+    return "/reconciler/" in path and "/reconciler/simulator/" not in path
+
+
+async def test_soak_pause_holds_across_a_restart(tmp_path: Path) -> None:
+    soak: dict[str, Any] = {"pause": "1h"}
+    files = {"policies/fleet.yaml": _policy("1.4.3", **soak)}
+    async with staged_gitops(tmp_path, files, devices=4) as stage:
+        stage.merge({"policies/fleet.yaml": _policy("1.4.4", **soak)}, "Roll to 1.4.4")
+
+        def canary_passed() -> bool:
+            record = stage.running.journal.rollout("fleet")
+            return record is not None and bool(record.wave_passed_at)
+
+        await wait_for(canary_passed, 60, "the canary wave to pass")
+        canary = stage.starts()
+        await stage.stop()
+        runs = len(stage.events("rollout-start"))
+        daemon = await stage.start()
+        await wait_for(lambda: len(stage.events("rollout-start")) > runs, 30, "a run after restart")
+        for _ in range(3):  # full passes on the restarted daemon: time for a wrong start
+            await daemon.reconcile(None)
+        assert stage.starts() == canary, "a restart ended the soak pause"
+        assert sorted(stage.versions().values()) == ["1.4.3", "1.4.3", "1.4.3", "1.4.4"]
