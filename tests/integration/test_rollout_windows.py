@@ -129,6 +129,30 @@ async def test_deny_window_holds_the_reboot_of_a_later_hop(tmp_path: Path) -> No
         assert reboots[1].time >= deny + timedelta(hours=1)
 
 
+async def test_deny_window_holds_a_later_hop_by_the_default_step_duration(
+    tmp_path: Path,
+) -> None:
+    # No maxStepDuration: its default (30 min) keeps every reboot out of a freeze that
+    # starts 3 min after the device did; the second hop's reboot would land inside it.
+    dev = make_device("mh", images=("1.5-rolling-202409250007", OLDER))
+    plan = make_plan("rev1", "fleet", [dev], waves={"mh": 1}, paths={"mh": [OLD, TARGET]})
+    deny = TWO_AM + timedelta(minutes=3)
+    policy = make_policy(
+        windows=[{"type": "allow", "schedule": "0 2 * * *", "duration": "3h"},
+                 {"type": "deny", "schedule": "3 2 * * *", "duration": "1h"}],
+        strategy={"canary": 0, "waves": [100], "pause": "0s"},
+    )  # fmt: skip
+    async with rig(tmp_path, [dev], versions=(OLD, TARGET), clock=ScaledClock(TWO_AM),
+                   boot_seconds=0.3) as r:  # fmt: skip
+        result = await r.run(policy, plan)
+        assert result.complete, result.reason
+        assert r.device("mh").running == TARGET
+        reboots = [e for e in r.events if e.to_phase == "await-boot"]
+        assert [e.hop for e in reboots] == [0, 1]
+        inside = [(e.hop, e.time) for e in reboots if deny <= e.time < deny + timedelta(hours=1)]
+        assert inside == [], "a reboot inside the freeze"
+
+
 async def test_suspend_starts_nothing(tmp_path: Path) -> None:
     devices = [make_device("r0")]
     async with rig(tmp_path, devices) as r:
