@@ -1291,7 +1291,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _preflight(settings)
     # `gitfirm health` (the container's HEALTHCHECK) probes the port this run listens on.
     (settings.state_dir / _LISTEN_FILE).write_text(settings.listen + "\n", encoding="utf-8")
-    formatter = configure_json_logging()
+    formatter = configure_json_logging(background=True)
 
     async def serve() -> None:
         daemon = Daemon(settings, formatter=formatter)
@@ -1594,8 +1594,8 @@ def _publish(args: argparse.Namespace, proposals: Sequence[Any]) -> None:
     from reconciler.clock import SystemClock
     from reconciler.errors import GitfirmError
     from reconciler.forge import make_forge
+    from reconciler.gitbot import GitIdentity
     from reconciler.proposals import Proposer, ProposerSettings
-    from reconciler.proposals.gitwork import GitIdentity
     from reconciler.sanitize import redact
 
     origin = subprocess.run(

@@ -74,6 +74,7 @@ from reconciler.errors import (
 from reconciler.forge import Forge, ForgeConfig, make_forge, read_token
 from reconciler.forge.protocol import PullRequests
 from reconciler.forge.statuses import StatusPoster, StatusUpdate, rollout_statuses
+from reconciler.gitbot import GitIdentity
 from reconciler.images.feeds import read_feed
 from reconciler.images.fetch import FetchSettings
 from reconciler.images.intake import take_build
@@ -101,8 +102,6 @@ from reconciler.proposals import (
     ProposerSettings,
     image_proposal,
 )
-from reconciler.proposals.gitwork import GitIdentity as ProposalIdentity
-from reconciler.report.gitstore import GitIdentity
 from reconciler.report.metrics import Metrics
 from reconciler.report.snapshot import StatusSnapshot
 from reconciler.report.writer import StatusWriter, WriterSettings
@@ -497,7 +496,7 @@ class Daemon:
                 remote=self.mirror.url,
                 base=settings.branch,
                 workdir=state_dir / "proposals",
-                identity=ProposalIdentity(
+                identity=GitIdentity(
                     settings.bot_name, settings.bot_email, settings.status_signing_key
                 ),
             ),
@@ -711,8 +710,9 @@ class Daemon:
             self._refuse(head, reason)
             raise CommitRefused(reason, commit=head, reason="unreadable") from None
         resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
+        shown = await self._commit_line(head)
         self._verified.write(head)
-        self._adopt(head, desired, resolved)
+        self._adopt(head, desired, resolved, shown)
         self.alert_feed.revision_applied()
         log.info("applied desired revision", extra={"event": "applied", "revision": head})
 
@@ -736,14 +736,22 @@ class Daemon:
             )
             raise
         resolved = await asyncio.to_thread(_endpoints, desired, self.environ, self.secret_policy)
-        self._adopt(verified, desired, resolved)
+        self._adopt(verified, desired, resolved, await self._commit_line(verified))
         log.info("restored desired revision", extra={"event": "restored", "revision": verified})
+
+    async def _commit_line(self, revision: str) -> str:
+        """``<commit time>\n<subject>`` of ``revision``: git in a worker thread, never on
+        the event loop."""
+        return await asyncio.to_thread(
+            self.mirror.repo.text, "show", "-s", "--format=%ct%n%s", revision
+        )
 
     def _adopt(
         self,
         revision: str,
         desired: DesiredState,
         resolved: tuple[dict[str, Endpoint], dict[str, str]],
+        shown: str,
     ) -> None:
         self.state.verified = revision
         self.state.desired = desired
@@ -752,7 +760,6 @@ class Daemon:
         self.book.desired(revision)
         self.alert_feed.sites = {name: d.spec.site for name, d in desired.devices.items()}
         self._configure_notifications(desired)
-        shown = self.mirror.repo.text("show", "-s", "--format=%ct%n%s", revision)
         committed, _, subject = shown.strip().partition("\n")
         at = datetime.fromtimestamp(int(committed), UTC)
         self.metrics.revision_applied(at)

@@ -3,15 +3,21 @@
 Stages log with the standard library (``logging.getLogger("gitfirm.<stage>")``) and pass
 context as ``extra={"device": ..., "rollout": ..., "revision": ...}``. The daemon installs
 :class:`JsonFormatter` with the secrets it resolved, so no key reaches a log line.
+
+``gitfirm run`` formats and writes in a background thread (``background=True``): on the
+event loop's thread a log line's write waited for the GIL whenever a worker thread was
+busy, and 100 devices starting together log 200 lines in one turn of the loop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import IO, Any
 
 from reconciler.sanitize import redact
@@ -51,15 +57,55 @@ class JsonFormatter(logging.Formatter):
         return redact(text, self._secrets)
 
 
+class _Background(QueueHandler):
+    """Hands records to a :class:`QueueListener` thread that formats and writes them."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self._records: queue.Queue[logging.LogRecord] = queue.Queue()
+        super().__init__(self._records)
+        self.listener = QueueListener(self._records, handler)
+        self.listener.start()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # The message is fixed now (its arguments may change later); the JSON, the
+        # redaction and the exception text are made in the listener's thread.
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+    def flush(self) -> None:
+        """Return once every queued record is written (``logging.shutdown`` at exit)."""
+        self._records.join()
+
+    def close(self) -> None:
+        """Write what is queued. The listener keeps running: ``logging.config`` closes
+        every handler when it is configured (uvicorn does at start) and goes on using
+        loggers; the thread is a daemon thread and ends with the process."""
+        self.flush()
+        super().close()
+
+
 def configure_json_logging(
-    secrets: Iterable[str] = (), *, stream: IO[str] | None = None, level: int = logging.INFO
+    secrets: Iterable[str] = (),
+    *,
+    stream: IO[str] | None = None,
+    level: int = logging.INFO,
+    background: bool = False,
 ) -> JsonFormatter:
-    """Send every ``gitfirm.*`` log record to ``stream`` as JSON; returns the formatter."""
+    """Send every ``gitfirm.*`` log record to ``stream`` as JSON; returns the formatter.
+
+    With ``background``, records are formatted and written in a thread of their own, in
+    order; closing the handler (at exit) writes what is still queued.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     formatter = JsonFormatter(secrets)
     handler.setFormatter(formatter)
     logger = logging.getLogger("gitfirm")
-    logger.handlers[:] = [handler]
+    for old in logger.handlers:
+        if isinstance(old, _Background):
+            old.close()
+            old.listener.stop()
+    logger.handlers[:] = [_Background(handler) if background else handler]
     logger.setLevel(level)
     logger.propagate = False
     return formatter

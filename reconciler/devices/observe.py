@@ -31,7 +31,7 @@ from reconciler.errors import summarize
 from reconciler.model.facts import DeviceFacts, Health
 from reconciler.model.features import api_features
 
-__all__ = ["ObserveSettings", "observation_document", "observe", "observe_device"]
+__all__ = ["START_BATCH", "ObserveSettings", "observation_document", "observe", "observe_device"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,9 @@ class ObserveSettings:
 
 
 _NO_HEALTH = Health()  # immutable: one shared value when health is not read
+START_BATCH = 32
+"""Workers that open their first connection in the same turn of the event loop: 256 at
+once held the loop for 0.1-0.2 s at the start of every observation of a large fleet."""
 
 
 async def observe_device(client: VyOSClient, clock: Clock, *, health: bool = False) -> DeviceFacts:
@@ -167,12 +170,15 @@ async def observe(
     todo = iter(pending)
     deadlines = _Deadlines(settings.deadline)
 
-    async def worker() -> None:
+    async def worker(turns: int) -> None:
+        for _ in range(turns):  # start in batches, one turn of the event loop apart
+            await asyncio.sleep(0)
         for endpoint in todo:
             results[endpoint.name] = await _observe_one(endpoint, http, settings, clock, deadlines)
 
+    workers = min(settings.concurrency, len(pending))
     try:
-        await asyncio.gather(*(worker() for _ in range(min(settings.concurrency, len(pending)))))
+        await asyncio.gather(*(worker(i // START_BATCH) for i in range(workers)))
     finally:
         deadlines.close()
     return results

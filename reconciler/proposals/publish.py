@@ -17,7 +17,8 @@ from pathlib import Path
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import GitfirmError, ProposalError
 from reconciler.forge.protocol import PullRequests
-from reconciler.proposals.gitwork import GitIdentity, ProposalGit
+from reconciler.gitbot import GitIdentity
+from reconciler.proposals.gitwork import ProposalGit
 from reconciler.proposals.model import Proposal, ProposalOutcome, ProposalResult, proposal_id
 from reconciler.sanitize import redact
 

@@ -2,7 +2,7 @@
 
 Every call runs the ``git`` CLI with a timeout and only per-command ``-c`` settings (the
 user's global config is never written). Async callers run these methods in a thread.
-Error text passes through :func:`reconciler.sanitize.redact` (remote URLs may carry tokens).
+Git runs as the bot through :class:`reconciler.gitbot.BotGit` (redacted errors, no hooks).
 
 The branch is untrusted input: anyone who can push to it may plant a symlink (say
 ``devices/r1.yaml`` pointing at the daemon's key) or a submodule. :meth:`GitStore.sync`
@@ -16,36 +16,19 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
 from reconciler.errors import ReportError
+from reconciler.gitbot import BotGit, GitIdentity, commit_dates
 from reconciler.report.render import is_owned
-from reconciler.sanitize import redact
 
-__all__ = ["GitIdentity", "GitStore", "PushOutcome"]
+__all__ = ["GitStore", "PushOutcome"]
 
 # Tree entry modes that are not a regular file or directory: symlink, gitlink (submodule).
 _UNTRUSTED_MODES = frozenset({"120000", "160000"})
-
-# Variables a calling environment (a hook, a test) may set that would aim git elsewhere.
-_INHERITED_GIT_VARS = frozenset(
-    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class GitIdentity:
-    """Who status commits and notes are from, and how they are signed."""
-
-    name: str = "gitfirm"
-    email: str = "gitfirm@localhost"
-    signing_key: Path | None = None
-    """Private SSH key file; when set, every status commit is SSH-signed (gpg.format=ssh)."""
 
 
 class PushOutcome(Enum):
@@ -76,50 +59,16 @@ class GitStore:
         several instances share the branch (each writes only below its own folder)."""
         self._remote = remote
         self.branch = branch
-        self._identity = identity
         self.notes_ref = notes_ref
-        self._timeout = timeout
-        self._secrets = secrets
+        self._git = BotGit(root, identity, ReportError, timeout, secrets)
         self.untrusted: tuple[str, ...] = ()
         """Links the last :meth:`sync` dropped; the next commit must remove or replace them."""
 
     def __repr__(self) -> str:
         return f"GitStore(root={str(self.root)!r}, branch={self.branch!r})"
 
-    # -- running git -------------------------------------------------------------------------
-
-    def _run(
-        self, *args: str, check: bool = True, when: datetime | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        ident = self._identity
-        config = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
-        env = {k: v for k, v in os.environ.items() if k not in _INHERITED_GIT_VARS}
-        env |= {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-        # The environment outranks config, so the bot identity is set there.
-        env |= {"GIT_AUTHOR_NAME": ident.name, "GIT_AUTHOR_EMAIL": ident.email}
-        env |= {"GIT_COMMITTER_NAME": ident.name, "GIT_COMMITTER_EMAIL": ident.email}
-        if when is not None:
-            stamp = f"@{int(when.timestamp())} +0000"
-            env |= {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
-        try:
-            done = subprocess.run(
-                ["git", *config, *args],
-                cwd=self.root,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ReportError(f"git {args[0]} timed out after {self._timeout:.0f} s") from exc
-        if check and done.returncode != 0:
-            detail = redact((done.stderr or done.stdout).strip(), self._secrets)
-            raise ReportError(f"git {args[0]} failed: {detail}")
-        return done
-
     def _rev(self, ref: str) -> str | None:
-        done = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        done = self._git.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
         return done.stdout.strip() or None
 
     @property
@@ -132,11 +81,11 @@ class GitStore:
         """Create the clone if needed, point it at the remote and sync to the remote branch."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.root / ".git").exists():
-            self._run("init", "-q")
-        if self._run("remote", "get-url", "origin", check=False).returncode == 0:
-            self._run("remote", "set-url", "origin", self._remote)
+            self._git.run("init", "-q")
+        if self._git.run("remote", "get-url", "origin", check=False).returncode == 0:
+            self._git.run("remote", "set-url", "origin", self._remote)
         else:
-            self._run("remote", "add", "origin", self._remote)
+            self._git.run("remote", "add", "origin", self._remote)
         self.sync()
 
     def sync(self) -> None:
@@ -145,22 +94,22 @@ class GitStore:
         When the remote has no such branch yet, start an orphan branch (no shared history
         with anything) unless a local one waits to be pushed.
         """
-        ls = self._run("ls-remote", "--heads", "origin", f"refs/heads/{self.branch}")
-        self._run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        ls = self._git.run("ls-remote", "--heads", "origin", f"refs/heads/{self.branch}")
+        self._git.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
         if ls.stdout.strip():
-            self._run("fetch", "-q", "origin", f"+refs/heads/{self.branch}:{self._tracking}")
-            self._run("reset", "-q", "--hard", self._tracking)
+            self._git.run("fetch", "-q", "origin", f"+refs/heads/{self.branch}:{self._tracking}")
+            self._git.run("reset", "-q", "--hard", self._tracking)
         elif self._rev("HEAD") is not None:
-            self._run("reset", "-q", "--hard", "HEAD")
+            self._git.run("reset", "-q", "--hard", "HEAD")
         else:
-            self._run("read-tree", "--empty")
-        self._run("clean", "-q", "-f", "-d", "-x")
+            self._git.run("read-tree", "--empty")
+        self._git.run("clean", "-q", "-f", "-d", "-x")
         self._drop_untrusted()
 
     def _drop_untrusted(self) -> None:
         """Remove symlinks and gitlinks from the index and the work tree, never following
         them; remembered in :attr:`untrusted` so the next commit regenerates the branch."""
-        listed = self._run("ls-files", "--stage", "-z").stdout
+        listed = self._git.run("ls-files", "--stage", "-z").stdout
         found = []
         for entry in listed.split("\0"):
             meta, _, path = entry.partition("\t")
@@ -168,7 +117,7 @@ class GitStore:
                 found.append(path)
         if found:
             literal = [f":(literal){p}" for p in found]
-            self._run("rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", *literal)
+            self._git.run("rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", *literal)
             for path in found:
                 _remove(self.root / path)
         self.untrusted = tuple(found)
@@ -181,7 +130,7 @@ class GitStore:
         """Values of trailer ``key`` on the local branch's commit (empty on an unborn one)."""
         if self.head() is None:
             return []
-        done = self._run("log", "-1", f"--format=%(trailers:key={key},valueonly)", "HEAD")
+        done = self._git.run("log", "-1", f"--format=%(trailers:key={key},valueonly)", "HEAD")
         return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
     def history(self, *pathspecs: str) -> list[tuple[str, datetime]]:
@@ -189,7 +138,7 @@ class GitStore:
         ``pathspecs``, newest first (empty on an unborn branch)."""
         if self.head() is None:
             return []
-        done = self._run("log", "--format=%H %cI", "HEAD", "--", *pathspecs)
+        done = self._git.run("log", "--format=%H %cI", "HEAD", "--", *pathspecs)
         out = []
         for line in done.stdout.splitlines():
             commit, _, when = line.partition(" ")
@@ -198,10 +147,10 @@ class GitStore:
 
     def read_at(self, commit: str, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The files of ``commit`` whose path ``wanted`` accepts (regular blobs only)."""
-        listing = self._run("ls-tree", "-r", "--format=%(objecttype) %(path)", commit).stdout
+        listing = self._git.run("ls-tree", "-r", "--format=%(objecttype) %(path)", commit).stdout
         paths = [p for kind, _, p in (ln.partition(" ") for ln in listing.splitlines())
                  if kind == "blob" and wanted(p)]  # fmt: skip
-        return {p: self._run("show", f"{commit}:{p}").stdout.encode() for p in paths}
+        return {p: self._git.run("show", f"{commit}:{p}").stdout.encode() for p in paths}
 
     def ahead(self) -> bool:
         """True when the local branch has commits the remote branch lacks."""
@@ -306,19 +255,14 @@ class GitStore:
 
     def commit_if_changed(self, message: str, when: datetime) -> str | None:
         """Commit the work tree when it differs from HEAD; returns the new commit or None."""
-        self._run("add", "-A")
-        if self._run("diff", "--cached", "--quiet", check=False).returncode == 0:
+        self._git.run("add", "-A")
+        if self._git.run("diff", "--cached", "--quiet", check=False).returncode == 0:
             return None
-        sign: list[str] = []
-        key = self._identity.signing_key
-        if key is not None:
-            sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"]
+        sign, flag = self._git.identity.signing()
         message_file = self.root / ".git" / "GITFIRM_MSG"
         message_file.write_text(message, encoding="utf-8")
-        args = [*sign, "commit", "-q", "--no-verify", "-F", str(message_file)]
-        if key is not None:
-            args.append("-S")
-        self._run(*args, when=when)
+        args = [*sign, "commit", "-q", "--no-verify", "-F", str(message_file), *flag]
+        self._git.run(*args, env=commit_dates(when))
         self.untrusted = ()
         return self.head()
 
@@ -327,33 +271,38 @@ class GitStore:
         return self._push(f"HEAD:refs/heads/{self.branch}")
 
     def _push(self, refspec: str) -> PushOutcome:
-        done = self._run("push", "--porcelain", "origin", refspec, check=False)
+        done = self._git.run("push", "--porcelain", "origin", refspec, check=False)
         if done.returncode == 0:
             return PushOutcome.PUSHED
         if "[rejected]" in done.stdout or _lost_lock(done.stdout):
             return PushOutcome.REJECTED
-        detail = redact((done.stdout + done.stderr).strip(), self._secrets)
-        raise ReportError(f"git push failed: {detail}")
+        raise ReportError(f"git push failed: {self._git.redact(done.stdout + done.stderr)}")
 
     # -- notes -------------------------------------------------------------------------------
 
     def fetch_notes(self) -> None:
         """Make the local notes ref exactly the remote one (absent when the remote has none)."""
-        ls = self._run("ls-remote", "origin", self.notes_ref)
+        ls = self._git.run("ls-remote", "origin", self.notes_ref)
         if ls.stdout.strip():
-            self._run("fetch", "-q", "origin", f"+{self.notes_ref}:{self.notes_ref}")
+            self._git.run("fetch", "-q", "origin", f"+{self.notes_ref}:{self.notes_ref}")
         else:
-            self._run("update-ref", "-d", self.notes_ref)
+            self._git.run("update-ref", "-d", self.notes_ref)
 
     def append_note(self, commit: str, text: str, when: datetime) -> bool:
         """Append ``text`` to the note on ``commit`` unless it is already there."""
-        shown = self._run("notes", f"--ref={self.notes_ref}", "show", commit, check=False)
+        shown = self._git.run("notes", f"--ref={self.notes_ref}", "show", commit, check=False)
         if shown.returncode == 0 and text.strip() in shown.stdout:
             return False
         message_file = self.root / ".git" / "GITFIRM_NOTE"
         message_file.write_text(text, encoding="utf-8")
-        self._run(
-            "notes", f"--ref={self.notes_ref}", "append", "-F", str(message_file), commit, when=when
+        self._git.run(
+            "notes",
+            f"--ref={self.notes_ref}",
+            "append",
+            "-F",
+            str(message_file),
+            commit,
+            env=commit_dates(when),
         )
         return True
 

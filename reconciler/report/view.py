@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from reconciler.errors import ReportError
-from reconciler.report.gitstore import GitIdentity, GitStore
+from reconciler.gitbot import GitIdentity
+from reconciler.report.gitstore import GitStore
 from reconciler.report.index import SHARDS_DIR
 from reconciler.report.render import load_documents
 from reconciler.sanitize import redact

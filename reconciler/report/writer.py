@@ -25,7 +25,8 @@ from pathlib import Path
 
 from reconciler.clock import Clock
 from reconciler.errors import ErrorSummary, PushRejected, ReportError, summarize
-from reconciler.report.gitstore import GitIdentity, GitStore, PushOutcome
+from reconciler.gitbot import GitIdentity
+from reconciler.report.gitstore import GitStore, PushOutcome
 from reconciler.report.index import SHARDS_DIR, read_rows, render_index
 from reconciler.report.message import commit_message
 from reconciler.report.render import render_note

@@ -41,7 +41,7 @@ from reconciler.model.features import api_features
 from reconciler.model.kinds import RolloutPolicy, RolloutPolicySpec
 from reconciler.planning.plan import Action, Plan
 from reconciler.planning.progress import Phase
-from reconciler.planning.windows import is_allowed, next_allowed
+from reconciler.planning.windows import next_allowed
 from reconciler.rollout.backup import BackupStore
 from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.journal import Journal, RolloutRecord
@@ -396,7 +396,7 @@ class _Run:
     ) -> tuple[bool, bool]:
         """Start what may start now; returns whether the window was open, and whether a
         device waits for another run."""
-        open_now = is_allowed(self.spec.windows, self.e.clock.now())
+        open_now = self.ctx.window_open(self.e.clock.now())
         held_elsewhere = False
         for w in list(pending):
             if len(tasks) >= self.spec.strategy.maxParallel:

@@ -65,7 +65,6 @@ from reconciler.errors import (
 from reconciler.model.facts import InstalledImage
 from reconciler.model.features import api_features
 from reconciler.planning.progress import Phase
-from reconciler.planning.windows import allowed_until, is_allowed
 from reconciler.rollout.context import RunContext, Work
 from reconciler.rollout.health import Verdict, evaluate, measure, probe_problem
 from reconciler.rollout.journal import DeviceRecord
@@ -482,12 +481,8 @@ class DeviceRun:
     def _window_fits(self) -> bool:
         """Whether a disruptive step can start now and end before the allow window closes
         or a deny window opens."""
-        now, windows = self.ctx.clock.now(), self.ctx.spec.windows
-        if not is_allowed(windows, now):
-            return False
         step = max(self.ctx.spec.strategy.maxStepDuration, self.ctx.longest_step)
-        until = allowed_until(windows, now)
-        return until is None or now + step <= until
+        return self.ctx.window_fits(self.ctx.clock.now(), step)
 
     async def _await_window(self, parked: str) -> bool:
         """Wait until the window fits a step (True if it had to wait); park with ``parked``

@@ -87,10 +87,14 @@ class Scheduler:
         for name, policy in self._policies.items():
             self._retry(name, policy.spec.retryToken or "", revision)
             slot = self._slots.get(name)
-            if policy.spec.suspend and (slot is None or not slot.busy):
-                # Parked by a stop before the suspend (a restart, an earlier revision):
-                # no run will come for them while suspended.
-                self._back_to_pending(name, "suspended")
+            if slot is not None and slot.busy:
+                continue
+            # Parked by a stop before the suspend or the halt (a restart, an earlier
+            # revision): no run will come for them while suspended or halted.
+            if policy.spec.suspend:
+                self._back_to_pending(name, "superseded: suspended")
+            elif halt := self._halt(policy):
+                self._back_to_pending(name, halt)
         for name, slot in self._slots.items():
             if slot.queued is not None and slot.queued.revision != revision:
                 slot.queued = None
@@ -161,7 +165,10 @@ class Scheduler:
             finally:
                 slot.revision, slot.spec = None, None
                 if slot.superseded:
-                    self._back_to_pending(slot.policy, slot.superseded)
+                    self._back_to_pending(slot.policy, f"superseded: {slot.superseded}")
+            if result.halted:
+                # Devices an earlier stop parked before their add wait for the retry.
+                self._back_to_pending(slot.policy, self._halt(policy) or "rollout halted")
             log.info(
                 "rollout ended: %s",
                 "halted" if result.halted else "complete" if result.complete else "stopped",
@@ -198,10 +205,7 @@ class Scheduler:
         work, _ = work_from_plan(plan, policy.name)
         if not work:
             return False
-        spec = policy.spec
-        roll = self.engine.journal.rollout(policy.name)
-        halted = roll is not None and roll.halted and roll.retry_token == (spec.retryToken or "")
-        if not (spec.suspend or halted):
+        if not (policy.spec.suspend or self._halt(policy)):
             return True
         records = self.engine.journal.devices(policy.name)
         # A paused gate ("inconclusive") waits for a human, not for another run.
@@ -212,13 +216,21 @@ class Scheduler:
             for w in work
         )
 
-    def _back_to_pending(self, policy: str, reason: str) -> None:
-        """The stopped run's devices that it had not disrupted are pending again, with why
+    def _halt(self, policy: RolloutPolicy) -> str:
+        """Why ``policy`` is halted, as a transition detail; empty when it is not (a new
+        ``retryToken`` lifts a halt)."""
+        roll = self.engine.journal.rollout(policy.name)
+        if roll is None or not roll.halted or roll.retry_token != (policy.spec.retryToken or ""):
+            return ""
+        return f"rollout halted: {roll.reason}" if roll.reason else "rollout halted"
+
+    def _back_to_pending(self, policy: str, detail: str) -> None:
+        """The devices a stop parked before they were disrupted are pending again, with why
         (journalled and announced like any transition)."""
         engine = self.engine
         now = engine.clock.now()
         before = engine.journal.devices(policy)
-        for record in back_to_pending(before.values(), reason, now.isoformat()):
+        for record in back_to_pending(before.values(), detail, now.isoformat()):
             event = Transition(
                 record.device,
                 str(before[record.device].phase),

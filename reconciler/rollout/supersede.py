@@ -6,7 +6,9 @@ device the run works on makes that run stale: it must not start another device, 
 devices it started but had not yet disrupted (precheck, backup, stage with no add in
 progress, activate before the reboot was sent) go back to ``pending`` with the reason
 recorded, so the next run, on the new revision, is the only actor that touches them and
-the old target is never booted. Devices whose reboot was sent finish their step.
+the old target is never booted. Devices whose reboot was sent finish their step. A halted
+policy's parked devices go back to ``pending`` the same way: no run comes for them until a
+retry, and a record left in ``stage`` would claim work that nobody is doing.
 
 Plain functions over plain data; the scheduler wires them.
 """
@@ -53,16 +55,11 @@ def superseded(
     return ""
 
 
-def back_to_pending(records: Iterable[DeviceRecord], reason: str, now: str) -> list[DeviceRecord]:
+def back_to_pending(records: Iterable[DeviceRecord], detail: str, now: str) -> list[DeviceRecord]:
     """The records of a stopped run's undisrupted devices, back at ``pending`` with
-    ``reason`` (records of other phases, or with an add issued, are left out)."""
+    ``detail`` (records of other phases, or with an add issued, are left out)."""
     return [
-        r.but(
-            phase=Phase.PENDING,
-            marker="",
-            last_error=f"superseded: {reason}",
-            updated=now,
-        )
+        r.but(phase=Phase.PENDING, marker="", last_error=detail, updated=now)
         for r in records
         if r.phase in _PARKED and r.marker not in _KEEP
     ]

@@ -5,9 +5,12 @@ and a cancel from outside still cancels the pass."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from typing import Any
 
 import pytest
 
+from reconciler.devices import observe as observe_mod
 from reconciler.devices.client import ClientSettings
 from reconciler.devices.observe import ObserveSettings, observe
 from reconciler.devices.transport import make_http_client
@@ -49,3 +52,37 @@ async def test_a_cancel_from_outside_still_cancels_the_pass() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_workers_start_in_batches_one_turn_of_the_loop_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most START_BATCH devices begin in one turn of the event loop: 256 connections
+    opened in one turn held the loop at the start of every observation of a large fleet."""
+    turn = 0
+
+    async def ticker() -> None:
+        nonlocal turn
+        while True:
+            await asyncio.sleep(0)
+            turn += 1
+
+    began: Counter[int] = Counter()
+    real = observe_mod._observe_one
+
+    async def one(*args: Any) -> Any:
+        began[turn] += 1
+        return await real(*args)
+
+    monkeypatch.setattr(observe_mod, "_observe_one", one)
+    async with (
+        running_simulator(3 * observe_mod.START_BATCH, latency=0.2) as fleet,
+        make_http_client() as http,
+    ):
+        ticking = asyncio.create_task(ticker())
+        facts = await observe(fleet.endpoints(), http, settings=ObserveSettings(concurrency=96))
+        ticking.cancel()
+    assert all(f.reachable for f in facts.values())
+    assert sum(began.values()) == 3 * observe_mod.START_BATCH
+    assert max(began.values()) == observe_mod.START_BATCH, began
+    assert len(began) == 3, began  # three turns, one batch each

@@ -10,8 +10,10 @@ time.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -149,3 +151,24 @@ def test_settings_refuse_nonsense() -> None:
     for bad in ({"serve_bps": 0}, {"fetch_concurrency": 0}, {"peer": ["x"]}):
         with pytest.raises(ValueError):
             SiteImageSettings.model_validate(bad)
+
+
+async def test_its_own_http_client_is_made_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making an HTTP client loads the CA bundle into a TLS context (0.1 s of CPU, one of
+    the longest event-loop blocks of a 10,000-device pass)."""
+    loop_thread = threading.get_ident()
+    made_on: list[bool] = []
+    real = httpx.AsyncClient.__init__
+
+    def init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        made_on.append(threading.get_ident() == loop_thread)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", init)
+    signed = make_image(tmp_path / "upstream", version="1.4.1", size=10_000)
+    site = _site(tmp_path, "fra")
+    results = await site.images.fetch(_state(signed), [signed.image.name])
+    assert not isinstance(results[signed.image.name], Exception), results
+    assert made_on == [False], made_on

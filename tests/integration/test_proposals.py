@@ -13,8 +13,9 @@ from pytest_httpserver import HTTPServer
 from reconciler.clock import FakeClock
 from reconciler.errors import ProposalError
 from reconciler.forge import ForgeConfig, make_forge
+from reconciler.gitbot import GitIdentity
 from reconciler.proposals import Proposal, ProposalOutcome, Proposer, ProposerSettings
-from reconciler.proposals.gitwork import GitIdentity, ProposalGit
+from reconciler.proposals.gitwork import ProposalGit
 from tests.support.forge import FakeForge
 from tests.support.gitrepo import git, rev_parse, ssh_key
 from tests.support.report import ConfigRemote

@@ -18,9 +18,10 @@ import pytest
 
 from reconciler.clock import FakeClock
 from reconciler.model.facts import Health
-from reconciler.report import render
+from reconciler.report import readme, render
 from reconciler.report.render import load_documents, render_files
 from reconciler.report.snapshot import DeviceStatus, PhaseChange
+from reconciler.report.tree import StatusTree
 from reconciler.report.writer import StatusWriter, WriterSettings
 from tests.support.gitrepo import git
 from tests.support.report import T0, ConfigRemote, show, snapshot
@@ -145,3 +146,49 @@ async def test_a_new_observation_of_unchanged_devices_renders_only_the_changed_o
     assert (await writer.write(third)).pushed
     for path, data in render_files(third, previous=previous).items():
         assert show(remote.path, "status", path).strip() == data.decode().strip(), path
+
+
+def test_many_documents_are_rendered_in_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first commit of a large fleet renders its device files in another process (its
+    seconds of YAML dumping held the GIL against the daemon's event loop), with the bytes a
+    full render gives; a later change of one device renders it here."""
+    first = snapshot("a" * 40, {f"r{i:03d}": "pending" for i in range(40)})
+    tree = StatusTree(offload_at=10)
+    tree.load({})
+    here = [0]
+    monkeypatch.setattr(render, "_device_doc", counting(here, render._device_doc))
+    change = tree.change(first)
+    assert here[0] == 0, here  # every device document was made in the child
+    assert change.files == render_files(first)
+    tree.apply(change)
+
+    moved = dataclasses.replace(
+        first.devices[5], phase="stage", last_transition=PhaseChange("pending", "stage", T0)
+    )
+    second = dataclasses.replace(first, devices=(*first.devices[:5], moved, *first.devices[6:]))
+    here[0] = 0
+    change = tree.change(second)
+    assert here[0] == 1, here
+    assert set(change.files) == {"README.md", "devices/r005.yaml"}
+    assert change.files["devices/r005.yaml"] == render_files(second)["devices/r005.yaml"]
+
+
+def test_the_readme_renders_again_only_the_rows_of_changed_devices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README has a row per device: a commit after one transition makes one row (at
+    10,000 devices the whole table cost 0.2 s of every commit), and the same bytes."""
+    first = snapshot("a" * 40, {f"r{i:03d}": "pending" for i in range(40)})
+    tree = StatusTree()
+    tree.load({})
+    tree.apply(tree.change(first))
+    moved = dataclasses.replace(
+        first.devices[9], phase="stage", last_transition=PhaseChange("pending", "stage", T0)
+    )
+    second = dataclasses.replace(first, devices=(*first.devices[:9], moved, *first.devices[10:]))
+    rows = [0]
+    monkeypatch.setattr(readme, "_device_row", counting(rows, readme._device_row))
+    change = tree.change(second)
+    assert rows[0] == 1, rows
+    monkeypatch.undo()
+    assert change.files["README.md"] == render_files(second)["README.md"]

@@ -8,7 +8,8 @@ import pytest
 
 from reconciler.clock import FakeClock
 from reconciler.errors import ReportError
-from reconciler.report.gitstore import GitIdentity, PushOutcome
+from reconciler.gitbot import GitIdentity
+from reconciler.report.gitstore import PushOutcome
 from reconciler.report.snapshot import RolloutStatus
 from reconciler.report.writer import StatusWriter, WriterSettings
 from tests.support.gitrepo import clone, git, push, ssh_key

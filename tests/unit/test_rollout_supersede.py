@@ -56,7 +56,7 @@ def test_only_devices_parked_before_their_reboot_go_back_to_pending() -> None:
         rec("done", Phase.DONE),
         rec("failed", Phase.FAILED),
     ]
-    out = back_to_pending(records, "target changed", "2026-01-01T00:00:00+00:00")
+    out = back_to_pending(records, "superseded: target changed", "2026-01-01T00:00:00+00:00")
     assert [r.device for r in out] == ["precheck", "backup", "staged", "before-reboot"]
     for r in out:
         assert r.phase is Phase.PENDING and r.marker == ""

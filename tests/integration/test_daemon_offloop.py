@@ -1,0 +1,43 @@
+"""The daemon runs git off the event loop's thread when it applies a revision.
+
+At 10,000 devices every call that blocks the loop stalls every device, probe and request
+(docs/scaling.md). Through the real daemon, a real remote and the simulator: no git
+command of the mirror runs on the loop's thread while a revision is restored at start and
+a new one applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.source.git import Repository
+from tests.support.daemon import wait_for
+from tests.support.scheduling import fleet_policy, staged_gitops
+
+
+async def test_applying_a_revision_runs_git_in_worker_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop_thread = threading.get_ident()
+    on_loop: list[tuple[str, ...]] = []
+    real = Repository.run
+
+    def run(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() == loop_thread:
+            on_loop.append(tuple(a for a in args if isinstance(a, str)))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "run", run)
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3")}
+    async with staged_gitops(tmp_path, files, devices=2, start=False) as stage:
+        first = await stage.start()
+        head = stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4")}, "Roll to 1.4.4")
+        await wait_for(lambda: first.state.verified == head, 30, "the new revision applied")
+        await stage.stop()
+        again = await stage.start()  # restores the verified revision from the state dir
+        assert again.state.verified == head
+    assert on_loop == [], on_loop
