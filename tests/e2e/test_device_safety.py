@@ -9,11 +9,9 @@ roll the canary back, halt, and upgrade nobody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,8 +29,8 @@ from tests.support.daemon import (
 )
 from tests.support.gitrepo import seeded_remote
 from tests.support.rollout import OLD, OLDER, TARGET, make_device
-from tests.support.safety import daemon_process, journal_phases
-from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
+from tests.support.safety import daemon_process, journal_phases, upgraded
+from tests.support.simulator import KEY_ENV, running_simulator
 
 # Established peers print two numbers before N/A; a peer that is down prints "Active 0".
 ESTABLISHED = r"\s\d+\s+\d+\s+N/A$"
@@ -218,38 +216,8 @@ async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str 
             assert len(adds) == (1 if name == canary else 0), (name, adds)
 
 
-@contextlib.asynccontextmanager
-async def upgraded(
-    tmp_path: Path, name: str
-) -> AsyncIterator[tuple[SimFleet, Path, dict[str, str]]]:
-    """One router ``name`` upgraded to TARGET by the daemon; yields the (still running)
-    fleet, the state dir and each phase's transition detail."""
-    async with running_simulator(devices=[make_device(name)]) as fleet:
-        files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
-        files["policies/fleet.yaml"] = policy_yaml(TARGET, window=ALWAYS_OPEN, maxParallel=1)
-        remote, _ = seeded_remote(tmp_path / "git", files)
-        state = tmp_path / "state"
-        daemon = make_daemon(remote, state, free_port(), {KEY_ENV: fleet.api_key},
-                             io.StringIO(), poll_interval=0.2, status_coalesce=0)  # fmt: skip
-        details: dict[str, str] = {}
-        daemon.listeners.append(lambda event: details.update({event.to_phase: event.detail}))
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        try:
-            await wait_for(
-                lambda: journal_phases(state).get(name) in ("done", "failed") or task.done(),
-                60,
-                "the upgrade",
-            )
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 60)
-        assert journal_phases(state)[name] == "done", details
-        yield fleet, state, details
-
-
 async def test_old_images_are_deleted_after_the_health_gate(tmp_path: Path) -> None:
-    async with upgraded(tmp_path, "r1") as (fleet, _, details):
+    async with upgraded(tmp_path, make_device("r1")) as (fleet, _, details):
         dev = fleet.device("r1")
     assert dev.running == TARGET
     # keepImages 2 (the default): the running image and the previous one stay.
@@ -261,7 +229,7 @@ async def test_old_images_are_deleted_after_the_health_gate(tmp_path: Path) -> N
 
 
 async def test_a_rollouts_backups_are_listed_shown_and_restored(tmp_path: Path) -> None:
-    async with upgraded(tmp_path, "r1") as (fleet, state, _):
+    async with upgraded(tmp_path, make_device("r1")) as (fleet, state, _):
         dev, cli = fleet.device("r1"), ("--state-dir", str(state))
         code, out, _ = await gitfirm("backup", "list", "r1", *cli)
         assert code == 0 and len(out.splitlines()) == 2, out  # backup + pre-activation
