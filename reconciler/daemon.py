@@ -885,6 +885,7 @@ class Daemon:
         self.alert_feed.observed({n: f.reachable for n, f in facts.items()}, self.clock.now())
         disk = shutil.disk_usage(self.store.root)
         self.alert_feed.store_usage(100.0 * (disk.total - disk.free) / max(1, disk.total))
+        await self.book.reindex(desired)
 
     async def _plan(self, desired: DesiredState) -> Plan:
         """Plan from the newest facts and journal; fetch and verify the images it needs."""
@@ -909,6 +910,7 @@ class Daemon:
         self.alert_feed.exposures(
             {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
         )
+        await self.book.reindex(desired)
         await self._fetch_images(desired, plan)
         return plan
 

@@ -11,10 +11,17 @@ once per plan; each device's and each rollout's status is kept until one of its 
 changes, so a transition rebuilds one device's entry and one rollout's, and a snapshot
 re-uses every other entry as the same object (which lets the writer skip re-rendering it).
 The dashboard's JSON keeps one encoded fragment per device entry in the same way.
+
+An observation or a plan makes every device entry new. The daemon then calls
+:meth:`StatusBook.reindex`, which builds them in a worker thread (at 10,000 devices 50 ms,
+several times that on a busy machine, were the longest event-loop blocks left); until it
+is done, snapshots show the previous entries, with every device that changed phase since
+built anew. Without :meth:`~StatusBook.reindex`, the next snapshot builds them on the spot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
@@ -85,6 +92,12 @@ class StatusBook:
         self._desired: DesiredState | None = None
         self._position: dict[str, int] = {}
         self._device_rows: tuple[DeviceStatus, ...] | None = None
+        self._interim: tuple[DeviceStatus, ...] | None = None
+        """The entries before the last observation or plan, shown while :meth:`reindex`
+        builds the new ones."""
+        self._generation = 0
+        """Moves with every observation and plan: a reindex of an older one is dropped."""
+        self._reindexing = 0
         self._stale: set[str] = set()
         self._summary_rows: dict[str, tuple[_SummaryKey, bytes]] = {}
         self._summary_devices_json: tuple[tuple[DeviceStatus, ...], bytes] | None = None
@@ -121,7 +134,7 @@ class StatusBook:
     def observed(self, facts: Mapping[str, DeviceFacts], desired: DesiredState) -> None:
         """The newest observation; devices no longer declared are forgotten."""
         self.facts = {name: facts[name] for name in desired.devices if name in facts}
-        self._device_rows = None
+        self._outdate()
 
     def planned(self, plan: Plan, progress: RolloutProgress) -> None:
         """The newest plan and the journal's progress."""
@@ -137,7 +150,7 @@ class StatusBook:
                     unreachable[device.policy].append(device.name)
         self._members = {name: tuple(names) for name, names in members.items()}
         self._unreachable = {name: tuple(names) for name, names in unreachable.items()}
-        self._device_rows = None
+        self._outdate()
         self._rollout_rows.clear()
         self._verdicts = None
         for pname, policy in progress.policies.items():
@@ -160,6 +173,48 @@ class StatusBook:
                     self.phases[device_name] = str(Phase.PENDING)
                 if dp.last_error:
                     self.errors[device_name] = dp.last_error
+
+    def _outdate(self) -> None:
+        """Every device entry must be built again (new facts or a new plan)."""
+        if self._device_rows is not None:
+            self._interim = self._device_rows
+        self._device_rows = None
+        self._generation += 1
+
+    async def reindex(self, desired: DesiredState) -> None:
+        """Build every device entry again in a worker thread, after an observation or a
+        plan, and keep them unless a newer one came meanwhile.
+
+        The thread reads what transitions change (phases, errors) while the loop goes
+        on; every device that moves meanwhile stays stale and is built again, on the
+        loop, by the next snapshot, so no transition is lost.
+        """
+        if self._device_rows is not None or self._interim is None or desired is not self._desired:
+            return
+        generation, before = self._generation, self._interim
+        self._reindexing += 1
+        try:
+            rows, moved = await asyncio.to_thread(self._rebuild, desired, before)
+        finally:
+            self._reindexing -= 1
+        if generation != self._generation or desired is not self._desired:
+            return
+        self._device_rows, self._interim = rows, None
+        if self._rebuilt is not None:
+            self._rebuilt |= moved
+
+    def _rebuild(
+        self, desired: DesiredState, before: tuple[DeviceStatus, ...]
+    ) -> tuple[tuple[DeviceStatus, ...], set[str]]:
+        """Every device entry, and the devices whose dashboard summary differs from
+        ``before`` (in a worker thread)."""
+        rows = tuple(self._device_row(n, desired) for n in self._position)
+        moved = {
+            new.name
+            for old, new in zip(before, rows, strict=True)
+            if _summary_key(old) != _summary_key(new)
+        }
+        return rows, moved
 
     def transition(self, event: Transition) -> None:
         """One device changed phase."""
@@ -257,8 +312,19 @@ class StatusBook:
         if desired is not self._desired:
             self._desired = desired
             self._position = {name: i for i, name in enumerate(sorted(desired.devices))}
-            self._device_rows = None
+            self._device_rows = self._interim = None
+        if self._device_rows is None and self._reindexing and self._interim is not None:
+            # The new entries are being built: the previous ones, with every device that
+            # moved since built anew. They stay stale until the new entries are in.
+            rows = list(self._interim)
+            stale = self._stale & self._position.keys()
+            for name in stale:
+                rows[self._position[name]] = self._device_row(name, desired)
+            if self._rebuilt is not None:
+                self._rebuilt |= stale
+            return tuple(rows)
         if self._device_rows is None:
+            self._interim = None
             self._device_rows = tuple(self._device_row(n, desired) for n in self._position)
             self._rebuilt = None
         elif self._stale:

@@ -9,7 +9,9 @@ encodes (through a counting encoder); no clock is involved.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -192,3 +194,51 @@ def test_after_transitions_the_dashboard_reads_only_the_moved_devices(
     assert body["devices"] == expected_devices(book.snapshot(state, ()))
     assert body["devices"]["r00010"]["phase"] == "backup"
     assert body["devices"]["r00020"]["phase"] == "precheck"
+
+
+async def test_an_observation_is_indexed_in_a_thread_and_no_transition_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After an observation the daemon has every entry built in a worker thread. Until
+    they are in, snapshots show the entries from before it, with a device that moved
+    meanwhile built anew on the loop; the thread read that device before it moved, so the
+    next snapshot builds it again from its newest phase."""
+    _, book, state = reads_per_snapshot(400)
+    loop_thread = threading.get_ident()
+    on_loop = [0]
+    real_row = StatusBook._device_row
+
+    def row(self: StatusBook, name: str, desired: DesiredState) -> Any:
+        on_loop[0] += threading.get_ident() == loop_thread
+        return real_row(self, name, desired)
+
+    built, release = threading.Event(), threading.Event()
+    real_rebuild = StatusBook._rebuild
+
+    def rebuild(self: StatusBook, *args: Any) -> Any:
+        done = real_rebuild(self, *args)
+        built.set()
+        release.wait(10)
+        return done
+
+    monkeypatch.setattr(StatusBook, "_device_row", row)
+    monkeypatch.setattr(StatusBook, "_rebuild", rebuild)
+    observed = {n: facts(n, "1.4.2", rtt_ms=3.0) for n in state.devices}
+    observed["r00020"] = facts("r00020", "1.4.3")
+    book.observed(observed, state)
+    indexing = asyncio.create_task(book.reindex(state))
+    assert await asyncio.to_thread(built.wait, 10)  # every entry built, r00010 pending
+
+    book.transition(Transition("r00010", "pending", "precheck", state.revision, "canary", NOW))
+    during = book.snapshot(state, ())
+    assert during.devices[10].phase == "precheck"
+    assert during.devices[20].facts is not None and during.devices[20].facts.version == "1.4.2"
+    assert on_loop[0] == 1, on_loop  # the moved device only
+
+    release.set()
+    await indexing
+    after = book.snapshot(state, ())
+    assert after.devices[10].phase == "precheck"  # not the thread's older entry
+    assert after.devices[20].facts is not None and after.devices[20].facts.version == "1.4.3"
+    assert on_loop[0] == 2, on_loop  # the moved device once more; 399 in the thread
+    assert json.loads(book.summary_json(state, ()))["devices"] == expected_devices(after)
