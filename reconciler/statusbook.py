@@ -65,6 +65,16 @@ def _summary_key(device: DeviceStatus) -> _SummaryKey:
     )
 
 
+def _fragment(name: str, key: _SummaryKey) -> bytes:
+    """One device's entry of the dashboard's ``devices`` object, without braces."""
+    entry = dict(zip(("phase", "version", "reachable", "target"), key, strict=True))
+    return _encode({name: entry})[1:-1].encode()
+
+
+_Summary = tuple[dict[str, tuple[_SummaryKey, bytes]], list[bytes]]
+"""The dashboard's fragment per device (with what it shows) and the fragments in order."""
+
+
 class StatusBook:
     """What gitfirm knows right now, per device and per rollout."""
 
@@ -192,29 +202,39 @@ class StatusBook:
         if self._device_rows is not None or self._interim is None or desired is not self._desired:
             return
         generation, before = self._generation, self._interim
+        full = self._rebuilt is None  # the dashboard has every fragment to make anyway
         self._reindexing += 1
         try:
-            rows, moved = await asyncio.to_thread(self._rebuild, desired, before)
+            rows, moved, summary = await asyncio.to_thread(self._rebuild, desired, before, full)
         finally:
             self._reindexing -= 1
         if generation != self._generation or desired is not self._desired:
             return
         self._device_rows, self._interim = rows, None
-        if self._rebuilt is not None:
+        if summary is not None:
+            (self._summary_rows, self._summary_parts), self._rebuilt = summary, set()
+            self._summary_devices_json = None
+        elif self._rebuilt is not None:
             self._rebuilt |= moved
 
     def _rebuild(
-        self, desired: DesiredState, before: tuple[DeviceStatus, ...]
-    ) -> tuple[tuple[DeviceStatus, ...], set[str]]:
-        """Every device entry, and the devices whose dashboard summary differs from
-        ``before`` (in a worker thread)."""
+        self, desired: DesiredState, before: tuple[DeviceStatus, ...], full: bool
+    ) -> tuple[tuple[DeviceStatus, ...], set[str], _Summary | None]:
+        """Every device entry, and either the devices whose dashboard summary differs from
+        ``before`` or (``full``) every dashboard fragment; in a worker thread."""
         rows = tuple(self._device_row(n, desired) for n in self._position)
+        if full:
+            fragments: dict[str, tuple[_SummaryKey, bytes]] = {}
+            for d in rows:
+                key = _summary_key(d)
+                fragments[d.name] = (key, _fragment(d.name, key))
+            return rows, set(), (fragments, [fragments[d.name][1] for d in rows])
         moved = {
             new.name
             for old, new in zip(before, rows, strict=True)
             if _summary_key(old) != _summary_key(new)
         }
-        return rows, moved
+        return rows, moved, None
 
     def transition(self, event: Transition) -> None:
         """One device changed phase."""
@@ -399,8 +419,7 @@ class StatusBook:
             key = _summary_key(d)
             hit = cache.get(d.name)
             if hit is None or hit[0] != key:
-                entry = dict(zip(("phase", "version", "reachable", "target"), key, strict=True))
-                cache[d.name] = hit = (key, _encode({d.name: entry})[1:-1].encode())
+                cache[d.name] = hit = (key, _fragment(d.name, key))
             parts[i] = hit[1]
         body = b"{" + b",".join(parts) + b"}"
         self._summary_devices_json = (devices, body)

@@ -8,7 +8,8 @@
 The run's output dir (``CHAOS_OUT``, default a new ``/tmp/gitfirm-chaos-<seed>-*``) gets a
 ``seed-<n>/`` per scenario with ``record.json`` (seed, faults, actions, violations, notes,
 duration) and ``violations.txt``; ``CHAOS_KEEP=1`` keeps the rest too (daemon log, event
-log, git remote, state dir).
+log, git remote, state dir). A scenario that broke an invariant keeps the rest anyway: a
+seed fixes the scenario, not the timing, so a replay may not show the fault again.
 
 Progress goes to stderr. Stdout gets one line per violation, naming the scenario's seed,
 and last a JSON summary: ``{"chaos": "daemon", "scenarios": N, "seed": S, "violations": V}``.
@@ -52,7 +53,7 @@ def run(seed: int, count: int, duration: float, keep: bool, out: Path) -> list[C
             file=sys.stderr,
             flush=True,
         )
-        if not keep:
+        if not (keep or result.violations):
             _prune(workdir)
         results.append(result)
     return results

@@ -242,3 +242,31 @@ async def test_an_observation_is_indexed_in_a_thread_and_no_transition_is_lost(
     assert after.devices[20].facts is not None and after.devices[20].facts.version == "1.4.3"
     assert on_loop[0] == 2, on_loop  # the moved device once more; 399 in the thread
     assert json.loads(book.summary_json(state, ()))["devices"] == expected_devices(after)
+
+
+async def test_a_dashboard_join_of_every_device_is_made_in_the_thread_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Entries were built (a ``/metrics`` scrape) but the dashboard never joined them: its
+    first join would encode every device on the loop, so the reindex encodes them in the
+    thread; the next ``GET /`` encodes only the fleet-wide parts."""
+    state, plan = fleet(400)
+    book = StatusBook()
+    book.desired(state.revision)
+    book.observed({n: facts(n, "1.4.2") for n in state.devices}, state)
+    book.planned(plan, RolloutProgress())
+    book.snapshot(state, ())
+    book.observed({n: facts(n, "1.4.2", rtt_ms=3.0) for n in state.devices}, state)
+    loop_thread = threading.get_ident()
+    on_loop = [0]
+    real = statusbook._encode
+
+    def encode(value: Any) -> Any:
+        on_loop[0] += threading.get_ident() == loop_thread
+        return real(value)
+
+    monkeypatch.setattr(statusbook, "_encode", encode)
+    await book.reindex(state)
+    body = json.loads(book.summary_json(state, ()))
+    assert on_loop[0] <= 2, on_loop
+    assert body["devices"] == expected_devices(book.snapshot(state, ()))
