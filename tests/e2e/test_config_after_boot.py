@@ -15,25 +15,13 @@ and backs the config up again right before the reboot and compares after the boo
 
 from __future__ import annotations
 
-import asyncio
-import io
 from pathlib import Path
 
 import pytest
 
 from reconciler.rollout.model import Transition
-from tests.support.daemon import (
-    ALWAYS_OPEN,
-    config_files,
-    free_port,
-    make_daemon,
-    policy_yaml,
-    wait_for,
-)
-from tests.support.gitrepo import seeded_remote
-from tests.support.rollout import OLD, TARGET, make_device
-from tests.support.safety import journal_phases
-from tests.support.simulator import KEY_ENV, running_simulator
+from tests.support.rollout import TARGET, make_device
+from tests.support.safety import upgraded
 
 BANNER = ("system", "login", "banner")
 WHEN = {
@@ -55,35 +43,15 @@ def banner(config: dict[str, object]) -> object:
 @pytest.mark.parametrize("case", list(WHEN))
 async def test_config_after_boot(tmp_path: Path, case: str) -> None:
     dev = make_device("r1")
-    async with running_simulator(devices=[dev]) as fleet:
-        files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
-        files["policies/fleet.yaml"] = policy_yaml(TARGET, window=ALWAYS_OPEN, maxParallel=1)
-        remote, _ = seeded_remote(tmp_path / "git", files)
-        state = tmp_path / "state"
-        daemon = make_daemon(remote, state, free_port(), {KEY_ENV: fleet.api_key},
-                             io.StringIO(), poll_interval=0.2, status_coalesce=0)  # fmt: skip
-        details: dict[str, str] = {}
 
-        def operator(event: Transition) -> None:
-            details[event.to_phase] = event.detail
-            if event.to_phase in WHEN[case]:
-                # `set system login banner ...` then `save`, on the running image.
-                dev.config.setdefault("system", {})["login"] = {"banner": event.to_phase}
-                dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+    def operator(event: Transition) -> None:
+        if event.to_phase in WHEN[case]:
+            # `set system login banner ...` then `save`, on the running image.
+            dev.config.setdefault("system", {})["login"] = {"banner": event.to_phase}
+            dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
 
-        daemon.listeners.append(operator)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        try:
-            await wait_for(
-                lambda: journal_phases(state).get("r1") in ("done", "failed") or task.done(),
-                60,
-                "the upgrade",
-            )
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 60)
-    assert journal_phases(state)["r1"] == "done", details
+    async with upgraded(tmp_path, dev, operator) as (_, _, details):
+        pass
     assert dev.running == TARGET
     assert dev.saved_config == dev.config
     loads = [e for e in dev.log if e["event"] == "config-load"]

@@ -29,7 +29,7 @@ from tests.support.daemon import (
 )
 from tests.support.gitrepo import seeded_remote
 from tests.support.rollout import OLD, OLDER, TARGET, make_device
-from tests.support.safety import daemon_process, journal_phases
+from tests.support.safety import daemon_process, journal_phases, upgraded
 from tests.support.simulator import KEY_ENV, running_simulator
 
 # Established peers print two numbers before N/A; a peer that is down prints "Active 0".
@@ -172,12 +172,14 @@ async def gitfirm(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
     return process.returncode or 0, out.decode(), err.decode()
 
 
-@pytest.mark.parametrize("on_unreachable", ["rollback", "pause"])
-async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str) -> None:
+@pytest.mark.parametrize("on_unreachable", [None, "rollback", "pause"])
+async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str | None) -> None:
+    # None: the policy does not say, and the default (rollback) applies.
+    rollback = {} if on_unreachable is None else {"rollback": {"onUnreachable": on_unreachable}}
     devices = [make_device(f"r{i}") for i in range(3)]
     async with running_simulator(devices=devices) as fleet:
         files, _ = config_files(tmp_path / "upstream", fleet, [OLD, TARGET])
-        files["policies/fleet.yaml"] = bgp_policy(rollback={"onUnreachable": on_unreachable})
+        files["policies/fleet.yaml"] = bgp_policy(**rollback)
         remote, _ = seeded_remote(tmp_path / "git", files)
         state = tmp_path / "state"
         daemon = make_daemon(remote, state, free_port(), {KEY_ENV: fleet.api_key},
@@ -200,7 +202,7 @@ async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str)
             (canary,) = daemon.journal.devices("fleet")
             record = daemon.journal.device("fleet", canary)
             assert record is not None and "probe error" in record.last_error, record
-            if on_unreachable == "rollback":
+            if on_unreachable != "pause":
                 assert record.phase is Phase.FAILED and record.marker == "rolled-back"
                 assert fleet.device(canary).running == OLD
             else:  # left for a human, on the new image, and said so
@@ -212,3 +214,31 @@ async def test_canary_silent_after_its_boot(tmp_path: Path, on_unreachable: str)
         for name in fleet.names:
             adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
             assert len(adds) == (1 if name == canary else 0), (name, adds)
+
+
+async def test_old_images_are_deleted_after_the_health_gate(tmp_path: Path) -> None:
+    async with upgraded(tmp_path, make_device("r1")) as (fleet, _, details):
+        dev = fleet.device("r1")
+    assert dev.running == TARGET
+    # keepImages 2 (the default): the running image and the previous one stay.
+    assert sorted(dev.images) == sorted([OLD, TARGET]), dev.images
+    events = [e["event"] for e in dev.log]
+    assert events.count("image-delete") == 1
+    assert events.index("image-delete") > events.index("booted")
+    assert "deleted old images: " + OLDER in details["done"]
+
+
+async def test_a_rollouts_backups_are_listed_shown_and_restored(tmp_path: Path) -> None:
+    async with upgraded(tmp_path, make_device("r1")) as (fleet, state, _):
+        dev, cli = fleet.device("r1"), ("--state-dir", str(state))
+        code, out, _ = await gitfirm("backup", "list", "r1", *cli)
+        assert code == 0 and len(out.splitlines()) == 2, out  # backup + pre-activation
+        code, out, _ = await gitfirm("backup", "show", "r1", "--print", *cli)
+        assert code == 0 and 'host-name "r1"' in out, out
+        dev.config["system"] = {"host-name": "broken"}  # someone breaks it
+        env = {"GITFIRM_API_KEY": fleet.api_key}
+        code, _, err = await gitfirm("backup", "restore", "r1", "--url", fleet.url("r1"),
+                                     *cli, env=env)  # fmt: skip
+        assert code == 0, err
+        assert dev.config["system"] == {"host-name": "r1"}
+        assert dev.saved_config == dev.config

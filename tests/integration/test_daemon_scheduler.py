@@ -8,6 +8,8 @@ daemon's own JSON log (transitions, rollout runs). Issue 10, points 1, 2, 5 and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +33,33 @@ def _runs_after(stage: Stage, revision: str) -> int:
     return sum(1 for e in events[applied[-1] :] if e.get("event") == "rollout-start")
 
 
-async def test_unrelated_commits_during_a_rollout_never_drive_a_device_twice(
-    tmp_path: Path,
-) -> None:
+def _all_upgraded(stage: Stage) -> bool:
+    return set(stage.versions().values()) == {"1.4.4"}
+
+
+@contextlib.asynccontextmanager
+async def racing_rollout(tmp_path: Path, until: Callable[[Stage], bool]) -> AsyncIterator[Stage]:
+    """8 routers rolled to 1.4.4 while observation (every 0.3 s) races the source loop's
+    passes and the rollouts' ends: comment-only commits, each a new revision, land every
+    0.15 s until ``until`` holds (or 120 have landed)."""
     files = {"policies/fleet.yaml": _policy("1.4.3")}
-    # Observation every 0.3 s: its passes race the source loop's and the rollouts' ends.
     async with staged_gitops(
         tmp_path, files, devices=8, boot_seconds=0.3, observe_interval=0.3
     ) as stage:
         stage.merge({"policies/fleet.yaml": _policy("1.4.4")}, "Roll the fleet to 1.4.4")
-        # Comment-only commits land while the rollout runs: each is a new revision.
         for n in range(1, 120):
-            if set(stage.versions().values()) == {"1.4.4"}:
+            if until(stage):
                 break
             stage.merge({"policies/fleet.yaml": _policy("1.4.4", note=f"note {n}")}, f"note {n}")
             await asyncio.sleep(0.15)
-        await wait_for(lambda: set(stage.versions().values()) == {"1.4.4"}, 90, "the rollout")
+        yield stage
+
+
+async def test_unrelated_commits_during_a_rollout_never_drive_a_device_twice(
+    tmp_path: Path,
+) -> None:
+    async with racing_rollout(tmp_path, _all_upgraded) as stage:
+        await wait_for(lambda: _all_upgraded(stage), 90, "the rollout")
         await wait_for(lambda: not stage.running.rollouts_running(), 30, "runs to end")
         for name in stage.fleet.names:
             assert stage.router_events(name, "image-add") == 1, stage.fleet.device(name).log
@@ -99,35 +112,52 @@ async def test_suspend_stops_starting_devices_before_the_revision_is_observed(
         assert any(stage.versions()[n] == "1.4.3" for n in edge_devices), "nothing suspended"
 
 
+SOAK: dict[str, Any] = {"pause": "1h"}
+
+
+async def _soaking_canary(stage: Stage) -> list[str]:
+    """Roll to 1.4.4 with a 1 h soak pause; once the canary's wave passed, the canary."""
+    stage.merge({"policies/fleet.yaml": _policy("1.4.4", **SOAK)}, "Roll to 1.4.4")
+
+    def canary_passed() -> bool:
+        record = stage.running.journal.rollout("fleet")
+        return record is not None and bool(record.wave_passed_at)
+
+    await wait_for(canary_passed, 60, "the canary wave to pass")
+    canary = stage.starts()
+    assert len(canary) == 1 and stage.versions()[canary[0]] == "1.4.4"
+    return canary
+
+
+async def _restart_keeps_the_pause(stage: Stage, canary: list[str]) -> None:
+    """Stop and start the daemon; the soak pause still holds the next wave."""
+    await stage.stop()
+    # The pausing run was stopped with the daemon: nothing of it is left running.
+    left = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
+    assert not [n for n in left if n.startswith(("rollout:", "loop:", "device:"))], left
+    runs = len(stage.events("rollout-start"))
+    daemon = await stage.start()
+    await wait_for(lambda: len(stage.events("rollout-start")) > runs, 30, "a run after restart")
+    await daemon.reconcile(None)  # a full pass more: time for a wrong start
+    assert stage.starts() == canary, "a restart ended the soak pause"
+    assert sorted(stage.versions().values()) == ["1.4.3", "1.4.3", "1.4.3", "1.4.4"]
+
+
 async def test_soak_pause_holds_across_an_unrelated_commit_and_a_restart(tmp_path: Path) -> None:
-    soak: dict[str, Any] = {"pause": "1h"}
-    files = {"policies/fleet.yaml": _policy("1.4.3", **soak)}
+    files = {"policies/fleet.yaml": _policy("1.4.3", **SOAK)}
     async with staged_gitops(tmp_path, files, devices=4) as stage:
-        stage.merge({"policies/fleet.yaml": _policy("1.4.4", **soak)}, "Roll to 1.4.4")
-
-        def canary_passed() -> bool:
-            record = stage.running.journal.rollout("fleet")
-            return record is not None and bool(record.wave_passed_at)
-
-        await wait_for(canary_passed, 60, "the canary wave to pass")
-        canary = stage.starts()
-        assert len(canary) == 1 and stage.versions()[canary[0]] == "1.4.4"
-
-        note = stage.merge({"policies/fleet.yaml": _policy("1.4.4", note="x", **soak)}, "note")
+        canary = await _soaking_canary(stage)
+        note = stage.merge({"policies/fleet.yaml": _policy("1.4.4", note="x", **SOAK)}, "note")
         await wait_for(lambda: _runs_after(stage, note) > 0, 30, "a run on the new revision")
         await stage.running.reconcile(None)  # a full pass more: time for a wrong start
         assert stage.starts() == canary, "an unrelated commit ended the soak pause"
+        await _restart_keeps_the_pause(stage, canary)
 
-        await stage.stop()
-        # The pausing run was stopped with the daemon: nothing of it is left running.
-        left = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
-        assert not [n for n in left if n.startswith(("rollout:", "loop:", "device:"))], left
-        runs = len(stage.events("rollout-start"))
-        daemon = await stage.start()
-        await wait_for(lambda: len(stage.events("rollout-start")) > runs, 30, "a run after restart")
-        await daemon.reconcile(None)
-        assert stage.starts() == canary, "a restart ended the soak pause"
-        assert sorted(stage.versions().values()) == ["1.4.3", "1.4.3", "1.4.3", "1.4.4"]
+
+async def test_soak_pause_holds_across_a_restart(tmp_path: Path) -> None:
+    files = {"policies/fleet.yaml": _policy("1.4.3", **SOAK)}
+    async with staged_gitops(tmp_path, files, devices=4) as stage:
+        await _restart_keeps_the_pause(stage, await _soaking_canary(stage))
 
 
 async def test_one_unreachable_device_does_not_stall_its_policy(tmp_path: Path) -> None:
@@ -197,3 +227,22 @@ async def test_an_in_flight_device_keeps_its_image_url_when_a_revision_renames_t
         assert failed == [], failed
         for name in edge_devices:
             assert stage.router_events(name, "image-add") == 1
+
+
+async def test_a_stop_while_passes_race_leaves_no_rollout_behind(tmp_path: Path) -> None:
+    async with racing_rollout(tmp_path, lambda stage: len(stage.starts()) >= 4) as stage:
+        await stage.stop()
+        # The daemon has returned: none of its rollouts, device steps or loops still runs
+        # (a task it lost track of would go on driving routers, on a closed journal).
+        left = [
+            t.get_coro() for t in asyncio.all_tasks()
+            if not t.done() and _daemon_code(t.get_coro())
+        ]  # fmt: skip
+        assert left == [], f"tasks outlived the daemon: {left}"
+
+
+def _daemon_code(coro: object) -> bool:
+    """Whether a task's coroutine is the daemon's own (not the simulator's or the test's)."""
+    code = getattr(coro, "cr_code", None)
+    path = code.co_filename if code is not None else ""
+    return "/reconciler/" in path and "/reconciler/simulator/" not in path

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reconciler.planning.windows import is_allowed
-from reconciler.rollout import Journal, OutcomeStatus, context
+from reconciler.rollout import Journal, OutcomeStatus, Transition, context
 from tests.support.rollout import (
     OLD,
     OLDER,
@@ -111,27 +111,45 @@ async def test_multi_hop_13_to_14_to_rolling(tmp_path: Path) -> None:
         assert len(urls) == 2 and "1.4.4" in urls[0] and TARGET in urls[1]
 
 
-async def test_deny_window_holds_the_reboot_of_a_later_hop(tmp_path: Path) -> None:
+async def _two_hop_reboots(tmp_path: Path, deny: datetime, **strategy: str) -> list[Transition]:
+    """Move one device OLDER -> OLD -> TARGET from TWO_AM, inside a 3 h window with a 1 h
+    freeze from ``deny``; boot takes 0.3 s real = 3 min. The reboots (await-boot entries)."""
     dev = make_device("mh", images=("1.5-rolling-202409250007", OLDER))
     plan = make_plan("rev1", "fleet", [dev], waves={"mh": 1}, paths={"mh": [OLD, TARGET]})
-    deny = TWO_AM + timedelta(minutes=15)
     policy = make_policy(
         windows=[{"type": "allow", "schedule": "0 2 * * *", "duration": "3h"},
-                 {"type": "deny", "schedule": "15 2 * * *", "duration": "1h"}],
-        strategy={"canary": 0, "waves": [100], "pause": "0s", "maxStepDuration": "12m"},
+                 {"type": "deny", "schedule": f"{deny.minute} 2 * * *", "duration": "1h"}],
+        strategy={"canary": 0, "waves": [100], "pause": "0s", **strategy},
     )  # fmt: skip
-    # Boot takes 0.3 s real = 3 min: the first hop fits before the freeze, the second not.
     async with rig(tmp_path, [dev], versions=(OLD, TARGET), clock=ScaledClock(TWO_AM),
                    boot_seconds=0.3) as r:  # fmt: skip
         result = await r.run(policy, plan)
         assert result.complete, result.reason
         assert r.device("mh").running == TARGET
         reboots = [e for e in r.events if e.to_phase == "await-boot"]
-        assert [e.hop for e in reboots] == [0, 1]
-        slack = timedelta(seconds=30)  # the decision precedes its journal entry
-        for e in reboots:  # no reboot could run into the freeze, none inside it
-            assert not (deny - timedelta(minutes=12) + slack <= e.time < deny + timedelta(hours=1))
-        assert reboots[1].time >= deny + timedelta(hours=1)
+    assert [e.hop for e in reboots] == [0, 1]
+    return reboots
+
+
+async def test_deny_window_holds_the_reboot_of_a_later_hop(tmp_path: Path) -> None:
+    # The first hop fits before the freeze (12 min steps), the second not.
+    deny = TWO_AM + timedelta(minutes=15)
+    reboots = await _two_hop_reboots(tmp_path, deny, maxStepDuration="12m")
+    slack = timedelta(seconds=30)  # the decision precedes its journal entry
+    for e in reboots:  # no reboot could run into the freeze, none inside it
+        assert not (deny - timedelta(minutes=12) + slack <= e.time < deny + timedelta(hours=1))
+    assert reboots[1].time >= deny + timedelta(hours=1)
+
+
+async def test_deny_window_holds_a_later_hop_by_the_default_step_duration(
+    tmp_path: Path,
+) -> None:
+    # No maxStepDuration: its default (30 min) keeps every reboot out of a freeze that
+    # starts 3 min after the device did; the second hop's reboot would land inside it.
+    deny = TWO_AM + timedelta(minutes=3)
+    reboots = await _two_hop_reboots(tmp_path, deny)
+    inside = [(e.hop, e.time) for e in reboots if deny <= e.time < deny + timedelta(hours=1)]
+    assert inside == [], "a reboot inside the freeze"
 
 
 async def test_suspend_starts_nothing(tmp_path: Path) -> None:
