@@ -389,6 +389,7 @@ class Daemon:
         self.state.verified = self._verified.read()
         self.webhook_secrets = self._webhook_secrets()
         self._secrets: set[str] = set(self.webhook_secrets.values())
+        self._sorted_secrets: tuple[str, ...] | None = None
         self.secret_policy = self._secret_policy()
         self._operator_token = self.environ.get(settings.operator_token_env) or None
         self._remember(self._operator_token or "")
@@ -526,11 +527,18 @@ class Daemon:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value this process holds, for the sanitizer."""
-        return tuple(sorted(self._secrets))
+        """Every secret value this process holds, for the sanitizer (the same tuple until
+        one is added: with a key per device, sorting 10,000 of them on every transition
+        cost milliseconds each)."""
+        if self._sorted_secrets is None:
+            self._sorted_secrets = tuple(sorted(self._secrets))
+        return self._sorted_secrets
 
     def _remember(self, *values: str) -> None:
-        self._secrets.update(v for v in values if v)
+        new = {v for v in values if v} - self._secrets
+        if new:
+            self._secrets |= new
+            self._sorted_secrets = None
         if self._formatter is not None:
             self._formatter.add_secrets(values)
 

@@ -38,7 +38,10 @@ class JsonFormatter(logging.Formatter):
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         """Redact these values too (secrets resolved after start-up)."""
-        self._secrets = tuple({*self._secrets, *secrets})
+        known = set(self._secrets)
+        new = {s for s in secrets if s not in known}
+        if new:  # the same tuple otherwise: the sanitizer indexes a large one once
+            self._secrets = tuple(known | new)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from reconciler import daemon as daemon_module
 from reconciler.source.git import Repository
 from tests.support.daemon import wait_for
 from tests.support.scheduling import fleet_policy, staged_gitops
@@ -41,3 +42,31 @@ async def test_applying_a_revision_runs_git_in_worker_threads(
         again = await stage.start()  # restores the verified revision from the state dir
         assert again.state.verified == head
     assert on_loop == [], on_loop
+
+
+async def test_the_secrets_are_sorted_when_one_is_added_not_per_transition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every transition hands the daemon's secrets to the sanitizer: with a key per
+    device they are 10,000, so they are sorted when one is added, not on each use, and
+    the sanitizer gets the same tuple each time (it indexes a large one once)."""
+    sorts = [0]
+
+    def counting_sorted(items: Any, **kwargs: Any) -> Any:
+        if stage.daemon is not None and items is stage.daemon._secrets:
+            sorts[0] += 1
+        return sorted(items, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "sorted", counting_sorted, raising=False)
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3")}
+    async with staged_gitops(tmp_path, files, devices=4, start=False) as stage:
+        daemon = await stage.start()
+        stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4")}, "Roll to 1.4.4")
+        await wait_for(lambda: set(stage.versions().values()) == {"1.4.4"}, 60, "the rollout")
+        transitions = sum(1 for e in stage.events() if e.get("event") == "transition")
+        assert transitions >= 4 * 6, transitions
+        assert sorts[0] <= 3, sorts  # at start and per applied revision, not per transition
+        seen = daemon.secrets
+        assert daemon.secrets is seen
+        daemon._remember("a-new-secret-value")
+        assert daemon.secrets is not seen and "a-new-secret-value" in daemon.secrets
