@@ -73,11 +73,13 @@ class ScaledClock:
     def __init__(self, start: datetime = NIGHT, scale: float = 600.0) -> None:
         self.start = start
         self.scale = scale
-        self._t0 = asyncio.get_running_loop().time()
+        # The loop itself, not the running one: the daemon reads the clock in worker threads.
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._loop.time()
 
     def monotonic(self) -> float:
         """Engine seconds since the clock was made."""
-        return (asyncio.get_running_loop().time() - self._t0) * self.scale
+        return (self._loop.time() - self._t0) * self.scale
 
     def now(self) -> datetime:
         """``start`` plus the scaled elapsed time."""
