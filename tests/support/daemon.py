@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.clock import Clock
 from reconciler.daemon import Daemon, DaemonSettings
 from reconciler.forge.protocol import PullRequests
 from reconciler.logs import configure_json_logging
@@ -152,8 +153,10 @@ def make_daemon(
 ) -> Daemon:
     """A daemon on ``remote`` with test timings: compressed rollout steps, no periodic
     observation, no watch on the (local) remote unless ``settings`` ask for one;
-    ``settings`` may also hold ``pull_requests``, the forge client proposals use."""
+    ``settings`` may also hold ``pull_requests``, the forge client proposals use, and
+    ``clock``, the daemon's (default: the system clock)."""
     pull_requests: PullRequests | None = settings.pop("pull_requests", None)
+    clock: Clock | None = settings.pop("clock", None)
     defaults: dict[str, Any] = {
         "observe_interval": 3600,
         "watch_local": False,
@@ -166,6 +169,7 @@ def make_daemon(
             listen=f"127.0.0.1:{port}",
             **{**defaults, **settings},
         ),
+        clock=clock,
         environ=dict(environ),
         formatter=configure_json_logging(stream=logs),
         pull_requests=pull_requests,

@@ -89,6 +89,10 @@ class ScaledClock:
         """Sleep ``seconds`` engine seconds."""
         await asyncio.sleep(max(0.0, seconds) / self.scale)
 
+    def at(self, loop_time: float) -> datetime:
+        """This clock's time at an event loop time (the simulator logs those)."""
+        return self.start + timedelta(seconds=(loop_time - self._t0) * self.scale)
+
 
 def make_device(name: str, images: Sequence[str] = (OLDER, OLD)) -> VirtualDevice:
     """A healthy virtual device running the last of ``images``, with one BGP peer."""
