@@ -479,6 +479,7 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._rescheduled = asyncio.Event()
+        self._submit_due = False
         self.changes = Changes()
         """The dashboard's state version: bumped with every status submission."""
         self._source = SourceState(branch=settings.branch)
@@ -673,7 +674,7 @@ class Daemon:
         )
         for listener in self.listeners:
             listener(event)
-        self._submit()
+        self._submit_soon()
 
     # --- one pass -------------------------------------------------------------------------
 
@@ -974,7 +975,16 @@ class Daemon:
         """Policies whose rollout task is still going (waiting for a window included)."""
         return self.scheduler.running()
 
+    def _submit_soon(self) -> None:
+        """:meth:`_submit` once in the next turn of the event loop, however many devices
+        move in this one: 100 devices starting together built 200 snapshots of the whole
+        fleet in one turn."""
+        if not self._submit_due:
+            self._submit_due = True
+            asyncio.get_running_loop().call_soon(self._submit)
+
     def _submit(self) -> None:
+        self._submit_due = False
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
         self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
         if self.statuses is not None:
