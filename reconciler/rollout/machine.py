@@ -33,9 +33,11 @@ restart resumes with it):
 - the add copies the saved config into the new image: a digest of the config is taken
   right before and right after the add, so the copy can be recognised after the boot;
 - right before the reboot the config is saved again, backed up, and copied to a file on the
-  device; after the boot the running config is compared with that backup. If it is the
-  add's copy and the backup holds a later change, the backup's copy is loaded and saved;
-  any other difference (a change made on the new image) is kept. The transition says which;
+  device (again if a last look finds it changed meanwhile); after the boot the running
+  config is compared with that backup. If it is the add's copy and the backup holds a later
+  change, the backup's copy is loaded and saved (after a last look for a change made on the
+  new image meanwhile); any other difference (a change made on the new image) is kept. The
+  transition says which;
 - the built-in gate (always): the device answers, runs the target, and its uptime reset;
 - a device that does not answer after its reboot follows ``rollback.onUnreachable``;
 - after the health gate passes, old images beyond ``keepImages`` are deleted (never the
@@ -84,6 +86,9 @@ __all__ = ["PRE_ACTIVATION_FILE", "DeviceRun", "supports_set_default"]
 PRE_ACTIVATION_FILE = "/lib/live/mount/persistence/gitfirm-pre-activation.boot"
 # Slack on "uptime has reset": rounding of the device's uptime and our own polling.
 _UPTIME_SLACK = timedelta(minutes=1)
+# How often the config is saved again when an operator keeps changing it while it is
+# backed up right before the reboot, or while the backup is about to be restored.
+_CONFIG_LOOKS = 3
 
 _REBOOT_ISSUED = "reboot-issued"
 _STAGED = "staged"
@@ -497,20 +502,26 @@ class DeviceRun:
 
     async def _save_before_reboot(self) -> None:
         """Save the config again (changes since the add would be lost), back it up, and
-        copy it to a file on the device that the new image can load."""
-        await self.client.config_file_save()
-        config = str(await self.client.retrieve(config_format="raw"))
-        taken = self.ctx.clock.now()
-        put = self.ctx.backups.put
-        path = await asyncio.to_thread(put, self.work.device, self.ctx.revision, config, taken)
-        try:
-            await self.client.config_file_save(PRE_ACTIVATION_FILE)
-            copied = True
-        except CommandError:
-            copied = False  # the comparison after the boot still tells
-        self._note(
-            pre_activation=str(path), pre_activation_revision=self.ctx.revision, copied=copied
-        )
+        copy it to a file on the device that the new image can load.
+
+        A last look right after catches an operator's change saved meanwhile (it would be
+        in neither the backup nor the copy) and does it all again, so only a change in
+        the moment between that look and the reboot can miss the new image."""
+        for _ in range(_CONFIG_LOOKS):
+            await self.client.config_file_save()
+            config = str(await self.client.retrieve(config_format="raw"))
+            taken = self.ctx.clock.now()
+            put = self.ctx.backups.put
+            device, revision = self.work.device, self.ctx.revision
+            path = await asyncio.to_thread(put, device, revision, config, taken)
+            try:
+                await self.client.config_file_save(PRE_ACTIVATION_FILE)
+                copied = True
+            except CommandError:
+                copied = False  # the comparison after the boot still tells
+            self._note(pre_activation=str(path), pre_activation_revision=revision, copied=copied)
+            if str(await self.client.retrieve(config_format="raw")) == config:
+                return
 
     async def _wait_boot(self, want: str, revert: str | None) -> _Seen | None:
         clock, settings = self.ctx.clock, self.ctx.settings
@@ -578,10 +589,19 @@ class DeviceRun:
             )
         except (OSError, RolloutError):
             return "config not compared: the pre-activation backup is gone"
+        staged = (attempt.get("staged_configs") or {}).get(self.rec.target, [])
         running = str(await self.client.retrieve(config_format="raw"))
+        for _ in range(_CONFIG_LOOKS):
+            if running == before or _digest(running) not in staged:
+                break
+            # A last look before loading the backup over the add's copy: a change saved on
+            # the new image since the first look would be thrown away by the load.
+            again = str(await self.client.retrieve(config_format="raw"))
+            if again == running:
+                break
+            running = again
         if running == before:
             return ""
-        staged = (attempt.get("staged_configs") or {}).get(self.rec.target, [])
         if _digest(running) not in staged:
             # Not the copy the add took: changed on the new image (or migrated by it, or
             # an add we did not see). Loading the backup would throw that change away.

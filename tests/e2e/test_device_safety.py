@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,7 +67,8 @@ async def test_restart_runs_the_health_gate_and_rolls_back(tmp_path: Path, phase
         canary = next(n for n, p in journal_phases(state).items() if p == phase)
         assert fleet.device(canary).running in (OLD, TARGET)
 
-        daemon = make_daemon(remote, state, port, env, io.StringIO(), poll_interval=0.2,
+        logs = io.StringIO()
+        daemon = make_daemon(remote, state, port, env, logs, poll_interval=0.2,
                              status_coalesce=0)  # fmt: skip
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
@@ -91,6 +93,21 @@ async def test_restart_runs_the_health_gate_and_rolls_back(tmp_path: Path, phase
         for name in fleet.names:
             adds = [e for e in fleet.device(name).log if e["event"] == "image-add"]
             assert len(adds) == (1 if name == canary else 0), (name, adds)
+        assert empty_runs(logs.getvalue()) == 0, "a run with nothing to do"
+
+
+def empty_runs(log: str) -> int:
+    """Rollout runs in a daemon's JSON log that ended without moving any device."""
+    empty, moved = 0, None
+    for event in (json.loads(line) for line in log.splitlines() if line.strip()):
+        kind = event.get("event")
+        if kind == "rollout-start":
+            moved = False
+        elif kind == "transition":
+            moved = True
+        elif kind == "rollout-end" and moved is False:
+            empty += 1
+    return empty
 
 
 async def test_config_changed_after_the_add_survives_and_old_images_go(tmp_path: Path) -> None:
