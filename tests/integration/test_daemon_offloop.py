@@ -103,3 +103,22 @@ async def test_devices_moving_in_one_turn_of_the_loop_make_one_status_snapshot(
         assert len(handed) == 1, len(handed)
         phases = {d.name: d.phase for d in handed[0].devices}
         assert all(phases[name] == "precheck" for name in names), phases
+
+
+async def test_the_alert_inputs_of_a_plan_are_built_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each device's wave and advisories, per device of the plan: off the loop's thread."""
+    loop_thread = threading.get_ident()
+    on_loop: list[bool] = []
+    real = daemon_module._alert_inputs
+
+    def alert_inputs(plan: Any) -> Any:
+        on_loop.append(threading.get_ident() == loop_thread)
+        return real(plan)
+
+    monkeypatch.setattr(daemon_module, "_alert_inputs", alert_inputs)
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3")}
+    async with staged_gitops(tmp_path, files, devices=2) as stage:
+        await wait_for(lambda: stage.running.state.plan is not None, 30, "the first pass")
+    assert on_loop and not any(on_loop), on_loop
