@@ -358,6 +358,19 @@ def _endpoints(
     return out, refused
 
 
+def _alert_inputs(
+    plan: Plan,
+) -> tuple[dict[str, int], dict[str, list[tuple[str, str]]]]:
+    """Each device's wave, and the advisories of each device that has any (the others add
+    nothing to the alerts): per device of the plan, so built in a worker thread (at 10,000
+    devices these held the event loop for up to 170 ms under load)."""
+    waves = {d.name: d.wave for d in plan.devices if d.wave is not None}
+    exposed = {
+        d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices if d.advisories
+    }
+    return waves, exposed
+
+
 class Daemon:
     """One gitfirm instance: the only writer of its status branch."""
 
@@ -479,6 +492,7 @@ class Daemon:
         self._pass_lock = asyncio.Lock()
         self._refresh = asyncio.Event()
         self._rescheduled = asyncio.Event()
+        self._submit_due = False
         self.changes = Changes()
         """The dashboard's state version: bumped with every status submission."""
         self._source = SourceState(branch=settings.branch)
@@ -673,7 +687,7 @@ class Daemon:
         )
         for listener in self.listeners:
             listener(event)
-        self._submit()
+        self._submit_soon()
 
     # --- one pass -------------------------------------------------------------------------
 
@@ -909,15 +923,14 @@ class Daemon:
             marks=self.marks.snapshot(),
             sboms=sboms,
         )
+        waves, exposed = await asyncio.to_thread(_alert_inputs, plan)
         self.state.plan = plan
         self.book.planned(plan, progress)
-        self.alert_feed.waves = {d.name: d.wave for d in plan.devices if d.wave is not None}
+        self.alert_feed.waves = waves
         self.alert_feed.wave_labels = {
             p.name: {w.index: w.label for w in p.waves} for p in plan.policies
         }
-        self.alert_feed.exposures(
-            {d.name: [(a.name, a.severity) for a in d.advisories] for d in plan.devices}
-        )
+        self.alert_feed.exposures(exposed)
         await self.book.reindex(desired)
         await self._fetch_images(desired, plan)
         return plan
@@ -974,7 +987,16 @@ class Daemon:
         """Policies whose rollout task is still going (waiting for a window included)."""
         return self.scheduler.running()
 
+    def _submit_soon(self) -> None:
+        """:meth:`_submit` once in the next turn of the event loop, however many devices
+        move in this one: 100 devices starting together built 200 snapshots of the whole
+        fleet in one turn."""
+        if not self._submit_due:
+            self._submit_due = True
+            asyncio.get_running_loop().call_soon(self._submit)
+
     def _submit(self) -> None:
+        self._submit_due = False
         snapshot: StatusSnapshot = self.book.snapshot(self.state.desired, self.secrets)
         self.writer.submit(replace(snapshot, alerts=self.alert_center.alerts()))
         if self.statuses is not None:

@@ -8,6 +8,7 @@ a new one applied.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 
 from reconciler import daemon as daemon_module
+from reconciler.report.snapshot import StatusSnapshot
+from reconciler.rollout.model import Transition
 from reconciler.source.git import Repository
 from tests.support.daemon import wait_for
 from tests.support.scheduling import fleet_policy, staged_gitops
@@ -70,3 +73,52 @@ async def test_the_secrets_are_sorted_when_one_is_added_not_per_transition(
         assert daemon.secrets is seen
         daemon._remember("a-new-secret-value")
         assert daemon.secrets is not seen and "a-new-secret-value" in daemon.secrets
+
+
+async def test_devices_moving_in_one_turn_of_the_loop_make_one_status_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot covers the whole fleet: 100 devices starting together built 200 of them
+    in one turn of the event loop. Transitions in one turn hand the writer one snapshot,
+    in the next turn, holding all of them."""
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3")}
+    async with staged_gitops(tmp_path, files, devices=4) as stage:
+        daemon = stage.running
+        await wait_for(lambda: daemon.state.plan is not None, 30, "the first pass")
+        handed: list[StatusSnapshot] = []
+        real = daemon.writer.submit
+
+        def submit(snapshot: StatusSnapshot) -> None:
+            handed.append(snapshot)
+            real(snapshot)
+
+        monkeypatch.setattr(daemon.writer, "submit", submit)
+        names = stage.fleet.names
+        revision = daemon.state.verified or ""
+        for name in names:
+            event = Transition(name, "pending", "precheck", revision, "fleet", daemon.clock.now())
+            daemon._on_transition(event)
+        assert handed == []
+        await asyncio.sleep(0)
+        assert len(handed) == 1, len(handed)
+        phases = {d.name: d.phase for d in handed[0].devices}
+        assert all(phases[name] == "precheck" for name in names), phases
+
+
+async def test_the_alert_inputs_of_a_plan_are_built_in_a_worker_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each device's wave and advisories, per device of the plan: off the loop's thread."""
+    loop_thread = threading.get_ident()
+    on_loop: list[bool] = []
+    real = daemon_module._alert_inputs
+
+    def alert_inputs(plan: Any) -> Any:
+        on_loop.append(threading.get_ident() == loop_thread)
+        return real(plan)
+
+    monkeypatch.setattr(daemon_module, "_alert_inputs", alert_inputs)
+    files = {"policies/fleet.yaml": fleet_policy("1.4.3")}
+    async with staged_gitops(tmp_path, files, devices=2) as stage:
+        await wait_for(lambda: stage.running.state.plan is not None, 30, "the first pass")
+    assert on_loop and not any(on_loop), on_loop
