@@ -47,7 +47,8 @@ class Faults:
     """After a reboot into a new image: ``revert`` comes back on the previous image,
     ``never`` never comes back."""
     degrade_after_upgrade: bool = False
-    """BGP sessions stay down after a reboot into a different image."""
+    """BGP sessions stay down on an image first booted while this is set; a rollback to an
+    image that ran before brings them back (clearing the fault heals every image)."""
     disk_full: bool = False
     """``/image add`` fails for lack of space."""
     corrupt_download: bool = False
@@ -94,6 +95,11 @@ class VirtualDevice:
     down_until: float | None = None
     dead: bool = False
     bgp_down: bool = False
+    degraded: set[str] = field(default_factory=set)
+    """Images first booted while ``degrade_after_upgrade`` was set: BGP is down whenever
+    one of them boots while the fault is still set."""
+    ran: set[str] = field(default_factory=set)
+    """Every image this device has run."""
     pending_previous: str | None = None
     # Counters for tests.
     calls: Counter[str] = field(default_factory=Counter)
@@ -177,7 +183,12 @@ class VirtualDevice:
         self.running = target
         self.booted_at = now
         self.config = copy.deepcopy(self.saved_config)
-        self.bgp_down = target != previous and self.faults.degrade_after_upgrade
+        degrade = self.faults.degrade_after_upgrade
+        self.ran.add(previous)
+        if degrade and target not in self.ran:
+            self.degraded.add(target)  # the new image breaks BGP; the old one did not
+        self.ran.add(target)
+        self.bgp_down = degrade and target in self.degraded
         self.record(now, "booted", image=target)
 
     def uptime(self, now: float) -> float:

@@ -196,3 +196,29 @@ def test_fault_flag_parsing() -> None:
     assert parse_fault("r0001:boot_failure=revert") == ("r0001", {"boot_failure": "revert"})
     with pytest.raises(ValueError):
         parse_fault("nonsense")
+
+
+async def test_a_rollback_to_an_image_that_ran_before_brings_bgp_back(
+    fleet: SimFleet, iso_url: str
+) -> None:
+    # The degraded image is the new one: booting back into the old image heals BGP, and
+    # booting the new one again breaks it again (a chaos run rolled a router back to the
+    # image of its previous, healthy upgrade and the simulator kept BGP down there).
+    dev = fleet.device("r0001")
+    old = dev.running
+    dev.faults.degrade_after_upgrade = True
+    async with make_http_client() as http:
+        c = _client(fleet, http)
+        await c.image_add(iso_url, expected_name="1.4.4")
+        await c.reboot()
+        await _wait_up(c)
+        assert "Active" in await c.show(["ip", "bgp", "summary"])
+        dev.default = old  # as a rollback points the default boot back
+        await c.reboot()
+        await _wait_up(c)
+        assert dev.running == old
+        assert "Active" not in await c.show(["ip", "bgp", "summary"])
+        dev.default = "1.4.4"
+        await c.reboot()
+        await _wait_up(c)
+        assert "Active" in await c.show(["ip", "bgp", "summary"])
