@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.planning.progress import Phase
-from reconciler.rollout.journal import Journal
 from tests.support.daemon import wait_for
-from tests.support.scheduling import fleet_policy, staged_gitops
+from tests.support.scheduling import fleet_policy, park_the_canary, staged_gitops
 
 EDGE: dict[str, Any] = {"maxParallel": 1}
 
@@ -29,32 +28,14 @@ async def test_a_halt_sends_a_device_parked_before_its_add_back_to_pending(
     async with staged_gitops(
         tmp_path, files, devices=4, boot_seconds=0.2, shutdown_grace=0.05
     ) as stage:
-        daemon = stage.running
-        first: list[str] = []
-
-        def slow_save(event: Any) -> None:
-            # The canary answers slowly from its stage on: the stop finds it saving its
-            # config, before the add.
-            if event.to_phase == "stage" and not first:
-                first.append(event.device)
-                stage.fleet.device(event.device).faults.slow_seconds = 1.5
-
-        daemon.listeners.append(slow_save)
-        stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4", **EDGE)}, "To 1.4.4")
-        await wait_for(lambda: bool(first), 90, "the canary to stage")
-        await stage.stop()
-        (canary,) = first
-        journal = Journal(stage.state / "journal.sqlite3")
-        try:
-            parked = journal.device("fleet", canary)
-        finally:
-            journal.close()
-        assert parked is not None and parked.phase == Phase.STAGE, parked
+        parked = await park_the_canary(stage, None, "the canary to stage", **EDGE)
+        canary = parked.device
+        assert parked.phase == Phase.STAGE, parked
         assert parked.marker == "", parked  # no add was sent
         assert stage.router_events(canary, "image-add") == 0
 
         others = [n for n in stage.fleet.names if n != canary]
-        stage.fleet.device(canary).faults.update({"slow_seconds": 0.0, "unreachable": True})
+        stage.fleet.device(canary).faults.unreachable = True
         for name in others:
             stage.fleet.device(name).faults.disk_full = True
         daemon = await stage.start()

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reconciler.daemon import Daemon
 from reconciler.planning.progress import Phase
-from reconciler.rollout.journal import Journal
 from tests.support.daemon import wait_for
-from tests.support.scheduling import fleet_policy, staged_gitops
+from tests.support.scheduling import fleet_policy, park_the_canary, staged_gitops
 
 EDGE: dict[str, Any] = {"maxParallel": 1}
 
@@ -26,33 +26,16 @@ async def test_a_suspended_policy_finishes_a_device_whose_add_was_issued(tmp_pat
     async with staged_gitops(
         tmp_path, files, devices=4, boot_seconds=0.2, shutdown_grace=0.05
     ) as stage:
-        daemon = stage.running
-        first: list[str] = []
 
-        def slow_add(event: Any) -> None:
-            # The canary answers slowly from its stage on, so the stop finds its add running.
-            if event.to_phase == "stage" and not first:
-                first.append(event.device)
-                stage.fleet.device(event.device).faults.slow_seconds = 1.5
-
-        daemon.listeners.append(slow_add)
-        stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4", **EDGE)}, "To 1.4.4")
-
-        def add_issued() -> bool:
-            record = daemon.journal.device("fleet", first[0]) if first else None
+        def add_issued(daemon: Daemon, canary: str) -> bool:
+            # The slow answers make the stop find the canary's add running.
+            record = daemon.journal.device("fleet", canary)
             return record is not None and record.marker == "add-issued"
 
-        await wait_for(add_issued, 90, "the canary's add to be issued")
-        (canary,) = first
-        await stage.stop()
-        journal = Journal(stage.state / "journal.sqlite3")
-        try:
-            parked = journal.device("fleet", canary)
-        finally:
-            journal.close()
-        assert parked is not None and parked.phase == Phase.STAGE, parked
+        parked = await park_the_canary(stage, add_issued, "the canary's add to be issued", **EDGE)
+        canary = parked.device
+        assert parked.phase == Phase.STAGE, parked
         assert parked.marker == "add-issued", parked
-        stage.fleet.device(canary).faults.slow_seconds = 0.0
 
         suspend = stage.merge(
             {"policies/fleet.yaml": fleet_policy("1.4.4", suspend=True, **EDGE)}, "Suspend"

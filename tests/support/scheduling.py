@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.daemon import Daemon
+from reconciler.rollout.journal import DeviceRecord, Journal
 from tests.support.daemon import (
     ALWAYS_OPEN,
     config_files,
@@ -30,7 +31,7 @@ from tests.support.daemon import (
 from tests.support.gitrepo import SshKey, commit_files, git, push, seeded_remote
 from tests.support.simulator import KEY_ENV, SimFleet, running_simulator
 
-__all__ = ["Stage", "fleet_policy", "max_concurrent_runs", "staged_gitops"]
+__all__ = ["Stage", "fleet_policy", "max_concurrent_runs", "park_the_canary", "staged_gitops"]
 
 
 def fleet_policy(
@@ -135,6 +136,36 @@ class Stage:
     def head(self) -> str:
         """The commit main points at in the remote."""
         return git(self.remote, "rev-parse", "main").strip()
+
+
+async def park_the_canary(
+    stage: Stage, parked: Callable[[Daemon, str], bool] | None, what: str, **strategy: Any
+) -> DeviceRecord:
+    """Retarget the ``fleet`` policy from 1.4.3 to 1.4.4; from its ``stage`` on, the canary
+    answers slowly (1.5 s a call), and once ``parked(daemon, canary)`` holds (None: as soon
+    as it stages, which finds it saving its config before the add) the daemon is stopped (with the stage's grace). Returns the canary's journal record as the stop left
+    it; the canary answers at full speed again."""
+    daemon = stage.running
+    first: list[str] = []
+
+    def slow_from_stage(event: Any) -> None:
+        if event.to_phase == "stage" and not first:
+            first.append(event.device)
+            stage.fleet.device(event.device).faults.slow_seconds = 1.5
+
+    daemon.listeners.append(slow_from_stage)
+    stage.merge({"policies/fleet.yaml": fleet_policy("1.4.4", **strategy)}, "To 1.4.4")
+    await wait_for(lambda: bool(first) and (parked is None or parked(daemon, first[0])), 90, what)
+    (canary,) = first
+    await stage.stop()
+    journal = Journal(stage.state / "journal.sqlite3")
+    try:
+        record = journal.device("fleet", canary)
+    finally:
+        journal.close()
+    assert record is not None, f"no journal record of the canary {canary}"
+    stage.fleet.device(canary).faults.slow_seconds = 0.0
+    return record
 
 
 def max_concurrent_runs(events: list[dict[str, Any]], policy: str) -> int:
