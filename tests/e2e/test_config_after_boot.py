@@ -22,6 +22,7 @@ import pytest
 
 from reconciler.rollout.model import Transition
 from reconciler.simulator import api
+from reconciler.simulator.device import VirtualDevice
 from tests.support.rollout import TARGET, make_device
 from tests.support.safety import upgraded
 
@@ -42,15 +43,19 @@ def banner(config: dict[str, object]) -> object:
     return login.get("banner") if isinstance(login, dict) else None
 
 
+def save_banner(dev: VirtualDevice, text: str) -> None:
+    """An operator's `set system login banner ...` then `save`, on the running image."""
+    dev.config.setdefault("system", {})["login"] = {"banner": text}
+    dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+
+
 @pytest.mark.parametrize("case", list(WHEN))
 async def test_config_after_boot(tmp_path: Path, case: str) -> None:
     dev = make_device("r1")
 
     def operator(event: Transition) -> None:
         if event.to_phase in WHEN[case]:
-            # `set system login banner ...` then `save`, on the running image.
-            dev.config.setdefault("system", {})["login"] = {"banner": event.to_phase}
-            dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+            save_banner(dev, event.to_phase)
 
     async with upgraded(tmp_path, dev, operator) as (_, _, details):
         pass
@@ -89,8 +94,7 @@ async def test_a_change_saved_during_the_backup_before_the_reboot_reaches_the_ne
         record(now, event, **detail)
         if event == "config-save" and detail.get("file") != "/config/config.boot" and not changed:
             changed.append(now)
-            dev.config.setdefault("system", {})["login"] = {"banner": "late"}
-            dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+            save_banner(dev, "late")
 
     dev.record = operator_during_copy  # type: ignore[method-assign]
     async with upgraded(tmp_path, dev) as (_, _, details):
@@ -121,16 +125,14 @@ async def test_a_change_saved_on_the_new_image_as_the_daemon_compares_is_kept(
         booted = device is dev and dev.running == TARGET and banner(dev.config) is None
         if booted and commands[0]["op"] == "showConfig" and not changed:
             changed.append("on-new-image")
-            dev.config.setdefault("system", {})["login"] = {"banner": "on-new-image"}
-            dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+            save_banner(dev, "on-new-image")
         return answer
 
     monkeypatch.setitem(api._HANDLERS, "/retrieve", operator_after_read)
 
     def operator(event: Transition) -> None:
         if event.to_phase == "activate":  # after the add: the backup will hold it
-            dev.config.setdefault("system", {})["login"] = {"banner": "activate"}
-            dev.saved_config = {**dev.saved_config, "system": dict(dev.config["system"])}
+            save_banner(dev, "activate")
 
     async with upgraded(tmp_path, dev, operator) as (_, _, details):
         pass
